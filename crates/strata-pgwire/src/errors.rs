@@ -1,0 +1,25 @@
+//! Strata errors as Postgres ErrorResponses.
+
+use pgwire::error::{ErrorInfo, PgWireError};
+use strata_common::StrataError;
+
+pub fn to_pg(e: StrataError) -> PgWireError {
+    if matches!(e, StrataError::Internal(_) | StrataError::Storage(_)) {
+        tracing::error!(error = %e, "statement failed");
+    } else {
+        tracing::debug!(error = %e, sqlstate = e.sqlstate(), "statement failed");
+    }
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        e.sqlstate().into(),
+        e.to_string(),
+    )))
+}
+
+pub fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message.into(),
+    )))
+}

@@ -1,0 +1,254 @@
+//! Protocol handlers. `Frontend` is shared by all connections and holds nothing
+//! per connection; `ConnectionHandlers` is made for each accepted socket. A
+//! connection's `Session` is stored in pgwire's per-connection extension store
+//! at login, which is what keeps concurrent logins from ever sharing state.
+
+use crate::encode::{pg_fields, to_response};
+use crate::errors::{fatal, to_pg};
+use crate::params::{decode_params, described_type};
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, METADATA_USER, NoopHandler,
+    PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use std::fmt::Debug;
+use std::sync::Arc;
+use strata_query::{Engine, Prepared, Session};
+use tracing::Instrument;
+
+/// State shared by every connection.
+pub struct Frontend {
+    engine: Arc<Engine>,
+    connections: Arc<ConnectionManager>,
+    pids: RandomPidSecretKeyGenerator,
+    parser: Arc<StrataQueryParser>,
+}
+
+impl Frontend {
+    pub fn new(engine: Arc<Engine>) -> Arc<Frontend> {
+        Arc::new(Frontend {
+            engine,
+            connections: Arc::new(ConnectionManager::new()),
+            pids: RandomPidSecretKeyGenerator::default(),
+            parser: Arc::new(StrataQueryParser),
+        })
+    }
+
+    /// Handlers for one accepted connection. `over_limit` makes its login fail
+    /// with 53300 so the client learns why it was turned away.
+    pub fn connection(self: &Arc<Self>, over_limit: bool) -> ConnectionHandlers {
+        ConnectionHandlers {
+            inner: Arc::new(Handler {
+                frontend: self.clone(),
+                over_limit,
+            }),
+        }
+    }
+}
+
+pub struct ConnectionHandlers {
+    inner: Arc<Handler>,
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.inner.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.inner.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.inner.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
+            self.inner.frontend.connections.clone(),
+        ))
+    }
+
+    fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
+        Arc::new(NoopHandler)
+    }
+}
+
+pub struct Handler {
+    frontend: Arc<Frontend>,
+    over_limit: bool,
+}
+
+fn session_of<C: ClientInfo>(client: &C) -> PgWireResult<Arc<Session>> {
+    client
+        .session_extensions()
+        .get::<Arc<Session>>()
+        .map(|s| (*s).clone())
+        .ok_or_else(|| fatal("08P01", "no session: the connection has not logged in"))
+}
+
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = "15.0".into();
+    p
+}
+
+#[async_trait]
+impl StartupHandler for Handler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        if self.over_limit {
+            return Err(fatal("53300", "sorry, too many clients already"));
+        }
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        // Until users and passwords exist, only root may log in, and only from
+        // this machine.
+        if user != "root" {
+            return Err(fatal("28000", format!("role \"{user}\" does not exist")));
+        }
+        if !client.socket_addr().ip().is_loopback() {
+            return Err(fatal(
+                "28000",
+                "root may log in without a password only from loopback",
+            ));
+        }
+        let (pid, secret) = self.frontend.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let (handle, guard) = self.frontend.connections.register(pid, secret);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+        client
+            .session_extensions()
+            .insert::<Arc<Session>>(Arc::new(self.frontend.engine.session(&user)));
+        tracing::info!(user = %user, pid, peer = %client.socket_addr(), "login");
+        finish_authentication(client, &server_parameters()).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Handler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client)?;
+        let span = tracing::debug_span!("query", user = session.user(), protocol = "simple");
+        let (outputs, error) = session.run_simple(query).instrument(span).await;
+        let mut responses = outputs
+            .into_iter()
+            .map(|o| to_response(o, &Format::UnifiedText))
+            .collect::<PgWireResult<Vec<_>>>()?;
+        if let Some(e) = error {
+            let PgWireError::UserError(info) = to_pg(e) else {
+                unreachable!("to_pg builds user errors")
+            };
+            responses.push(Response::Error(info));
+        }
+        Ok(responses)
+    }
+}
+
+#[derive(Debug)]
+pub struct StrataQueryParser;
+
+#[async_trait]
+impl QueryParser for StrataQueryParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = session_of(client)?;
+        let span = tracing::debug_span!("parse", user = session.user());
+        session.prepare(sql).instrument(span).await.map_err(to_pg)
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.iter().map(described_type).collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.schema {
+            Some(schema) => pg_fields(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Arc<Prepared>;
+    type QueryParser = StrataQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.frontend.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client)?;
+        let params = decode_params(portal)?;
+        let stmt = &portal.statement.statement;
+        let span = tracing::debug_span!("execute", user = session.user(), protocol = "extended");
+        let out = session
+            .execute(stmt, params)
+            .instrument(span)
+            .await
+            .map_err(to_pg)?;
+        to_response(out, &portal.result_column_format)
+    }
+}

@@ -1,0 +1,146 @@
+//! Bound parameters as DataFusion values. Text-format values stay strings and are
+//! cast to the column or inferred type by the engine (so Postgres' text forms of
+//! dates, numbers and booleans all work); binary values are decoded by the type
+//! the client declared, or else the type the server described.
+
+use arrow::datatypes::DataType;
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use datafusion::scalar::ScalarValue;
+use pgwire::api::Type;
+use pgwire::api::portal::Portal;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use postgres_types::FromSql;
+use std::sync::Arc;
+use strata_query::Prepared;
+
+use crate::encode::pg_type;
+
+fn bad_param(idx: usize, msg: impl std::fmt::Display) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "22P02".into(),
+        format!("invalid value for parameter ${}: {msg}", idx + 1),
+    )))
+}
+
+fn decode<'a, T: FromSql<'a>>(ty: &Type, raw: &'a [u8], idx: usize) -> PgWireResult<T> {
+    T::from_sql(ty, raw).map_err(|e| bad_param(idx, e))
+}
+
+/// The type a parameter is decoded as: the client's declared one first.
+pub fn param_type(portal: &Portal<Arc<Prepared>>, idx: usize) -> Type {
+    if let Some(Some(t)) = portal.statement.parameter_types.get(idx) {
+        return t.clone();
+    }
+    match portal.statement.statement.param_types.get(idx) {
+        Some(Some(dt)) => pg_type(dt),
+        _ => Type::TEXT,
+    }
+}
+
+pub fn decode_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<ScalarValue>> {
+    (0..portal.parameters.len())
+        .map(|idx| {
+            let ty = param_type(portal, idx);
+            match &portal.parameters[idx] {
+                None => Ok(typed_null(&ty)),
+                Some(raw) if portal.parameter_format.is_binary(idx) => decode_binary(&ty, raw, idx),
+                Some(raw) => std::str::from_utf8(raw)
+                    .map(|s| ScalarValue::Utf8(Some(s.to_string())))
+                    .map_err(|_| bad_param(idx, "not valid UTF-8")),
+            }
+        })
+        .collect()
+}
+
+fn typed_null(ty: &Type) -> ScalarValue {
+    match *ty {
+        Type::INT2 => ScalarValue::Int16(None),
+        Type::INT4 => ScalarValue::Int32(None),
+        Type::INT8 => ScalarValue::Int64(None),
+        Type::FLOAT4 => ScalarValue::Float32(None),
+        Type::FLOAT8 => ScalarValue::Float64(None),
+        Type::BOOL => ScalarValue::Boolean(None),
+        _ => ScalarValue::Null,
+    }
+}
+
+fn micros(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_micros()
+}
+
+fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue> {
+    let raw = raw.as_ref();
+    Ok(match *ty {
+        Type::BOOL => ScalarValue::Boolean(Some(decode(ty, raw, idx)?)),
+        Type::INT2 => ScalarValue::Int16(Some(decode(ty, raw, idx)?)),
+        Type::INT4 => ScalarValue::Int32(Some(decode(ty, raw, idx)?)),
+        Type::INT8 => ScalarValue::Int64(Some(decode(ty, raw, idx)?)),
+        Type::FLOAT4 => ScalarValue::Float32(Some(decode(ty, raw, idx)?)),
+        Type::FLOAT8 => ScalarValue::Float64(Some(decode(ty, raw, idx)?)),
+        Type::NUMERIC => {
+            let d: rust_decimal::Decimal = decode(ty, raw, idx)?;
+            ScalarValue::Utf8(Some(d.to_string()))
+        }
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            ScalarValue::Utf8(Some(decode::<String>(ty, raw, idx)?))
+        }
+        Type::JSON | Type::JSONB => {
+            let v: serde_json::Value = decode(ty, raw, idx)?;
+            ScalarValue::Utf8(Some(v.to_string()))
+        }
+        Type::BYTEA => ScalarValue::Binary(Some(decode::<Vec<u8>>(ty, raw, idx)?)),
+        Type::DATE => {
+            let d: NaiveDate = decode(ty, raw, idx)?;
+            let epoch =
+                NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| bad_param(idx, "date"))?;
+            ScalarValue::Date32(Some((d - epoch).num_days() as i32))
+        }
+        Type::TIME => {
+            let t: NaiveTime = decode(ty, raw, idx)?;
+            let us =
+                t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64;
+            ScalarValue::Time64Microsecond(Some(us))
+        }
+        Type::TIMESTAMP => {
+            ScalarValue::TimestampMicrosecond(Some(micros(decode(ty, raw, idx)?)), None)
+        }
+        Type::TIMESTAMPTZ => {
+            let t: DateTime<Utc> = decode(ty, raw, idx)?;
+            ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(Arc::from("+00:00")))
+        }
+        Type::UUID => {
+            if raw.len() != 16 {
+                return Err(bad_param(idx, "a binary uuid has 16 bytes"));
+            }
+            let h: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            ScalarValue::Utf8(Some(format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )))
+        }
+        _ => {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "0A000".into(),
+                format!(
+                    "binary parameters of type {} are not supported; send it as text",
+                    ty.name()
+                ),
+            ))));
+        }
+    })
+}
+
+/// Postgres type a parameter is described with.
+pub fn described_type(dt: &Option<DataType>) -> Type {
+    match dt {
+        Some(dt) => pg_type(dt),
+        None => Type::TEXT,
+    }
+}

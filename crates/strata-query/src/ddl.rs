@@ -1,0 +1,223 @@
+//! DDL and catalog statements: namespaces, CREATE/DROP/ALTER TABLE, SHOW.
+
+use crate::codec::encode_value;
+use crate::output::QueryOutput;
+use crate::session::{Session, batch_output};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use std::sync::Arc;
+use strata_catalog::{ColumnType, TableDef};
+use strata_common::{Result, StrataError};
+use strata_sql::sqlparser::ast;
+use strata_sql::{Statement, TableKind, normalize_ident, object_ref};
+
+/// Result columns of the catalog statements that return rows.
+pub fn result_schema(stmt: &Statement) -> Option<SchemaRef> {
+    let cols: &[&str] = match stmt {
+        Statement::ShowNamespaces => &["namespace_id"],
+        Statement::ShowTables { .. } => &["namespace_id", "table_name", "table_type"],
+        _ => return None,
+    };
+    Some(Arc::new(Schema::new(
+        cols.iter()
+            .map(|c| Field::new(*c, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    )))
+}
+
+fn string_rows(schema: SchemaRef, columns: Vec<Vec<String>>) -> Result<QueryOutput> {
+    let arrays = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as _)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(|e| StrataError::internal(e.to_string()))?;
+    Ok(batch_output(schema, vec![batch], "SHOW"))
+}
+
+/// Strata's own statements.
+pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<QueryOutput> {
+    let catalog = &session.engine.catalog;
+    match stmt {
+        Statement::CreateNamespace {
+            name,
+            if_not_exists,
+        } => {
+            catalog.create_namespace(name, *if_not_exists)?;
+            Ok(QueryOutput::command("CREATE NAMESPACE"))
+        }
+        Statement::DropNamespace {
+            name,
+            if_exists,
+            cascade,
+        } => {
+            catalog.drop_namespace(name, *if_exists, *cascade)?;
+            Ok(QueryOutput::command("DROP NAMESPACE"))
+        }
+        Statement::CreateTable(ct) => {
+            let (ns, _) = session.resolve(&ct.table);
+            let def = TableDef::from_create(ct, &ns, catalog.default_flush_policy())?;
+            if def.kind != TableKind::Shared {
+                return Err(StrataError::unsupported(format!(
+                    "{} tables are not supported yet",
+                    def.kind.as_str()
+                )));
+            }
+            for c in &def.columns {
+                if let Some(d) = &c.default {
+                    // Fail at CREATE time, not at the first INSERT.
+                    crate::dml::check_default(session, c, d).await?;
+                }
+            }
+            catalog.create_table(def, ct.if_not_exists)?;
+            Ok(QueryOutput::command("CREATE TABLE"))
+        }
+        Statement::AlterTableSet { table, options } => {
+            let (ns, name) = session.resolve(table);
+            let mut def = (*catalog.require_table(&ns, &name)?).clone();
+            catalog.apply_options(&mut def, options)?;
+            catalog.update_table(def)?;
+            Ok(QueryOutput::command("ALTER TABLE"))
+        }
+        Statement::ShowNamespaces => {
+            let names = catalog.namespaces().into_iter().map(|n| n.name).collect();
+            string_rows(
+                result_schema(stmt).ok_or_else(|| StrataError::internal("schema"))?,
+                vec![names],
+            )
+        }
+        Statement::ShowTables { namespace } => {
+            if let Some(ns) = namespace
+                && !catalog.namespace_exists(ns)
+            {
+                return Err(StrataError::UndefinedNamespace(ns.clone()));
+            }
+            let tables: Vec<_> = catalog
+                .tables()
+                .into_iter()
+                .filter(|t| namespace.as_ref().is_none_or(|ns| &t.namespace == ns))
+                .collect();
+            string_rows(
+                result_schema(stmt).ok_or_else(|| StrataError::internal("schema"))?,
+                vec![
+                    tables.iter().map(|t| t.namespace.clone()).collect(),
+                    tables.iter().map(|t| t.name.clone()).collect(),
+                    tables.iter().map(|t| t.kind.as_str().to_string()).collect(),
+                ],
+            )
+        }
+        Statement::NotYetSupported(what) => Err(StrataError::unsupported(format!(
+            "{what} is not supported yet"
+        ))),
+        Statement::Sql(ast) => execute(session, ast).await,
+    }
+}
+
+/// Plain-SQL statements that are not queries or DML.
+pub async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOutput> {
+    let catalog = &session.engine.catalog;
+    match stmt {
+        ast::Statement::Drop {
+            object_type: ast::ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } => {
+            for n in names {
+                let (ns, name) = session.resolve(&object_ref(n)?);
+                catalog.drop_table(&ns, &name, *if_exists)?;
+            }
+            Ok(QueryOutput::command("DROP TABLE"))
+        }
+        ast::Statement::AlterTable(alter) => {
+            let (ns, name) = session.resolve(&object_ref(&alter.name)?);
+            let Some(current) = catalog.table(&ns, &name) else {
+                if alter.if_exists {
+                    return Ok(QueryOutput::command("ALTER TABLE"));
+                }
+                return Err(StrataError::UndefinedTable(format!("{ns}.{name}")));
+            };
+            let mut def = (*current).clone();
+            for op in &alter.operations {
+                alter_one(session, &mut def, op).await?;
+            }
+            catalog.update_table(def)?;
+            Ok(QueryOutput::command("ALTER TABLE"))
+        }
+        other => Err(StrataError::unsupported(format!(
+            "statement not supported: {}",
+            other.to_string().chars().take(60).collect::<String>()
+        ))),
+    }
+}
+
+async fn alter_one(
+    session: &Session,
+    def: &mut TableDef,
+    op: &ast::AlterTableOperation,
+) -> Result<()> {
+    match op {
+        ast::AlterTableOperation::AddColumn {
+            if_not_exists,
+            column_def,
+            ..
+        } => {
+            let name = normalize_ident(&column_def.name);
+            if *if_not_exists && def.column_index(&name).is_some() {
+                return Ok(());
+            }
+            let ty = ColumnType::from_sql(&column_def.data_type)?;
+            let mut nullable = true;
+            let mut default = None;
+            for opt in &column_def.options {
+                match &opt.option {
+                    ast::ColumnOption::Null => {}
+                    ast::ColumnOption::NotNull => nullable = false,
+                    ast::ColumnOption::Default(e) => default = Some(e.to_string()),
+                    other => {
+                        return Err(StrataError::unsupported(format!(
+                            "column option \"{other}\" is not supported in ADD COLUMN"
+                        )));
+                    }
+                }
+            }
+            let col = strata_catalog::ColumnDef {
+                id: 0,
+                name: name.clone(),
+                ty: ty.clone(),
+                nullable,
+                default: default.clone(),
+                primary_key: false,
+                fill: None,
+            };
+            // Existing rows take the default as it is now, evaluated once.
+            let fill = match &default {
+                Some(d) => {
+                    let v = crate::dml::eval_default(session, &col, d).await?;
+                    let mut bytes = vec![];
+                    encode_value(&ty, &v, &mut bytes)?;
+                    Some(bytes)
+                }
+                None => None,
+            };
+            def.add_column(name, ty, nullable, default, fill)
+        }
+        ast::AlterTableOperation::DropColumn {
+            column_names,
+            if_exists,
+            ..
+        } => {
+            for c in column_names {
+                let name = normalize_ident(c);
+                if *if_exists && def.column_index(&name).is_none() {
+                    continue;
+                }
+                def.drop_column(&name)?;
+            }
+            Ok(())
+        }
+        other => Err(StrataError::unsupported(format!(
+            "ALTER TABLE {other} is not supported"
+        ))),
+    }
+}

@@ -1,0 +1,26 @@
+//! Query execution: DataFusion table providers over the hot tier, the DML
+//! executor (INSERT with upserts, UPDATE, DELETE, RETURNING), DDL, and the
+//! per-connection `Session` that prepares and runs statements.
+//!
+//! Reads go through DataFusion. Writes do not: each DML statement computes its
+//! rows (using DataFusion only to evaluate expressions and WHERE clauses) and
+//! commits them in one RocksDB write batch under the table's write lock, which
+//! is what makes a statement atomic and a duplicate key a clean 23505. Prepared
+//! single-row INSERTs and primary-key SELECTs skip DataFusion entirely.
+
+mod codec;
+mod ddl;
+mod dml;
+mod engine;
+mod output;
+mod prepared;
+mod provider;
+mod scan;
+mod session;
+mod system;
+mod values;
+
+pub use engine::Engine;
+pub use output::QueryOutput;
+pub use prepared::Prepared;
+pub use session::Session;

@@ -1,0 +1,43 @@
+//! What executing a statement produces, independent of the wire protocol.
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+
+pub enum QueryOutput {
+    /// Rows, streamed. `tag` is the command tag without the row count
+    /// (`SELECT`, or `INSERT 0` / `UPDATE` / `DELETE` for RETURNING).
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        tag: String,
+    },
+    /// A command without rows; `rows` is appended to the tag when present.
+    Command { tag: String, rows: Option<usize> },
+}
+
+impl QueryOutput {
+    pub fn command(tag: &str) -> Self {
+        QueryOutput::Command {
+            tag: tag.to_string(),
+            rows: None,
+        }
+    }
+
+    pub fn count(tag: &str, rows: usize) -> Self {
+        QueryOutput::Command {
+            tag: tag.to_string(),
+            rows: Some(rows),
+        }
+    }
+}
+
+impl std::fmt::Debug for QueryOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryOutput::Rows { tag, schema, .. } => {
+                write!(f, "Rows({tag}, {} columns)", schema.fields().len())
+            }
+            QueryOutput::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Prepared statements: what `Session::prepare` decides once so that every
+//! execution can skip parsing and planning. A single-row INSERT and a primary-key
+//! SELECT become direct RocksDB operations; other queries keep DataFusion's
+//! logical plan with its placeholders.
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::scalar::ScalarValue;
+use std::sync::Arc;
+use strata_catalog::TableDef;
+use strata_sql::Statement;
+use strata_sql::sqlparser::ast;
+
+/// Where a value of a fast-path statement comes from.
+#[derive(Debug, Clone)]
+pub enum ValueSrc {
+    Const(ScalarValue),
+    /// Zero-based parameter index.
+    Param(usize),
+    Default,
+    /// Anything else, evaluated by DataFusion at execution.
+    Expr(Box<ast::Expr>),
+}
+
+#[derive(Debug, Clone)]
+pub enum ConflictAction {
+    /// No ON CONFLICT: a duplicate key is 23505.
+    Error,
+    DoNothing,
+    DoUpdate {
+        assignments: Vec<(usize, ast::Expr)>,
+        selection: Option<ast::Expr>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum InsertSource {
+    Values(Vec<Vec<ValueSrc>>),
+    Query(Box<LogicalPlan>),
+}
+
+#[derive(Debug, Clone)]
+pub struct InsertPlan {
+    pub table: Arc<TableDef>,
+    /// Table column index of each source column.
+    pub targets: Vec<usize>,
+    pub source: InsertSource,
+    pub conflict: ConflictAction,
+    pub returning: Option<Vec<ast::SelectItem>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpdatePlan {
+    pub table: Arc<TableDef>,
+    /// `SELECT <all columns>, <new values...> FROM t WHERE ...`
+    pub select: Box<LogicalPlan>,
+    /// Table column index of each new value, in select order after the columns.
+    pub assigned: Vec<usize>,
+    pub returning: Option<Vec<ast::SelectItem>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeletePlan {
+    pub table: Arc<TableDef>,
+    /// `SELECT <all columns> FROM t WHERE ...`
+    pub select: Box<LogicalPlan>,
+    pub returning: Option<Vec<ast::SelectItem>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PointSelect {
+    pub table: Arc<TableDef>,
+    pub projection: Vec<usize>,
+    pub key: ValueSrc,
+}
+
+#[derive(Debug, Clone)]
+pub enum PlanKind {
+    Query(Box<LogicalPlan>),
+    PointSelect(PointSelect),
+    Insert(InsertPlan),
+    Update(UpdatePlan),
+    Delete(DeletePlan),
+    /// Planned afresh at every execution (DDL, SET, SHOW ...).
+    Command(Box<Statement>),
+}
+
+#[derive(Debug)]
+pub struct Prepared {
+    pub sql: String,
+    pub kind: PlanKind,
+    /// Parameter types the server inferred (None where it could not).
+    pub param_types: Vec<Option<DataType>>,
+    /// Result columns, for statements that return rows.
+    pub schema: Option<SchemaRef>,
+    /// Catalog version the plan was made against; a newer catalog means re-plan.
+    pub catalog_version: u64,
+}

@@ -1,0 +1,374 @@
+//! Reading a table's hot rows as Arrow batches.
+//!
+//! A scan reads one key range of the `data` column family on a blocking thread
+//! and hands batches to the query through a bounded channel, so it streams with
+//! back-pressure and stops as soon as the consumer (a LIMIT, a cancelled query)
+//! hangs up. Primary-key filters become the key range, or point reads.
+
+use crate::codec::{StoredRow, decode_row};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_empty_array};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, Operator};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use datafusion::scalar::ScalarValue;
+use std::ops::Bound;
+use std::sync::Arc;
+use strata_catalog::TableDef;
+use strata_common::{Result, StrataError, keys};
+use strata_store::{CF_DATA, Store};
+
+const BATCH_ROWS: usize = 4096;
+
+/// Which primary keys a scan must visit.
+#[derive(Debug, Clone)]
+pub enum KeySelection {
+    Range(Bound<ScalarValue>, Bound<ScalarValue>),
+    Points(Vec<ScalarValue>),
+}
+
+impl KeySelection {
+    pub fn all() -> Self {
+        KeySelection::Range(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Narrows the selection with the primary-key conditions among `filters`.
+    /// Filters it cannot use are left to DataFusion, which re-applies all of them.
+    pub fn from_filters(table: &TableDef, filters: &[Expr]) -> KeySelection {
+        let pk = table.pk();
+        let pk_type = pk.ty.arrow_type();
+        let mut lo: Bound<ScalarValue> = Bound::Unbounded;
+        let mut hi: Bound<ScalarValue> = Bound::Unbounded;
+        let mut points: Option<Vec<ScalarValue>> = None;
+        let is_pk = |e: &Expr| matches!(e, Expr::Column(c) if c.name == pk.name);
+        let lit = |e: &Expr| match e {
+            Expr::Literal(v, _) if !v.is_null() => v.cast_to(&pk_type).ok(),
+            _ => None,
+        };
+        for f in filters.iter().flat_map(split_and) {
+            match f {
+                Expr::BinaryExpr(b) => {
+                    let (op, v) = if is_pk(&b.left) {
+                        match lit(&b.right) {
+                            Some(v) => (b.op, v),
+                            None => continue,
+                        }
+                    } else if is_pk(&b.right) {
+                        match (lit(&b.left), b.op.swap()) {
+                            (Some(v), Some(op)) => (op, v),
+                            _ => continue,
+                        }
+                    } else {
+                        continue;
+                    };
+                    match op {
+                        Operator::Eq => points = Some(vec![v]),
+                        Operator::Gt => lo = tighter_lo(lo, Bound::Excluded(v)),
+                        Operator::GtEq => lo = tighter_lo(lo, Bound::Included(v)),
+                        Operator::Lt => hi = tighter_hi(hi, Bound::Excluded(v)),
+                        Operator::LtEq => hi = tighter_hi(hi, Bound::Included(v)),
+                        _ => {}
+                    }
+                }
+                Expr::Between(b) if !b.negated && is_pk(&b.expr) => {
+                    if let (Some(l), Some(h)) = (lit(&b.low), lit(&b.high)) {
+                        lo = tighter_lo(lo, Bound::Included(l));
+                        hi = tighter_hi(hi, Bound::Included(h));
+                    }
+                }
+                Expr::InList(l) if !l.negated && is_pk(&l.expr) => {
+                    let vals: Option<Vec<_>> = l.list.iter().map(lit).collect();
+                    if let Some(mut vals) = vals {
+                        vals.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+                        vals.dedup();
+                        points = Some(vals);
+                    }
+                }
+                _ => {}
+            }
+        }
+        match points {
+            Some(p) => KeySelection::Points(p),
+            None => KeySelection::Range(lo, hi),
+        }
+    }
+}
+
+fn split_and(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::BinaryExpr(b) if b.op == Operator::And => {
+            let mut v = split_and(&b.left);
+            v.extend(split_and(&b.right));
+            v
+        }
+        other => vec![other],
+    }
+}
+
+fn bound_value(b: &Bound<ScalarValue>) -> Option<&ScalarValue> {
+    match b {
+        Bound::Included(v) | Bound::Excluded(v) => Some(v),
+        Bound::Unbounded => None,
+    }
+}
+
+fn tighter_lo(a: Bound<ScalarValue>, b: Bound<ScalarValue>) -> Bound<ScalarValue> {
+    match (bound_value(&a), bound_value(&b)) {
+        (None, _) => b,
+        (Some(x), Some(y)) if y > x || (y == x && matches!(b, Bound::Excluded(_))) => b,
+        _ => a,
+    }
+}
+
+fn tighter_hi(a: Bound<ScalarValue>, b: Bound<ScalarValue>) -> Bound<ScalarValue> {
+    match (bound_value(&a), bound_value(&b)) {
+        (None, _) => b,
+        (Some(x), Some(y)) if y < x || (y == x && matches!(b, Bound::Excluded(_))) => b,
+        _ => a,
+    }
+}
+
+/// Byte range `[start, end)` of the keys a range selection covers.
+fn key_range(
+    table: &TableDef,
+    user: &str,
+    lo: &Bound<ScalarValue>,
+    hi: &Bound<ScalarValue>,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let prefix = keys::partition_prefix(table.id, user);
+    let start = match lo {
+        Bound::Unbounded => prefix.clone(),
+        Bound::Included(v) => keys::row_key(table.id, user, v)?,
+        Bound::Excluded(v) => {
+            let mut k = keys::row_key(table.id, user, v)?;
+            k.push(0);
+            k
+        }
+    };
+    let end = match hi {
+        Bound::Unbounded => keys::prefix_successor(&prefix),
+        Bound::Excluded(v) => keys::row_key(table.id, user, v)?,
+        Bound::Included(v) => {
+            let mut k = keys::row_key(table.id, user, v)?;
+            k.push(0);
+            k
+        }
+    };
+    Ok((start, end))
+}
+
+/// Visits the live rows of a selection in key order until `visit` says stop.
+pub fn for_each_row<F>(
+    store: &Store,
+    table: &TableDef,
+    user: &str,
+    sel: &KeySelection,
+    mut visit: F,
+) -> Result<()>
+where
+    F: FnMut(StoredRow) -> Result<bool>,
+{
+    match sel {
+        KeySelection::Points(points) => {
+            for p in points {
+                let key = keys::row_key(table.id, user, p)?;
+                if let Some(bytes) = store.get(CF_DATA, &key)? {
+                    let row = decode_row(table, &bytes)?;
+                    if !row.is_deleted() && !visit(row)? {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+        KeySelection::Range(lo, hi) => {
+            let (start, end) = key_range(table, user, lo, hi)?;
+            if start >= end {
+                return Ok(());
+            }
+            store.scan(CF_DATA, &start, &end, |_, v| {
+                let row = decode_row(table, v)?;
+                if row.is_deleted() {
+                    Ok(true)
+                } else {
+                    visit(row)
+                }
+            })
+        }
+    }
+}
+
+/// Builds a batch from rows; `projection` indexes into table columns, where
+/// `columns.len()` means `_seq` and `columns.len() + 1` means `_deleted`.
+pub fn rows_to_batch(
+    table: &TableDef,
+    schema: &SchemaRef,
+    projection: &[usize],
+    rows: &[StoredRow],
+) -> Result<RecordBatch> {
+    let ncols = table.columns.len();
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(projection.len());
+    for (out_idx, &i) in projection.iter().enumerate() {
+        let dt = schema.field(out_idx).data_type();
+        if rows.is_empty() {
+            arrays.push(new_empty_array(dt));
+            continue;
+        }
+        let array = if i < ncols {
+            ScalarValue::iter_to_array(rows.iter().map(|r| r.values[i].clone()))?
+        } else if i == ncols {
+            ScalarValue::iter_to_array(rows.iter().map(|r| ScalarValue::Int64(Some(r.seq as i64))))?
+        } else {
+            ScalarValue::iter_to_array(
+                rows.iter()
+                    .map(|r| ScalarValue::Boolean(Some(r.is_deleted()))),
+            )?
+        };
+        arrays.push(array);
+    }
+    let opts = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &opts)
+        .map_err(|e| StrataError::internal(e.to_string()))
+}
+
+/// The physical scan of one table partition's hot rows.
+#[derive(Debug)]
+pub struct HotScanExec {
+    pub store: Arc<Store>,
+    pub table: Arc<TableDef>,
+    pub user: String,
+    pub selection: KeySelection,
+    pub projection: Vec<usize>,
+    pub schema: SchemaRef,
+    pub limit: Option<usize>,
+    properties: Arc<PlanProperties>,
+}
+
+impl HotScanExec {
+    pub fn new(
+        store: Arc<Store>,
+        table: Arc<TableDef>,
+        user: String,
+        selection: KeySelection,
+        projection: Vec<usize>,
+        schema: SchemaRef,
+        limit: Option<usize>,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        HotScanExec {
+            store,
+            table,
+            user,
+            selection,
+            projection,
+            schema,
+            limit,
+            properties,
+        }
+    }
+}
+
+impl DisplayAs for HotScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "HotScanExec: table={}, selection={:?}, limit={:?}",
+            self.table.qualified_name(),
+            self.selection,
+            self.limit
+        )
+    }
+}
+
+impl ExecutionPlan for HotScanExec {
+    fn name(&self) -> &str {
+        "HotScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<DfResult<RecordBatch>>(2);
+        let store = self.store.clone();
+        let table = self.table.clone();
+        let user = self.user.clone();
+        let selection = self.selection.clone();
+        let projection = self.projection.clone();
+        let schema = self.schema.clone();
+        let limit = self.limit;
+        tokio::task::spawn_blocking(move || {
+            let mut buf: Vec<StoredRow> =
+                Vec::with_capacity(BATCH_ROWS.min(limit.unwrap_or(BATCH_ROWS)));
+            let mut sent = 0usize;
+            let send = |buf: &mut Vec<StoredRow>| -> bool {
+                let batch = rows_to_batch(&table, &schema, &projection, buf)
+                    .map_err(|e| DataFusionError::External(Box::new(e)));
+                buf.clear();
+                tx.blocking_send(batch).is_ok()
+            };
+            let result = for_each_row(&store, &table, &user, &selection, |row| {
+                buf.push(row);
+                sent += 1;
+                if limit.is_some_and(|l| sent >= l) {
+                    return Ok(false);
+                }
+                if buf.len() >= BATCH_ROWS && !send(&mut buf) {
+                    return Ok(false); // the consumer hung up
+                }
+                Ok(true)
+            });
+            match result {
+                Ok(()) => {
+                    if !buf.is_empty() {
+                        send(&mut buf);
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
+                }
+            }
+        });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
+    }
+}

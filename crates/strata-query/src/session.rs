@@ -1,0 +1,456 @@
+//! A connection's session: its settings, its DataFusion context, and the
+//! prepare/execute entry points the wire frontend calls.
+
+use crate::engine::{CATALOG_WITH_SYSTEM_COLUMNS, Engine};
+use crate::output::QueryOutput;
+use crate::prepared::{PlanKind, Prepared};
+use crate::{ddl, dml};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use strata_catalog::DEFAULT_NAMESPACE;
+use strata_common::{Result, StrataError};
+use strata_sql::sqlparser::ast;
+use strata_sql::{ObjectRef, Statement};
+
+pub struct Session {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) ctx: SessionContext,
+    user: String,
+    vars: Mutex<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings a client may SHOW before it SETs them, with Postgres' defaults.
+const DEFAULT_VARS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("server_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("timezone", "UTC"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("standard_conforming_strings", "on"),
+    ("max_identifier_length", "63"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "read committed"),
+    ("statement_timeout", "0"),
+    ("server_version", "15.0"),
+    ("server_version_num", "150000"),
+];
+
+impl Session {
+    pub(crate) fn new(engine: Arc<Engine>, state: SessionState, user: String) -> Session {
+        let mut vars: BTreeMap<String, String> = DEFAULT_VARS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.insert("search_path".into(), DEFAULT_NAMESPACE.into());
+        Session {
+            engine,
+            ctx: SessionContext::new_with_state(state),
+            user,
+            vars: Mutex::new(vars),
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The namespace unqualified names resolve to: the first of search_path.
+    pub fn current_namespace(&self) -> String {
+        let vars = self.vars.lock();
+        let path = vars
+            .get("search_path")
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_NAMESPACE);
+        path.split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .find(|s| !s.is_empty() && s != "$user")
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+    }
+
+    pub(crate) fn resolve(&self, r: &ObjectRef) -> (String, String) {
+        (
+            r.namespace
+                .clone()
+                .unwrap_or_else(|| self.current_namespace()),
+            r.name.clone(),
+        )
+    }
+
+    /// Parses and plans one statement (extended protocol `Parse`).
+    pub async fn prepare(&self, sql: &str) -> Result<Option<Arc<Prepared>>> {
+        match strata_sql::parse_one(sql)? {
+            None => Ok(None),
+            Some(stmt) => self.prepare_statement(sql, stmt).await.map(Some),
+        }
+    }
+
+    pub(crate) async fn prepare_statement(
+        &self,
+        sql: &str,
+        stmt: Statement,
+    ) -> Result<Arc<Prepared>> {
+        let catalog_version = self.engine.catalog.version();
+        let command = |stmt: Statement| Prepared {
+            sql: sql.to_string(),
+            kind: PlanKind::Command(Box::new(stmt)),
+            param_types: vec![],
+            schema: command_schema_hint(),
+            catalog_version,
+        };
+        let Statement::Sql(ast) = stmt else {
+            let mut p = command(stmt);
+            p.schema = match &p.kind {
+                PlanKind::Command(s) => ddl::result_schema(s),
+                _ => None,
+            };
+            return Ok(Arc::new(p));
+        };
+        let prepared = match *ast {
+            ast::Statement::Query(q) => {
+                if let Some(point) = dml::point_select(self, &q)? {
+                    let (kind, schema, param_types) = point;
+                    Prepared {
+                        sql: sql.into(),
+                        kind,
+                        param_types,
+                        schema: Some(schema),
+                        catalog_version,
+                    }
+                } else {
+                    let plan = self.plan(ast::Statement::Query(q), sql).await?;
+                    query_prepared(sql, plan, catalog_version)?
+                }
+            }
+            ast @ ast::Statement::Explain { .. } => {
+                let plan = self.plan(ast, sql).await?;
+                query_prepared(sql, plan, catalog_version)?
+            }
+            ast::Statement::Insert(ins) => {
+                dml::prepare_insert(self, sql, ins, catalog_version).await?
+            }
+            ast::Statement::Update(upd) => {
+                dml::prepare_update(self, sql, upd, catalog_version).await?
+            }
+            ast::Statement::Delete(del) => {
+                dml::prepare_delete(self, sql, del, catalog_version).await?
+            }
+            ast::Statement::ShowVariable { variable } => {
+                let mut p = command(Statement::Sql(Box::new(ast::Statement::ShowVariable {
+                    variable: variable.clone(),
+                })));
+                p.schema = Some(show_schema(&variable_name(&variable)));
+                p
+            }
+            other => command(Statement::Sql(Box::new(other))),
+        };
+        Ok(Arc::new(prepared))
+    }
+
+    /// Plans a statement with DataFusion. A query that names `_seq` or `_deleted`
+    /// is planned against the catalog that shows them.
+    pub(crate) async fn plan(&self, stmt: ast::Statement, sql: &str) -> Result<LogicalPlan> {
+        let mut state = self.ctx.state();
+        {
+            let opts = state.config_mut().options_mut();
+            opts.catalog.default_schema = self.current_namespace();
+            if mentions_system_columns(sql) {
+                opts.catalog.default_catalog = CATALOG_WITH_SYSTEM_COLUMNS.into();
+            }
+        }
+        Ok(state
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+            .await?)
+    }
+
+    /// Executes a prepared statement with bound parameters.
+    pub async fn execute(
+        &self,
+        prepared: &Arc<Prepared>,
+        params: Vec<ScalarValue>,
+    ) -> Result<QueryOutput> {
+        let stale = prepared.catalog_version != self.engine.catalog.version()
+            && !matches!(prepared.kind, PlanKind::Command(_));
+        let prepared = if stale {
+            // A table changed since this was planned: plan again from the text.
+            self.prepare(&prepared.sql)
+                .await?
+                .ok_or_else(|| StrataError::internal("statement vanished"))?
+        } else {
+            prepared.clone()
+        };
+        let params = coerce_params(&prepared, params)?;
+        match &prepared.kind {
+            PlanKind::Query(plan) => {
+                let plan = if params.is_empty() {
+                    (**plan).clone()
+                } else {
+                    (**plan)
+                        .clone()
+                        .with_param_values(ParamValues::from(params))?
+                };
+                let df = self.ctx.execute_logical_plan(plan).await?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let stream = df.execute_stream().await?;
+                Ok(QueryOutput::Rows {
+                    schema,
+                    stream,
+                    tag: "SELECT".into(),
+                })
+            }
+            PlanKind::PointSelect(p) => {
+                dml::execute_point_select(self, p, &params, prepared.schema.clone())
+            }
+            PlanKind::Insert(p) => dml::execute_insert(self, p, &params).await,
+            PlanKind::Update(p) => dml::execute_update(self, p, params).await,
+            PlanKind::Delete(p) => dml::execute_delete(self, p, params).await,
+            PlanKind::Command(stmt) => self.execute_command(stmt).await,
+        }
+    }
+
+    /// Runs a simple-query string: every statement in turn, stopping at the
+    /// first error. Results of all but the last statement are read fully before
+    /// the next statement runs, as Postgres does.
+    pub async fn run_simple(&self, sql: &str) -> (Vec<QueryOutput>, Option<StrataError>) {
+        let stmts = match strata_sql::parse_sql(sql) {
+            Ok(s) => s,
+            Err(e) => return (vec![], Some(e)),
+        };
+        let n = stmts.len();
+        let mut out = Vec::with_capacity(n);
+        for (i, stmt) in stmts.into_iter().enumerate() {
+            let result = async {
+                let p = self.prepare_statement(sql, stmt).await?;
+                let o = self.execute(&p, vec![]).await?;
+                if i + 1 < n {
+                    materialize(o).await
+                } else {
+                    Ok(o)
+                }
+            }
+            .await;
+            match result {
+                Ok(o) => out.push(o),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    async fn execute_command(&self, stmt: &Statement) -> Result<QueryOutput> {
+        match stmt {
+            Statement::Sql(ast) => match ast.as_ref() {
+                ast::Statement::Set(set) => self.set(set),
+                ast::Statement::ShowVariable { variable } => self.show(&variable_name(variable)),
+                ast::Statement::StartTransaction { .. } => Ok(QueryOutput::command("BEGIN")),
+                ast::Statement::Commit { .. } => Ok(QueryOutput::command("COMMIT")),
+                ast::Statement::Rollback { .. } => Err(StrataError::unsupported(
+                    "ROLLBACK is not supported yet: every statement commits when it completes",
+                )),
+                other => ddl::execute(self, other).await,
+            },
+            other => ddl::execute_strata(self, other).await,
+        }
+    }
+
+    fn set(&self, set: &ast::Set) -> Result<QueryOutput> {
+        match set {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = variable.to_string().to_lowercase();
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        ast::Expr::Identifier(id) => id.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if name == "search_path" {
+                    let ns = value
+                        .split(',')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .trim_matches('"')
+                        .to_string();
+                    if !ns.is_empty() && ns != "$user" && !self.engine.catalog.namespace_exists(&ns)
+                    {
+                        tracing::debug!(namespace = %ns, "search_path names a namespace that does not exist yet");
+                    }
+                }
+                let value = if value.eq_ignore_ascii_case("default") {
+                    DEFAULT_VARS
+                        .iter()
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, v)| v.to_string())
+                        .unwrap_or_default()
+                } else {
+                    value
+                };
+                self.vars.lock().insert(name, value);
+                Ok(QueryOutput::command("SET"))
+            }
+            ast::Set::SetTimeZone { value, .. } => {
+                self.vars.lock().insert(
+                    "timezone".into(),
+                    value.to_string().trim_matches('\'').to_string(),
+                );
+                Ok(QueryOutput::command("SET"))
+            }
+            // Other SET forms (SET NAMES, SET TRANSACTION ...) have no effect here.
+            _ => Ok(QueryOutput::command("SET")),
+        }
+    }
+
+    fn show(&self, name: &str) -> Result<QueryOutput> {
+        let key = match name {
+            "transaction isolation level" => "transaction_isolation",
+            other => other,
+        };
+        let value = self.vars.lock().get(key).cloned().ok_or_else(|| {
+            StrataError::InvalidParameterValue(format!(
+                "unrecognized configuration parameter \"{name}\""
+            ))
+        })?;
+        let schema = show_schema(name);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value]))],
+        )
+        .map_err(|e| StrataError::internal(e.to_string()))?;
+        Ok(batch_output(schema, vec![batch], "SHOW"))
+    }
+}
+
+fn variable_name(v: &[ast::Ident]) -> String {
+    v.iter()
+        .map(|i| i.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn show_schema(name: &str) -> SchemaRef {
+    let col = if name == "transaction isolation level" {
+        "transaction_isolation"
+    } else {
+        name
+    };
+    Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
+}
+
+fn command_schema_hint() -> Option<SchemaRef> {
+    None
+}
+
+fn query_prepared(sql: &str, plan: LogicalPlan, catalog_version: u64) -> Result<Prepared> {
+    let types = plan.get_parameter_types()?;
+    let mut param_types: Vec<Option<DataType>> = vec![];
+    for (name, ty) in types {
+        let idx: usize = name.trim_start_matches('$').parse().map_err(|_| {
+            StrataError::unsupported(format!(
+                "named parameter {name} is not supported; use $1, $2, ..."
+            ))
+        })?;
+        if idx == 0 {
+            return Err(StrataError::syntax("parameter $0 does not exist"));
+        }
+        if param_types.len() < idx {
+            param_types.resize(idx, None);
+        }
+        param_types[idx - 1] = ty;
+    }
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    Ok(Prepared {
+        sql: sql.into(),
+        kind: PlanKind::Query(Box::new(plan)),
+        param_types,
+        schema: Some(schema),
+        catalog_version,
+    })
+}
+
+/// Casts bound parameters to the types the plan inferred for them.
+fn coerce_params(p: &Prepared, params: Vec<ScalarValue>) -> Result<Vec<ScalarValue>> {
+    if params.len() < p.param_types.len() {
+        return Err(StrataError::ProtocolViolation(format!(
+            "statement needs {} parameters, {} given",
+            p.param_types.len(),
+            params.len()
+        )));
+    }
+    params
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match p.param_types.get(i) {
+            Some(Some(ty)) if &v.data_type() != ty => {
+                let shown = v.to_string();
+                v.cast_to(ty).map_err(|_| {
+                    StrataError::InvalidText(format!(
+                        "invalid input syntax for type {ty}: \"{shown}\" (parameter ${})",
+                        i + 1
+                    ))
+                })
+            }
+            _ => Ok(v),
+        })
+        .collect()
+}
+
+fn mentions_system_columns(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("_seq") || lower.contains("_deleted")
+}
+
+/// Wraps ready batches as a row output.
+pub(crate) fn batch_output(schema: SchemaRef, batches: Vec<RecordBatch>, tag: &str) -> QueryOutput {
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    QueryOutput::Rows {
+        schema: schema.clone(),
+        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        tag: tag.to_string(),
+    }
+}
+
+async fn materialize(o: QueryOutput) -> Result<QueryOutput> {
+    use futures::TryStreamExt;
+    match o {
+        QueryOutput::Rows {
+            schema,
+            stream,
+            tag,
+        } => {
+            let batches: Vec<RecordBatch> = stream.try_collect().await?;
+            Ok(batch_output(schema, batches, &tag))
+        }
+        other => Ok(other),
+    }
+}

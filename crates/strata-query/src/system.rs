@@ -1,0 +1,215 @@
+//! The `system` schema: read-only tables describing the server, built from the
+//! catalog when a query names them.
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::error::Result as DfResult;
+use std::sync::Arc;
+use strata_catalog::Catalog;
+use strata_common::keys;
+use strata_store::CF_DATA;
+
+const TABLES: &[&str] = &["namespaces", "tables", "columns"];
+
+#[derive(Debug)]
+pub struct SystemSchema {
+    catalog: Arc<Catalog>,
+}
+
+impl SystemSchema {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        SystemSchema { catalog }
+    }
+}
+
+fn ts_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from(strata_catalog::UTC))),
+        false,
+    )
+}
+
+fn ts_array(v: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(v).with_timezone(strata_catalog::UTC))
+}
+
+fn strings(v: Vec<String>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+
+fn opt_strings(v: Vec<Option<String>>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+
+/// Live (non-deleted) hot rows of a table. A scan of the table's key range;
+/// fine for a system view, and replaced by counters when flush policies need them.
+fn hot_rows(catalog: &Catalog, table_id: u32) -> u64 {
+    let prefix = keys::table_prefix(table_id);
+    let end = keys::prefix_successor(&prefix);
+    let mut n = 0u64;
+    let res = catalog.store().scan(CF_DATA, &prefix, &end, |_, v| {
+        if let Ok((_, flags)) = crate::codec::decode_header(v)
+            && flags & crate::codec::FLAG_DELETED == 0
+        {
+            n += 1;
+        }
+        Ok(true)
+    });
+    if let Err(e) = res {
+        tracing::warn!(table_id, error = %e, "counting hot rows failed");
+    }
+    n
+}
+
+impl SystemSchema {
+    fn build(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let batch = match name {
+            "namespaces" => {
+                let tables = self.catalog.tables();
+                let ns = self.catalog.namespaces();
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("namespace_id", DataType::Utf8, false),
+                    Field::new("table_count", DataType::Int64, false),
+                    ts_field("created_at"),
+                ]));
+                RecordBatch::try_new(
+                    schema,
+                    vec![
+                        strings(ns.iter().map(|n| n.name.clone()).collect()),
+                        Arc::new(Int64Array::from(
+                            ns.iter()
+                                .map(|n| {
+                                    tables.iter().filter(|t| t.namespace == n.name).count() as i64
+                                })
+                                .collect::<Vec<_>>(),
+                        )),
+                        ts_array(ns.iter().map(|n| n.created_at).collect()),
+                    ],
+                )?
+            }
+            "tables" => {
+                let t = self.catalog.tables();
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("namespace_id", DataType::Utf8, false),
+                    Field::new("table_name", DataType::Utf8, false),
+                    Field::new("table_type", DataType::Utf8, false),
+                    Field::new("storage_id", DataType::Utf8, false),
+                    Field::new("flush_policy", DataType::Utf8, true),
+                    Field::new("access_level", DataType::Utf8, true),
+                    Field::new("ttl_seconds", DataType::Int64, true),
+                    Field::new("hot_rows", DataType::Int64, false),
+                    Field::new("cold_rows", DataType::Int64, false),
+                    Field::new("cold_files", DataType::Int64, false),
+                    ts_field("created_at"),
+                ]));
+                let stream = |d: &strata_catalog::TableDef| d.kind == strata_sql::TableKind::Stream;
+                let shared = |d: &strata_catalog::TableDef| d.kind == strata_sql::TableKind::Shared;
+                RecordBatch::try_new(
+                    schema,
+                    vec![
+                        strings(t.iter().map(|d| d.namespace.clone()).collect()),
+                        strings(t.iter().map(|d| d.name.clone()).collect()),
+                        strings(t.iter().map(|d| d.kind.as_str().to_string()).collect()),
+                        strings(t.iter().map(|d| d.storage_id.clone()).collect()),
+                        opt_strings(
+                            t.iter()
+                                .map(|d| (!stream(d)).then(|| d.flush_policy.to_string()))
+                                .collect(),
+                        ),
+                        opt_strings(
+                            t.iter()
+                                .map(|d| shared(d).then(|| d.access_level.as_str().to_string()))
+                                .collect(),
+                        ),
+                        Arc::new(Int64Array::from(
+                            t.iter()
+                                .map(|d| d.ttl_seconds.map(|s| s as i64))
+                                .collect::<Vec<_>>(),
+                        )),
+                        Arc::new(Int64Array::from(
+                            t.iter()
+                                .map(|d| hot_rows(&self.catalog, d.id) as i64)
+                                .collect::<Vec<_>>(),
+                        )),
+                        Arc::new(Int64Array::from(vec![0i64; t.len()])),
+                        Arc::new(Int64Array::from(vec![0i64; t.len()])),
+                        ts_array(t.iter().map(|d| d.created_at).collect()),
+                    ],
+                )?
+            }
+            "columns" => {
+                let mut rows = vec![];
+                for t in self.catalog.tables() {
+                    for (i, c) in t.columns.iter().enumerate() {
+                        rows.push((
+                            t.namespace.clone(),
+                            t.name.clone(),
+                            c.name.clone(),
+                            i as u64 + 1,
+                            c.ty.sql_name(),
+                            c.nullable,
+                            c.primary_key,
+                            c.default.clone(),
+                        ));
+                    }
+                }
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("namespace_id", DataType::Utf8, false),
+                    Field::new("table_name", DataType::Utf8, false),
+                    Field::new("column_name", DataType::Utf8, false),
+                    Field::new("ordinal", DataType::UInt64, false),
+                    Field::new("data_type", DataType::Utf8, false),
+                    Field::new("is_nullable", DataType::Boolean, false),
+                    Field::new("is_primary_key", DataType::Boolean, false),
+                    Field::new("column_default", DataType::Utf8, true),
+                ]));
+                RecordBatch::try_new(
+                    schema,
+                    vec![
+                        strings(rows.iter().map(|r| r.0.clone()).collect()),
+                        strings(rows.iter().map(|r| r.1.clone()).collect()),
+                        strings(rows.iter().map(|r| r.2.clone()).collect()),
+                        Arc::new(UInt64Array::from(
+                            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                        )),
+                        strings(rows.iter().map(|r| r.4.clone()).collect()),
+                        Arc::new(BooleanArray::from(
+                            rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+                        )),
+                        Arc::new(BooleanArray::from(
+                            rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+                        )),
+                        opt_strings(rows.iter().map(|r| r.7.clone()).collect()),
+                    ],
+                )?
+            }
+            _ => return Ok(None),
+        };
+        let schema = batch.schema();
+        Ok(Some(Arc::new(MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?)))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(|s| s.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        self.build(name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name)
+    }
+}

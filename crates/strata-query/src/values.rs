@@ -1,0 +1,184 @@
+//! Coercing values to column types, with Postgres' errors: a string that does not
+//! parse is 22P02, an integer that does not fit is 22003, a VARCHAR(n) overflow is
+//! 22001. Also the generators behind DEFAULT now(), gen_random_uuid() and
+//! snowflake_id().
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::scalar::ScalarValue;
+use std::sync::atomic::{AtomicU64, Ordering};
+use strata_catalog::{ColumnDef, ColumnType};
+use strata_common::{Result, StrataError};
+
+/// Casts a value to a column's type and checks the type's own rules.
+pub fn coerce(col: &ColumnDef, v: ScalarValue) -> Result<ScalarValue> {
+    let target = col.ty.arrow_type();
+    let v = if v.is_null() {
+        ScalarValue::try_from(&target)?
+    } else if v.data_type() == target {
+        v
+    } else {
+        cast(v, &target, col)?
+    };
+    if v.is_null() {
+        return Ok(v);
+    }
+    match (&col.ty, &v) {
+        (ColumnType::Uuid, ScalarValue::Utf8(Some(s))) => {
+            let u = uuid::Uuid::parse_str(s.trim()).map_err(|_| {
+                StrataError::InvalidText(format!("invalid input syntax for type uuid: \"{s}\""))
+            })?;
+            Ok(ScalarValue::Utf8(Some(u.hyphenated().to_string())))
+        }
+        (ColumnType::Json | ColumnType::Jsonb, ScalarValue::Utf8(Some(s))) => {
+            serde_json::from_str::<serde_json::Value>(s).map_err(|e| {
+                StrataError::InvalidText(format!("invalid input syntax for type json: {e}"))
+            })?;
+            Ok(v)
+        }
+        (ColumnType::Varchar(Some(n)), ScalarValue::Utf8(Some(s)))
+            if s.chars().count() as u64 > *n =>
+        {
+            Err(StrataError::StringTooLong(format!(
+                "value too long for type character varying({n})"
+            )))
+        }
+        _ => Ok(v),
+    }
+}
+
+fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValue> {
+    let shown = v.to_string();
+    // Strings for BOOLEAN follow Postgres' spellings, which Arrow's cast lacks.
+    if let (DataType::Boolean, ScalarValue::Utf8(Some(s))) = (target, &v) {
+        return match s.trim().to_ascii_lowercase().as_str() {
+            "t" | "true" | "yes" | "y" | "on" | "1" => Ok(ScalarValue::Boolean(Some(true))),
+            "f" | "false" | "no" | "n" | "off" | "0" => Ok(ScalarValue::Boolean(Some(false))),
+            _ => Err(StrataError::InvalidText(format!(
+                "invalid input syntax for type boolean: \"{s}\""
+            ))),
+        };
+    }
+    let from_string = matches!(
+        v.data_type(),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+    );
+    let v = match (&v, target) {
+        // Text params and literals for TIMESTAMPTZ may carry an offset; Arrow parses those.
+        (ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _) => {
+            ScalarValue::Utf8(Some(s.clone()))
+        }
+        _ => v,
+    };
+    v.cast_to(target).map_err(|e| {
+        let msg = e.to_string();
+        if from_string {
+            StrataError::InvalidText(format!(
+                "invalid input syntax for type {}: \"{shown}\"",
+                col.ty.sql_name().to_lowercase()
+            ))
+        } else if msg.contains("overflow")
+            || msg.contains("out of range")
+            || msg.contains("Overflow")
+        {
+            StrataError::NumericOutOfRange(format!(
+                "{} out of range for column \"{}\"",
+                shown, col.name
+            ))
+        } else {
+            StrataError::DatatypeMismatch(format!(
+                "column \"{}\" is of type {} but expression is of type {}",
+                col.name,
+                col.ty.sql_name().to_lowercase(),
+                v.data_type()
+            ))
+        }
+    })
+}
+
+/// A 64-bit id: milliseconds since 2020-01-01 in the high bits, then a counter.
+/// Increasing within one server and unique without a uniqueness check.
+pub fn snowflake_id() -> i64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    const EPOCH_MS: u64 = 1_577_836_800_000;
+    let now_ms = (chrono::Utc::now().timestamp_millis() as u64).saturating_sub(EPOCH_MS);
+    let candidate = now_ms << 22;
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = if candidate > prev {
+            candidate
+        } else {
+            prev + 1
+        };
+        match LAST.compare_exchange_weak(prev, next, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => return (next & (i64::MAX as u64)) as i64,
+            Err(p) => prev = p,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(ty: ColumnType) -> ColumnDef {
+        ColumnDef {
+            id: 1,
+            name: "c".into(),
+            ty,
+            nullable: true,
+            default: None,
+            primary_key: false,
+            fill: None,
+        }
+    }
+
+    #[test]
+    fn postgres_errors() {
+        let e = coerce(&col(ColumnType::Int), ScalarValue::Utf8(Some("abc".into()))).unwrap_err();
+        assert_eq!(e.sqlstate(), "22P02");
+        let e = coerce(&col(ColumnType::Int), ScalarValue::Int64(Some(1 << 40))).unwrap_err();
+        assert_eq!(e.sqlstate(), "22003");
+        let e = coerce(
+            &col(ColumnType::Varchar(Some(2))),
+            ScalarValue::Utf8(Some("abc".into())),
+        )
+        .unwrap_err();
+        assert_eq!(e.sqlstate(), "22001");
+        let e = coerce(
+            &col(ColumnType::Uuid),
+            ScalarValue::Utf8(Some("nope".into())),
+        )
+        .unwrap_err();
+        assert_eq!(e.sqlstate(), "22P02");
+    }
+
+    #[test]
+    fn casts_strings_and_widens() {
+        assert_eq!(
+            coerce(&col(ColumnType::BigInt), ScalarValue::Int32(Some(5))).unwrap(),
+            ScalarValue::Int64(Some(5))
+        );
+        assert_eq!(
+            coerce(
+                &col(ColumnType::Boolean),
+                ScalarValue::Utf8(Some("yes".into()))
+            )
+            .unwrap(),
+            ScalarValue::Boolean(Some(true))
+        );
+        assert!(
+            coerce(
+                &col(ColumnType::Date),
+                ScalarValue::Utf8(Some("2024-02-29".into()))
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn snowflakes_increase() {
+        let a = snowflake_id();
+        let b = snowflake_id();
+        assert!(b > a);
+    }
+}

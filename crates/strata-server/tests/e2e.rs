@@ -1,0 +1,1304 @@
+//! End-to-end tests through tokio-postgres, covering both wire protocols:
+//! the simple query protocol (`simple_query`, text results) and the extended
+//! protocol (`prepare`/`query`/`execute`, typed parameters, binary results).
+//!
+//! Each test starts its own server, so tests are independent and may run in
+//! parallel. Every test body is bounded by a timeout.
+
+mod common;
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use uuid::Uuid;
+
+use common::{TestServer, sqlstate, timed};
+
+/// Upper bound for a whole test body.
+const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Rows of all result sets of a simple query, as text (`None` = NULL).
+fn simple_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The CommandComplete row counts of a simple query, in order.
+fn simple_counts(messages: &[SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs a simple query and panics with the SQL on error.
+async fn simple(client: &Client, sql: &str) -> Vec<SimpleQueryMessage> {
+    match client.simple_query(sql).await {
+        Ok(messages) => messages,
+        Err(e) => panic!(
+            "simple query failed: {sql}\n  error: {e} (sqlstate {:?})",
+            sqlstate(&e)
+        ),
+    }
+}
+
+/// Single value of a single-row simple query.
+async fn simple_scalar(client: &Client, sql: &str) -> Option<String> {
+    let rows = simple_rows(&simple(client, sql).await);
+    assert_eq!(
+        rows.len(),
+        1,
+        "expected exactly one row from: {sql}\n  got {rows:?}"
+    );
+    assert_eq!(
+        rows[0].len(),
+        1,
+        "expected exactly one column from: {sql}\n  got {rows:?}"
+    );
+    rows[0][0].clone()
+}
+
+/// Single BIGINT of an extended-protocol query.
+async fn scalar_i64(client: &Client, sql: &str) -> i64 {
+    match client.query_one(sql, &[]).await {
+        Ok(row) => row.get(0),
+        Err(e) => panic!(
+            "query failed: {sql}\n  error: {e} (sqlstate {:?})",
+            sqlstate(&e)
+        ),
+    }
+}
+
+/// Asserts that `result` failed with SQLSTATE `code`.
+fn assert_code<T: std::fmt::Debug>(
+    result: Result<T, tokio_postgres::Error>,
+    code: &str,
+    what: &str,
+) {
+    match result {
+        Ok(v) => panic!("{what}: expected SQLSTATE {code}, but it succeeded with {v:?}"),
+        Err(e) => assert_eq!(
+            sqlstate(&e).as_deref(),
+            Some(code),
+            "{what}: expected SQLSTATE {code}, got error: {e}"
+        ),
+    }
+}
+
+/// A JSON document bound as a parameter whatever type the server reports for
+/// it: Strata returns JSON/JSONB as text, but a server may also describe the
+/// parameter as json or jsonb.
+#[derive(Debug)]
+struct JsonParam<'a>(&'a str);
+
+impl ToSql for JsonParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        if *ty == Type::JSONB {
+            out.extend_from_slice(&[1]);
+        }
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::JSON | Type::JSONB | Type::TEXT | Type::VARCHAR | Type::UNKNOWN
+        )
+    }
+
+    to_sql_checked!();
+}
+
+/// A JSON (or text) result column read back as its text.
+#[derive(Debug)]
+struct JsonText(String);
+
+impl<'a> FromSql<'a> for JsonText {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        let body = if *ty == Type::JSONB {
+            raw.get(1..).unwrap_or_default()
+        } else {
+            raw
+        };
+        Ok(JsonText(std::str::from_utf8(body)?.to_string()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB | Type::TEXT | Type::VARCHAR)
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON: {text:?}: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Parameters and results of every type
+// ---------------------------------------------------------------------------
+
+const ALL_TYPES_DDL: &str = "CREATE TABLE public.all_types (
+    id BIGINT PRIMARY KEY,
+    b BOOLEAN,
+    i2 SMALLINT,
+    i4 INT,
+    i8 BIGINT,
+    f4 REAL,
+    f8 DOUBLE PRECISION,
+    num NUMERIC(12, 3),
+    t TEXT,
+    vc VARCHAR(20),
+    bin BYTEA,
+    d DATE,
+    tm TIME,
+    ts TIMESTAMP,
+    tstz TIMESTAMPTZ,
+    u UUID,
+    js JSON,
+    jb JSONB,
+    ia INT[],
+    ta TEXT[]
+)";
+
+const ALL_TYPES_INSERT: &str = "INSERT INTO public.all_types
+    (id, b, i2, i4, i8, f4, f8, num, t, vc, bin, d, tm, ts, tstz, u, js, jb, ia, ta)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+
+const ALL_TYPES_SELECT: &str =
+    "SELECT id, b, i2, i4, i8, f4, f8, num, t, vc, bin, d, tm, ts, tstz, u, js, jb, ia, ta
+     FROM public.all_types WHERE id = $1";
+
+/// The values of row 1 of `all_types`.
+struct Sample {
+    date: NaiveDate,
+    time: NaiveTime,
+    ts: NaiveDateTime,
+    tstz: DateTime<Utc>,
+    uuid: Uuid,
+    num: Decimal,
+}
+
+fn sample() -> Sample {
+    let date = NaiveDate::from_ymd_opt(2024, 2, 29).expect("valid date");
+    let time = NaiveTime::from_hms_micro_opt(13, 45, 10, 250_000).expect("valid time");
+    Sample {
+        date,
+        time,
+        ts: date.and_time(time),
+        tstz: Utc
+            .with_ymd_and_hms(2024, 2, 29, 13, 45, 10)
+            .single()
+            .expect("valid timestamp"),
+        uuid: Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").expect("valid uuid"),
+        num: Decimal::new(12345, 3), // 12.345
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_through_parameters_and_both_result_formats() {
+    let server = TestServer::start().await;
+    timed("every-type round trip", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(&client, ALL_TYPES_DDL).await;
+        let s = sample();
+
+        // Row 1: a value of every type, bound as typed (binary) parameters of
+        // a named prepared statement.
+        let insert = client
+            .prepare(ALL_TYPES_INSERT)
+            .await
+            .expect("prepare INSERT with 20 parameters");
+        assert_eq!(insert.params().len(), 20, "parameter count of the INSERT");
+        assert_eq!(
+            insert.params()[0],
+            Type::INT8,
+            "parameter type inferred from a BIGINT column"
+        );
+        let ia: Vec<Option<i32>> = vec![Some(1), None, Some(3)];
+        let ta: Vec<String> = vec!["a".into(), "b c".into()];
+        let n = client
+            .execute(
+                &insert,
+                &[
+                    &1i64,
+                    &true,
+                    &7i16,
+                    &-42i32,
+                    &9_000_000_000i64,
+                    &1.5f32,
+                    &2.25f64,
+                    &s.num,
+                    &"hello",
+                    &"world",
+                    &vec![0u8, 1, 2, 255],
+                    &s.date,
+                    &s.time,
+                    &s.ts,
+                    &s.tstz,
+                    &s.uuid,
+                    &JsonParam(r#"{"a": 1, "b": [true, null]}"#),
+                    &JsonParam(r#"{"k": "v"}"#),
+                    &ia,
+                    &ta,
+                ],
+            )
+            .await
+            .expect("INSERT a row with a value of every type");
+        assert_eq!(n, 1, "rows affected by the INSERT");
+
+        // Row 2: NULL for every nullable column, bound as typed NULLs.
+        let n = client
+            .execute(
+                &insert,
+                &[
+                    &2i64,
+                    &None::<bool>,
+                    &None::<i16>,
+                    &None::<i32>,
+                    &None::<i64>,
+                    &None::<f32>,
+                    &None::<f64>,
+                    &None::<Decimal>,
+                    &None::<String>,
+                    &None::<String>,
+                    &None::<Vec<u8>>,
+                    &None::<NaiveDate>,
+                    &None::<NaiveTime>,
+                    &None::<NaiveDateTime>,
+                    &None::<DateTime<Utc>>,
+                    &None::<Uuid>,
+                    &None::<JsonParam>,
+                    &None::<JsonParam>,
+                    &None::<Vec<i32>>,
+                    &None::<Vec<String>>,
+                ],
+            )
+            .await
+            .expect("INSERT a row of NULLs");
+        assert_eq!(n, 1);
+
+        // Extended protocol, binary results.
+        let row = client
+            .query_one(ALL_TYPES_SELECT, &[&1i64])
+            .await
+            .expect("select row 1 (binary)");
+        assert_eq!(row.get::<_, i64>("id"), 1);
+        assert!(row.get::<_, bool>("b"));
+        assert_eq!(row.get::<_, i16>("i2"), 7);
+        assert_eq!(row.get::<_, i32>("i4"), -42);
+        assert_eq!(row.get::<_, i64>("i8"), 9_000_000_000);
+        assert_eq!(row.get::<_, f32>("f4"), 1.5);
+        assert_eq!(row.get::<_, f64>("f8"), 2.25);
+        assert_eq!(row.get::<_, Decimal>("num"), s.num);
+        assert_eq!(row.get::<_, String>("t"), "hello");
+        assert_eq!(row.get::<_, String>("vc"), "world");
+        assert_eq!(row.get::<_, Vec<u8>>("bin"), vec![0u8, 1, 2, 255]);
+        assert_eq!(row.get::<_, NaiveDate>("d"), s.date);
+        assert_eq!(row.get::<_, NaiveTime>("tm"), s.time);
+        assert_eq!(row.get::<_, NaiveDateTime>("ts"), s.ts);
+        assert_eq!(row.get::<_, DateTime<Utc>>("tstz"), s.tstz);
+        assert_eq!(row.get::<_, Uuid>("u"), s.uuid);
+        assert_eq!(
+            json(&row.get::<_, JsonText>("js").0),
+            json(r#"{"a": 1, "b": [true, null]}"#)
+        );
+        assert_eq!(json(&row.get::<_, JsonText>("jb").0), json(r#"{"k": "v"}"#));
+        assert_eq!(row.get::<_, Vec<Option<i32>>>("ia"), ia);
+        assert_eq!(row.get::<_, Vec<String>>("ta"), ta);
+
+        let row = client
+            .query_one(ALL_TYPES_SELECT, &[&2i64])
+            .await
+            .expect("select row 2 (binary)");
+        for i in 1..row.len() {
+            // Every column but the key is NULL; check through the raw value
+            // so the test does not depend on each type's decoder.
+            let raw: Option<RawValue> = row.get(i);
+            assert!(
+                raw.is_none(),
+                "column {} of the NULL row is not NULL",
+                row.columns()[i].name()
+            );
+        }
+
+        // Simple protocol, text results.
+        let messages = simple(
+            &client,
+            "SELECT id, b, i2, i4, i8, f4, f8, num, t, vc, bin, d, tm, ts, tstz, u, js, jb, ia, ta
+             FROM public.all_types ORDER BY id",
+        )
+        .await;
+        let rows = simple_rows(&messages);
+        assert_eq!(rows.len(), 2, "two rows in all_types: {rows:?}");
+        let r = &rows[0];
+        let text = |i: usize| r[i].as_deref().unwrap_or("<NULL>");
+        assert_eq!(text(0), "1");
+        assert_eq!(text(1), "t");
+        assert_eq!(text(2), "7");
+        assert_eq!(text(3), "-42");
+        assert_eq!(text(4), "9000000000");
+        assert_eq!(text(5), "1.5");
+        assert_eq!(text(6), "2.25");
+        assert_eq!(text(7), "12.345");
+        assert_eq!(text(8), "hello");
+        assert_eq!(text(9), "world");
+        assert_eq!(text(10), "\\x000102ff");
+        assert_eq!(text(11), "2024-02-29");
+        assert!(
+            text(12).starts_with("13:45:10.25"),
+            "time as text: {}",
+            text(12)
+        );
+        assert!(
+            text(13).starts_with("2024-02-29 13:45:10.25"),
+            "timestamp as text: {}",
+            text(13)
+        );
+        assert!(
+            text(14).starts_with("2024-02-29 13:45:10"),
+            "timestamptz as text: {}",
+            text(14)
+        );
+        assert_eq!(text(15), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        assert_eq!(json(text(16)), json(r#"{"a": 1, "b": [true, null]}"#));
+        assert_eq!(json(text(17)), json(r#"{"k": "v"}"#));
+        assert_eq!(text(18), "{1,NULL,3}");
+        assert_eq!(text(19), r#"{a,"b c"}"#);
+        assert_eq!(rows[1][0].as_deref(), Some("2"));
+        assert!(
+            rows[1][1..].iter().all(Option::is_none),
+            "NULL row as text: {:?}",
+            rows[1]
+        );
+
+        // Parameters of every type in WHERE clauses (type inferred from the
+        // compared column).
+        let hit = |r: Vec<tokio_postgres::Row>| {
+            r.iter().map(|row| row.get::<_, i64>(0)).collect::<Vec<_>>()
+        };
+        let cases: Vec<(&str, Box<dyn ToSql + Sync + Send>)> = vec![
+            ("b = $1", Box::new(true)),
+            ("i2 = $1", Box::new(7i16)),
+            ("i4 = $1", Box::new(-42i32)),
+            ("i8 = $1", Box::new(9_000_000_000i64)),
+            ("f4 = $1", Box::new(1.5f32)),
+            ("f8 = $1", Box::new(2.25f64)),
+            ("num = $1", Box::new(s.num)),
+            ("t = $1", Box::new("hello")),
+            ("vc = $1", Box::new("world")),
+            ("bin = $1", Box::new(vec![0u8, 1, 2, 255])),
+            ("d = $1", Box::new(s.date)),
+            ("tm = $1", Box::new(s.time)),
+            ("ts = $1", Box::new(s.ts)),
+            ("tstz = $1", Box::new(s.tstz)),
+            ("u = $1", Box::new(s.uuid)),
+        ];
+        for (predicate, param) in &cases {
+            let sql = format!("SELECT id FROM public.all_types WHERE {predicate}");
+            let rows = client
+                .query(&sql, &[param.as_ref() as &(dyn ToSql + Sync)])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e} (sqlstate {:?})", sqlstate(&e)));
+            assert_eq!(hit(rows), vec![1], "{sql}");
+        }
+
+        // Parameters in expressions with explicit casts.
+        let row = client
+            .query_one(
+                "SELECT $1::BIGINT + $2::BIGINT, $3::TEXT || '!', $4::DOUBLE PRECISION * 2",
+                &[&40i64, &2i64, &"hi", &1.25f64],
+            )
+            .await
+            .expect("parameters in a projection");
+        assert_eq!(row.get::<_, i64>(0), 42);
+        assert_eq!(row.get::<_, String>(1), "hi!");
+        assert_eq!(row.get::<_, f64>(2), 2.5);
+    })
+    .await;
+}
+
+/// Any non-NULL value, undecoded (used to test NULL-ness of any type).
+#[derive(Debug)]
+struct RawValue;
+
+impl<'a> FromSql<'a> for RawValue {
+    fn from_sql(_: &Type, _: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(RawValue)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Named and unnamed statements
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_and_unnamed_statements() {
+    let server = TestServer::start().await;
+    timed("named/unnamed statements", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(
+            &client,
+            "CREATE TABLE kv (id BIGINT PRIMARY KEY, name TEXT NOT NULL)",
+        )
+        .await;
+
+        // Several named statements alive at once, executed interleaved.
+        let insert = client
+            .prepare("INSERT INTO kv (id, name) VALUES ($1, $2)")
+            .await
+            .expect("prepare insert");
+        let select = client
+            .prepare("SELECT name FROM kv WHERE id = $1")
+            .await
+            .expect("prepare select");
+        assert_eq!(
+            insert.params(),
+            &[Type::INT8, Type::TEXT],
+            "INSERT parameter types"
+        );
+        assert!(
+            insert.columns().is_empty(),
+            "INSERT without RETURNING has no result columns"
+        );
+        assert_eq!(select.params(), &[Type::INT8], "SELECT parameter types");
+        assert_eq!(select.columns().len(), 1);
+        assert_eq!(select.columns()[0].name(), "name");
+        assert_eq!(*select.columns()[0].type_(), Type::TEXT);
+
+        for id in 1..=5i64 {
+            let n = client
+                .execute(&insert, &[&id, &format!("name-{id}")])
+                .await
+                .expect("execute insert");
+            assert_eq!(n, 1);
+            let row = client
+                .query_one(&select, &[&id])
+                .await
+                .expect("execute select");
+            assert_eq!(row.get::<_, String>(0), format!("name-{id}"));
+        }
+
+        let update = client
+            .prepare("UPDATE kv SET name = $2 WHERE id = $1")
+            .await
+            .expect("prepare update");
+        assert_eq!(
+            client
+                .execute(&update, &[&3i64, &"three"])
+                .await
+                .expect("execute update"),
+            1
+        );
+        assert_eq!(
+            client
+                .execute(&update, &[&99i64, &"none"])
+                .await
+                .expect("update of a missing row"),
+            0
+        );
+
+        // Statement with RETURNING describes its result columns.
+        let returning = client
+            .prepare("DELETE FROM kv WHERE id = $1 RETURNING id, name")
+            .await
+            .expect("prepare delete returning");
+        assert_eq!(returning.columns().len(), 2);
+        let rows = client
+            .query(&returning, &[&5i64])
+            .await
+            .expect("delete returning");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, i64>(0), 5);
+        assert_eq!(rows[0].get::<_, String>(1), "name-5");
+
+        // Closing a statement (dropping it sends Close) leaves the others usable.
+        drop(insert);
+        drop(update);
+        let row = client
+            .query_one(&select, &[&3i64])
+            .await
+            .expect("select after closing other statements");
+        assert_eq!(row.get::<_, String>(0), "three");
+
+        // The same SQL prepared twice gives two independent statements.
+        let again = client
+            .prepare("SELECT name FROM kv WHERE id = $1")
+            .await
+            .expect("prepare same SQL again");
+        assert_eq!(
+            client
+                .query_one(&again, &[&1i64])
+                .await
+                .expect("run 2nd copy")
+                .get::<_, String>(0),
+            "name-1"
+        );
+        assert_eq!(
+            client
+                .query_one(&select, &[&2i64])
+                .await
+                .expect("run 1st copy")
+                .get::<_, String>(0),
+            "name-2"
+        );
+
+        // Unnamed statements: Parse/Bind/Execute in one round trip.
+        let rows = client
+            .query_typed(
+                "SELECT name FROM kv WHERE id = $1",
+                &[(&4i64 as &(dyn ToSql + Sync), Type::INT8)],
+            )
+            .await
+            .expect("unnamed statement (query_typed)");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, String>(0), "name-4");
+        let n = client
+            .execute_typed(
+                "INSERT INTO kv (id, name) VALUES ($1, $2)",
+                &[
+                    (&6i64 as &(dyn ToSql + Sync), Type::INT8),
+                    (&"six" as &(dyn ToSql + Sync), Type::TEXT),
+                ],
+            )
+            .await
+            .expect("unnamed statement (execute_typed)");
+        assert_eq!(n, 1);
+        // Unnamed statements replace each other; the named one still works.
+        let rows = client
+            .query_typed("SELECT count(*) FROM kv", &[])
+            .await
+            .expect("second unnamed statement");
+        assert_eq!(rows[0].get::<_, i64>(0), 5);
+        assert_eq!(
+            client
+                .query_one(&select, &[&6i64])
+                .await
+                .expect("named after unnamed")
+                .get::<_, String>(0),
+            "six"
+        );
+
+        // An error in one statement does not break the prepared ones.
+        assert_code(
+            client
+                .execute("INSERT INTO kv (id, name) VALUES (1, 'dup')", &[])
+                .await,
+            "23505",
+            "duplicate key",
+        );
+        assert_eq!(
+            client
+                .query_one(&select, &[&1i64])
+                .await
+                .expect("after error")
+                .get::<_, String>(0),
+            "name-1"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_parameter_values_are_rejected_by_the_driver_or_server() {
+    let server = TestServer::start().await;
+    timed("parameter errors", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(
+            &client,
+            "CREATE TABLE p (id BIGINT PRIMARY KEY, n INT NOT NULL)",
+        )
+        .await;
+        let insert = client
+            .prepare("INSERT INTO p VALUES ($1, $2)")
+            .await
+            .expect("prepare");
+        assert_eq!(
+            client
+                .execute(&insert, &[&1i64, &10i32])
+                .await
+                .expect("valid insert"),
+            1
+        );
+        assert_code(
+            client.execute(&insert, &[&1i64, &11i32]).await,
+            "23505",
+            "duplicate key via parameters",
+        );
+        assert_code(
+            client.execute(&insert, &[&2i64, &None::<i32>]).await,
+            "23502",
+            "NULL parameter into NOT NULL",
+        );
+        // The connection and statement keep working after the errors.
+        assert_eq!(
+            client
+                .execute(&insert, &[&2i64, &20i32])
+                .await
+                .expect("insert after errors"),
+            1
+        );
+        assert_eq!(scalar_i64(&client, "SELECT count(*) FROM p").await, 2);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Simple query protocol: several statements in one string
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_statement_simple_query() {
+    let server = TestServer::start().await;
+    timed("multi-statement simple query", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        let messages = simple(
+            &client,
+            "CREATE NAMESPACE ms;
+             CREATE TABLE ms.t (id BIGINT PRIMARY KEY, v TEXT);
+             INSERT INTO ms.t VALUES (1, 'a'), (2, 'b'), (3, 'c');
+             UPDATE ms.t SET v = 'bb' WHERE id = 2;
+             SELECT id, v FROM ms.t ORDER BY id;
+             DELETE FROM ms.t WHERE id = 1;
+             SELECT count(*) FROM ms.t;",
+        )
+        .await;
+        let counts = simple_counts(&messages);
+        assert_eq!(
+            counts.len(),
+            7,
+            "one CommandComplete per statement: {counts:?}"
+        );
+        assert_eq!(
+            &counts[2..],
+            &[3, 1, 3, 1, 1],
+            "row counts of INSERT, UPDATE, SELECT, DELETE, SELECT"
+        );
+        let rows = simple_rows(&messages);
+        let expected: Vec<Vec<Option<String>>> = vec![
+            vec![Some("1".into()), Some("a".into())],
+            vec![Some("2".into()), Some("bb".into())],
+            vec![Some("3".into()), Some("c".into())],
+            vec![Some("2".into())],
+        ];
+        assert_eq!(rows, expected);
+
+        // An error stops the rest of the string; the connection stays usable.
+        let err = client
+            .simple_query(
+                "INSERT INTO ms.t VALUES (10, 'x');
+                 SELECT * FROM ms.does_not_exist;
+                 INSERT INTO ms.t VALUES (11, 'y');",
+            )
+            .await
+            .expect_err("a statement on a missing table must fail");
+        assert_eq!(sqlstate(&err).as_deref(), Some("42P01"), "error: {err}");
+        assert_eq!(
+            simple_scalar(&client, "SELECT count(*) FROM ms.t WHERE id = 11")
+                .await
+                .as_deref(),
+            Some("0"),
+            "statements after the failing one must not run"
+        );
+
+        // batch_execute with comments, blank statements and a trailing semicolon.
+        client
+            .batch_execute(
+                "-- a comment
+                 INSERT INTO ms.t VALUES (20, 'c1');;
+                 /* block comment */ INSERT INTO ms.t VALUES (21, 'c2');",
+            )
+            .await
+            .expect("batch with comments and empty statements");
+        assert_eq!(
+            simple_scalar(&client, "SELECT count(*) FROM ms.t WHERE id >= 20")
+                .await
+                .as_deref(),
+            Some("2")
+        );
+
+        // An empty query string is answered (EmptyQueryResponse), not an error.
+        client.simple_query("").await.expect("empty query string");
+        client
+            .simple_query(" ; ")
+            .await
+            .expect("query string of only a semicolon");
+        assert_eq!(
+            simple_scalar(&client, "SELECT 1").await.as_deref(),
+            Some("1")
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Errors carry the right SQLSTATE in both protocols
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_sqlstates_in_both_protocols() {
+    let server = TestServer::start().await;
+    timed("error sqlstates", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(&client, "CREATE NAMESPACE e").await;
+        simple(
+            &client,
+            "CREATE TABLE e.t (id BIGINT PRIMARY KEY, name TEXT NOT NULL, n INT)",
+        )
+        .await;
+        simple(&client, "INSERT INTO e.t VALUES (1, 'one', 1)").await;
+
+        let cases: &[(&str, &str)] = &[
+            ("INSERT INTO e.t VALUES (1, 'dup', 2)", "23505"),
+            ("INSERT INTO e.t (id, name) VALUES (2, NULL)", "23502"),
+            ("INSERT INTO e.t (id, n) VALUES (3, 3)", "23502"),
+            ("INSERT INTO e.t VALUES (4, 'x', 'abc')", "22P02"),
+            ("SELECT * FROM e.does_not_exist", "42P01"),
+            ("SELECT no_such_column FROM e.t", "42703"),
+            ("SELEC 1", "42601"),
+            ("CREATE TABLE e.t (id BIGINT PRIMARY KEY)", "42P07"),
+            ("CREATE NAMESPACE e", "42P06"),
+            ("CREATE TABLE no_such_ns.t (id BIGINT PRIMARY KEY)", "3F000"),
+            ("CREATE TABLE e.no_pk (a INT)", "42P16"),
+            ("CREATE NAMESPACE system", "42939"),
+            ("DROP NAMESPACE e", "2BP01"),
+            (
+                "CREATE TABLE e.w (id BIGINT PRIMARY KEY) WITH (BOGUS_OPTION = '1')",
+                "22023",
+            ),
+            ("CREATE USER TABLE e.u (id BIGINT PRIMARY KEY)", "0A000"),
+        ];
+        for (sql, code) in cases {
+            assert_code(
+                client.simple_query(sql).await,
+                code,
+                &format!("simple: {sql}"),
+            );
+            assert_code(
+                client.execute(*sql, &[]).await,
+                code,
+                &format!("extended: {sql}"),
+            );
+        }
+
+        // Nothing above changed the data, and both protocols still work.
+        assert_eq!(scalar_i64(&client, "SELECT count(*) FROM e.t").await, 1);
+        assert_eq!(
+            simple_scalar(&client, "SELECT name FROM e.t WHERE id = 1")
+                .await
+                .as_deref(),
+            Some("one")
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Volume: one prepared INSERT executed many times; concurrent connections
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_insert_executed_1000_times() {
+    let server = TestServer::start().await;
+    timed("1000 prepared inserts", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(
+            &client,
+            "CREATE TABLE bulk (id BIGINT PRIMARY KEY, payload TEXT, score DOUBLE PRECISION)",
+        )
+        .await;
+        let insert = client
+            .prepare("INSERT INTO bulk (id, payload, score) VALUES ($1, $2, $3)")
+            .await
+            .expect("prepare insert");
+        for id in 0..1000i64 {
+            let n = client
+                .execute(&insert, &[&id, &format!("row {id}"), &(id as f64 / 4.0)])
+                .await
+                .unwrap_or_else(|e| panic!("insert #{id}: {e}"));
+            assert_eq!(n, 1, "rows affected by insert #{id}");
+        }
+        let row = client
+            .query_one(
+                "SELECT count(*), sum(id), min(id), max(id), count(DISTINCT id) FROM bulk",
+                &[],
+            )
+            .await
+            .expect("aggregate over the inserted rows");
+        assert_eq!(row.get::<_, i64>(0), 1000);
+        assert_eq!(row.get::<_, i64>(1), 999 * 1000 / 2);
+        assert_eq!(row.get::<_, i64>(2), 0);
+        assert_eq!(row.get::<_, i64>(3), 999);
+        assert_eq!(row.get::<_, i64>(4), 1000);
+        let row = client
+            .query_one("SELECT payload, score FROM bulk WHERE id = $1", &[&777i64])
+            .await
+            .expect("point lookup");
+        assert_eq!(row.get::<_, String>(0), "row 777");
+        assert_eq!(row.get::<_, f64>(1), 194.25);
+        assert_eq!(
+            simple_scalar(&client, "SELECT count(*) FROM bulk")
+                .await
+                .as_deref(),
+            Some("1000")
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_connections_insert_their_own_rows() {
+    const CONNECTIONS: i64 = 20;
+    const ROWS_EACH: i64 = 50;
+    let server = TestServer::start().await;
+    timed("20 concurrent connections", TEST_TIMEOUT, async {
+        let setup = server.client().await;
+        simple(&setup, "CREATE NAMESPACE conc").await;
+        simple(
+            &setup,
+            "CREATE TABLE conc.t (id BIGINT PRIMARY KEY, worker INT NOT NULL, v TEXT)",
+        )
+        .await;
+
+        let mut tasks = Vec::new();
+        for worker in 0..CONNECTIONS {
+            let port = server.port();
+            tasks.push(tokio::spawn(async move {
+                let client = common::connect(port).await?;
+                let fail =
+                    |what: &str, e: tokio_postgres::Error| format!("worker {worker}: {what}: {e}");
+                let insert = client
+                    .prepare("INSERT INTO conc.t (id, worker, v) VALUES ($1, $2, $3)")
+                    .await
+                    .map_err(|e| fail("prepare", e))?;
+                // Half the rows one by one through the extended protocol ...
+                for i in 0..ROWS_EACH / 2 {
+                    let id = worker * 1000 + i;
+                    client
+                        .execute(&insert, &[&id, &(worker as i32), &format!("w{worker}-{i}")])
+                        .await
+                        .map_err(|e| fail("insert", e))?;
+                }
+                // ... and half as one multi-row simple-protocol INSERT.
+                let values: Vec<String> = (ROWS_EACH / 2..ROWS_EACH)
+                    .map(|i| format!("({}, {worker}, 'w{worker}-{i}')", worker * 1000 + i))
+                    .collect();
+                client
+                    .simple_query(&format!(
+                        "INSERT INTO conc.t (id, worker, v) VALUES {}",
+                        values.join(", ")
+                    ))
+                    .await
+                    .map_err(|e| fail("multi-row insert", e))?;
+                // Each connection sees all of its own rows.
+                let row = client
+                    .query_one(
+                        "SELECT count(*) FROM conc.t WHERE worker = $1",
+                        &[&(worker as i32)],
+                    )
+                    .await
+                    .map_err(|e| fail("count", e))?;
+                let own: i64 = row.get(0);
+                if own != ROWS_EACH {
+                    return Err(format!(
+                        "worker {worker} sees {own} of its {ROWS_EACH} rows"
+                    ));
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        let mut errors = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(format!("worker task panicked: {e}")),
+            }
+        }
+        assert!(
+            errors.is_empty(),
+            "concurrent workers failed:\n{}",
+            errors.join("\n")
+        );
+
+        let row = setup
+            .query_one(
+                "SELECT count(*), count(DISTINCT id), count(DISTINCT worker) FROM conc.t",
+                &[],
+            )
+            .await
+            .expect("totals");
+        assert_eq!(row.get::<_, i64>(0), CONNECTIONS * ROWS_EACH);
+        assert_eq!(row.get::<_, i64>(1), CONNECTIONS * ROWS_EACH);
+        assert_eq!(row.get::<_, i64>(2), CONNECTIONS);
+        let per_worker = setup
+            .query(
+                "SELECT worker, count(*) FROM conc.t GROUP BY worker ORDER BY worker",
+                &[],
+            )
+            .await
+            .expect("per-worker counts");
+        assert_eq!(per_worker.len() as i64, CONNECTIONS);
+        for (i, row) in per_worker.iter().enumerate() {
+            assert_eq!(row.get::<_, i32>(0), i as i32);
+            assert_eq!(row.get::<_, i64>(1), ROWS_EACH, "rows of worker {i}");
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Robustness: garbage on the socket, clients vanishing, cancel requests
+// ---------------------------------------------------------------------------
+
+/// A v3 StartupMessage for user root / database strata.
+fn startup_packet() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&196_608u32.to_be_bytes()); // protocol 3.0
+    for s in ["user", "root", "database", "strata"] {
+        body.extend_from_slice(s.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// A simple-protocol Query message.
+fn query_message(sql: &str) -> Vec<u8> {
+    let mut packet = vec![b'Q'];
+    packet.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+    packet.extend_from_slice(sql.as_bytes());
+    packet.push(0);
+    packet
+}
+
+/// Reads from `stream` until EOF, an error, `limit` bytes or `wait`,
+/// whichever comes first. Returns what was read.
+async fn read_for(stream: &mut TcpStream, wait: Duration, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    while out.len() < limit {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
+/// Opens a raw socket, writes `bytes`, reads whatever comes back for a while,
+/// and closes it.
+async fn send_raw(port: u16, bytes: &[u8]) {
+    let mut stream = timed(
+        "raw connect",
+        Duration::from_secs(10),
+        TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .expect("raw TCP connect");
+    // The server may close the socket before everything is written; that is fine.
+    let _ = stream.write_all(bytes).await;
+    let _ = read_for(&mut stream, Duration::from_secs(2), 1 << 20).await;
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+fn junk(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes_do_not_kill_the_server() {
+    let mut server = TestServer::start().await;
+    let port = server.port();
+    timed("garbage clients", TEST_TIMEOUT, async {
+        // A well-behaved client connected before the garbage arrives.
+        let bystander = server.client().await;
+        simple(&bystander, "CREATE TABLE g (id BIGINT PRIMARY KEY)").await;
+        simple(&bystander, "INSERT INTO g VALUES (1)").await;
+
+        // A client that sends half a length word and then stalls, held open
+        // for the whole test: it must not block anybody else.
+        let mut staller = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect staller");
+        staller
+            .write_all(&[0, 0])
+            .await
+            .expect("write partial length");
+
+        let mut startup_then_junk = startup_packet();
+        startup_then_junk.extend_from_slice(&[b'!', 0, 0, 0, 8, 1, 2, 3, 4]); // unknown message type
+        let mut startup_then_huge = startup_packet();
+        startup_then_huge.extend_from_slice(&[b'Q', 0x7f, 0xff, 0xff, 0xff, b'S', b'E']); // absurd length
+        let mut startup_then_bad_len = startup_packet();
+        startup_then_bad_len.extend_from_slice(&[b'Q', 0, 0, 0, 2]); // length smaller than itself
+
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "HTTP request",
+                b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+            ),
+            (
+                "huge startup length",
+                vec![0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0],
+            ),
+            ("tiny startup length", vec![0, 0, 0, 1]),
+            (
+                "unknown protocol version",
+                vec![0, 0, 0, 8, 0x12, 0x34, 0x56, 0x78],
+            ),
+            ("truncated startup", startup_packet()[..10].to_vec()),
+            ("random bytes", junk(4096, 0x9e37_79b9_7f4a_7c15)),
+            ("more random bytes", junk(65_536, 42)),
+            ("startup then unknown message", startup_then_junk),
+            ("startup then huge message length", startup_then_huge),
+            ("startup then bad message length", startup_then_bad_len),
+            ("connect and close", Vec::new()),
+        ];
+        for (what, bytes) in &cases {
+            send_raw(port, bytes).await;
+            let client = server
+                .try_client()
+                .await
+                .unwrap_or_else(|e| panic!("after {what}: a new connection failed: {e}"));
+            let messages = client
+                .simple_query("SELECT count(*) FROM g")
+                .await
+                .unwrap_or_else(|e| panic!("after {what}: query failed: {e}"));
+            assert_eq!(
+                simple_rows(&messages),
+                vec![vec![Some("1".to_string())]],
+                "after {what}"
+            );
+        }
+
+        // The earlier connection is unaffected, in both protocols.
+        assert_eq!(scalar_i64(&bystander, "SELECT count(*) FROM g").await, 1);
+        assert_eq!(
+            simple_scalar(&bystander, "SELECT count(*) FROM g")
+                .await
+                .as_deref(),
+            Some("1")
+        );
+        drop(staller);
+    })
+    .await;
+    assert!(
+        server.is_running(),
+        "the server process died\n{}",
+        server.log_tail()
+    );
+}
+
+/// A query that keeps the server busy for a few seconds: a 400-million-row
+/// nested-loop join over `generate_series` (its output column is `value` in
+/// DataFusion) with a filter, counted.
+const LONG_QUERY: &str = "SELECT count(*) FROM generate_series(1, 20000) AS a \
+     CROSS JOIN generate_series(1, 20000) AS b \
+     WHERE (a.value * 7 + b.value) % 1000003 = 1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_vanishing_mid_query_do_not_hurt_the_server() {
+    let mut server = TestServer::start().await;
+    let port = server.port();
+    timed("vanishing clients", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(&client, "CREATE TABLE v (id BIGINT PRIMARY KEY, s TEXT)").await;
+        simple(&client, "INSERT INTO v VALUES (1, 'x'), (2, 'y')").await;
+
+        // 1. A driver connection torn down (socket dropped) while a long
+        //    query runs.
+        let (doomed, connection_task) = common::connect_with_handle(port).await.expect("connect");
+        let running =
+            tokio::spawn(async move { doomed.simple_query(LONG_QUERY).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        connection_task.abort();
+        let _ = timed(
+            "query task after its socket closed",
+            Duration::from_secs(30),
+            running,
+        )
+        .await;
+
+        // 2. A raw client that sends a query and hangs up immediately.
+        let mut raw = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("raw connect");
+        raw.write_all(&startup_packet()).await.expect("startup");
+        let _ = read_for(&mut raw, Duration::from_millis(500), 1 << 16).await;
+        raw.write_all(&query_message(LONG_QUERY))
+            .await
+            .expect("query");
+        drop(raw);
+
+        // 3. A client that stops reading while a large result streams, then
+        //    vanishes.
+        let (reader, reader_task) = common::connect_with_handle(port).await.expect("connect");
+        let stream = reader
+            .query_raw(
+                "SELECT value, repeat('x', 100) FROM generate_series(1, 2000000)",
+                Vec::<i64>::new(),
+            )
+            .await;
+        if let Ok(stream) = stream {
+            use futures::StreamExt;
+            let mut stream = Box::pin(stream);
+            for _ in 0..10 {
+                if stream.next().await.is_none() {
+                    break;
+                }
+            }
+        }
+        reader_task.abort();
+        drop(reader);
+
+        // 4. A simple-protocol client dropped (not aborted) mid-query.
+        let doomed = server.client().await;
+        let pending =
+            tokio::spawn(async move { doomed.simple_query(LONG_QUERY).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pending.abort();
+
+        // The server keeps serving: old and new connections, both protocols.
+        let fresh = server.client().await;
+        assert_eq!(scalar_i64(&fresh, "SELECT count(*) FROM v").await, 2);
+        assert_eq!(
+            simple_scalar(&client, "SELECT s FROM v WHERE id = 2")
+                .await
+                .as_deref(),
+            Some("y")
+        );
+        simple(&fresh, "INSERT INTO v VALUES (3, 'z')").await;
+        assert_eq!(scalar_i64(&client, "SELECT count(*) FROM v").await, 3);
+    })
+    .await;
+    assert!(
+        server.is_running(),
+        "the server process died\n{}",
+        server.log_tail()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_cancels_or_lets_the_query_complete() {
+    let mut server = TestServer::start().await;
+    timed("cancel request", TEST_TIMEOUT, async {
+        // Extended protocol, then simple protocol.
+        for extended in [true, false] {
+            let mode = if extended { "extended" } else { "simple" };
+            let client = Arc::new(server.client().await);
+            let token = client.cancel_token();
+            let runner = Arc::clone(&client);
+            let query = tokio::spawn(async move {
+                if extended {
+                    runner.query(LONG_QUERY, &[]).await.map(|rows| rows.len())
+                } else {
+                    runner
+                        .simple_query(LONG_QUERY)
+                        .await
+                        .map(|m| simple_rows(&m).len())
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            timed(
+                "CancelRequest round trip",
+                Duration::from_secs(10),
+                token.cancel_query(NoTls),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: sending CancelRequest failed: {e}"));
+
+            // Either outcome is fine: cancelled (57014), or the query had
+            // already finished and returns its single row.
+            let outcome = timed("cancelled query to finish", Duration::from_secs(120), query)
+                .await
+                .expect("query task panicked");
+            match outcome {
+                Ok(rows) => {
+                    assert_eq!(rows, 1, "{mode}: completed query returns one row");
+                    eprintln!("{mode}: the long query completed before the cancel took effect");
+                }
+                Err(e) => assert_eq!(
+                    sqlstate(&e).as_deref(),
+                    Some("57014"),
+                    "{mode}: a cancelled query must fail with query_canceled, got: {e}"
+                ),
+            }
+
+            // The connection is usable afterwards, and a later query is not
+            // hit by the (already handled) cancel.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(
+                scalar_i64(&client, "SELECT CAST(1 AS BIGINT)").await,
+                1,
+                "{mode}: after cancel"
+            );
+            assert_eq!(
+                simple_scalar(&client, "SELECT 2").await.as_deref(),
+                Some("2"),
+                "{mode}: after cancel"
+            );
+        }
+
+        // A cancel for an idle connection is harmless.
+        let client = server.client().await;
+        timed(
+            "idle CancelRequest",
+            Duration::from_secs(10),
+            client.cancel_token().cancel_query(NoTls),
+        )
+        .await
+        .expect("cancel on an idle connection");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            simple_scalar(&client, "SELECT 3").await.as_deref(),
+            Some("3")
+        );
+    })
+    .await;
+    assert!(
+        server.is_running(),
+        "the server process died\n{}",
+        server.log_tail()
+    );
+}

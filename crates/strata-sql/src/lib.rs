@@ -1,0 +1,117 @@
+//! Strata's SQL dialect. It splits a query string into statements, recognises
+//! Strata's own statements (namespaces, the table kinds and their options, SHOW,
+//! and the flush/job/storage/user statements of later milestones) and hands every
+//! other statement to DataFusion's SQL parser untouched, as a `sqlparser` AST.
+
+mod cursor;
+mod options;
+mod parse;
+
+pub use datafusion::sql::sqlparser;
+pub use options::{AccessLevel, FlushPolicy, TableKind, TableOptions};
+pub use parse::{parse_one, parse_sql};
+
+use sqlparser::ast;
+
+/// One parsed statement.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    CreateNamespace {
+        name: String,
+        if_not_exists: bool,
+    },
+    DropNamespace {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    CreateTable(Box<CreateTable>),
+    /// `ALTER TABLE t SET (KEY = value, ...)`
+    AlterTableSet {
+        table: ObjectRef,
+        options: TableOptions,
+    },
+    ShowNamespaces,
+    ShowTables {
+        namespace: Option<String>,
+    },
+    /// A Strata statement that belongs to a later milestone; it parses so the
+    /// client gets "not supported yet" rather than a syntax error.
+    NotYetSupported(&'static str),
+    /// Any other statement, for DataFusion or the DML executor.
+    Sql(Box<ast::Statement>),
+}
+
+/// A possibly namespace-qualified object name, already case-normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}.{}", self.name),
+            None => write!(f, "{}", self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    pub table: ObjectRef,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnSpec>,
+    pub primary_key: Option<String>,
+    pub options: TableOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub data_type: ast::DataType,
+    pub not_null: bool,
+    pub default: Option<ast::Expr>,
+    pub primary_key: bool,
+}
+
+/// Normalises an identifier the way Postgres does: unquoted folds to lower case.
+pub fn normalize_ident(ident: &ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// Turns a parsed object name into an `ObjectRef` (at most `namespace.name`).
+pub fn object_ref(name: &ast::ObjectName) -> strata_common::Result<ObjectRef> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(id) => Ok(normalize_ident(id)),
+            None => Err(strata_common::StrataError::syntax(format!(
+                "invalid name {name}"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [n] => Ok(ObjectRef {
+            namespace: None,
+            name: n.clone(),
+        }),
+        [ns, n] => Ok(ObjectRef {
+            namespace: Some(ns.clone()),
+            name: n.clone(),
+        }),
+        [_db, ns, n] => Ok(ObjectRef {
+            namespace: Some(ns.clone()),
+            name: n.clone(),
+        }),
+        _ => Err(strata_common::StrataError::syntax(format!(
+            "improper qualified name: {name}"
+        ))),
+    }
+}
