@@ -65,7 +65,7 @@ impl TestServer {
     /// Like [`TestServer::start`] but returns the failure (with the server
     /// log) instead of panicking.
     pub async fn try_start() -> Result<TestServer, String> {
-        let data_dir = tempfile::Builder::new()
+        let mut data_dir = tempfile::Builder::new()
             .prefix("strata-test-")
             .tempdir()
             .map_err(|e| format!("cannot create a temporary data directory: {e}"))?;
@@ -282,7 +282,8 @@ pub async fn connect(port: u16) -> Result<Client, String> {
 pub async fn connect_with_handle(
     port: u16,
 ) -> Result<(Client, tokio::task::JoinHandle<()>), String> {
-    let connecting = tokio_postgres::connect(&conn_string(port), NoTls);
+    let config = conn_string(port);
+    let connecting = tokio_postgres::connect(&config, NoTls);
     let (client, connection) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => return Err(format!("cannot connect to strata on port {port}: {e}")),
