@@ -12,6 +12,8 @@ use strata_catalog::{ColumnType, TableDef};
 use strata_common::{Result, StrataError};
 
 pub const FLAG_DELETED: u8 = 1;
+/// Set by flushes (cold tier) on hot versions that supersede a cold row.
+#[allow(dead_code)]
 pub const FLAG_SHADOWS_COLD: u8 = 2;
 
 /// A decoded row version.

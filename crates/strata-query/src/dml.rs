@@ -527,9 +527,20 @@ pub(crate) async fn prepare_insert(
             InsertSource::Values(rows)
         }
         _ => {
-            let plan = session
-                .plan(ast::Statement::Query(source_query.clone()), sql)
-                .await?;
+            let mut source_query = source_query.clone();
+            // Postgres lets an INSERT's SELECT repeat an expression (`SELECT i, i`);
+            // DataFusion wants unique names, and the names do not matter here.
+            if let ast::SetExpr::Select(sel) = source_query.body.as_mut() {
+                for (k, item) in sel.projection.iter_mut().enumerate() {
+                    if let ast::SelectItem::UnnamedExpr(e) = item {
+                        *item = ast::SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: ast::Ident::new(format!("__c{k}")),
+                        };
+                    }
+                }
+            }
+            let plan = session.plan(ast::Statement::Query(source_query), sql).await?;
             let width = plan.schema().fields().len();
             if width != targets.len() && !(ins.columns.is_empty() && width < targets.len()) {
                 return Err(StrataError::syntax(format!(

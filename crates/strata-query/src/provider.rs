@@ -11,7 +11,6 @@ use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use std::any::Any;
 use std::sync::Arc;
 use strata_catalog::{Catalog, TableDef};
 use strata_sql::TableKind;
@@ -109,10 +108,6 @@ impl StrataTable {
         StrataTable { store, def, schema }
     }
 
-    pub fn def(&self) -> &Arc<TableDef> {
-        &self.def
-    }
-
     /// The partition a scan reads: SHARED tables have exactly one, "".
     fn partition(&self) -> DfResult<String> {
         match self.def.kind {
@@ -170,11 +165,5 @@ impl TableProvider for StrataTable {
             schema,
             limit,
         )))
-    }
-}
-
-impl StrataTable {
-    pub fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -35,10 +35,6 @@ pub enum KeySelection {
 }
 
 impl KeySelection {
-    pub fn all() -> Self {
-        KeySelection::Range(Bound::Unbounded, Bound::Unbounded)
-    }
-
     /// Narrows the selection with the primary-key conditions among `filters`.
     /// Filters it cannot use are left to DataFusion, which re-applies all of them.
     pub fn from_filters(table: &TableDef, filters: &[Expr]) -> KeySelection {

@@ -141,8 +141,11 @@ impl Session {
                         catalog_version,
                     }
                 } else {
+                    let names = postgres_column_names(&q);
                     let plan = self.plan(ast::Statement::Query(q), sql).await?;
-                    query_prepared(sql, plan, catalog_version)?
+                    let mut p = query_prepared(sql, plan, catalog_version)?;
+                    p.schema = p.schema.map(|s| rename_fields(s, names));
+                    p
                 }
             }
             ast @ ast::Statement::Explain { .. } => {
@@ -213,7 +216,11 @@ impl Session {
                         .with_param_values(ParamValues::from(params))?
                 };
                 let df = self.ctx.execute_logical_plan(plan).await?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                // The prepared schema carries the names Postgres would give.
+                let schema: SchemaRef = match &prepared.schema {
+                    Some(s) if s.fields().len() == df.schema().fields().len() => s.clone(),
+                    _ => Arc::new(df.schema().as_arrow().clone()),
+                };
                 let stream = df.execute_stream().await?;
                 Ok(QueryOutput::Rows {
                     schema,
@@ -369,6 +376,52 @@ fn show_schema(name: &str) -> SchemaRef {
 
 fn command_schema_hint() -> Option<SchemaRef> {
     None
+}
+
+/// The output names Postgres gives a SELECT's unnamed expressions: a function
+/// call is named after the function, a cast after what it casts, anything else
+/// `?column?`. DataFusion names them after their text (`count(*)`, `Int64(1)`).
+/// None for a query whose columns cannot be matched to its select list.
+fn postgres_column_names(q: &ast::Query) -> Option<Vec<Option<String>>> {
+    fn name_of(e: &ast::Expr) -> Option<String> {
+        match e {
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => None,
+            ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()),
+            ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) => match expr.as_ref() {
+                ast::Expr::Identifier(id) => Some(strata_sql::normalize_ident(id)),
+                ast::Expr::CompoundIdentifier(parts) => parts.last().map(strata_sql::normalize_ident),
+                other => name_of(other),
+            },
+            _ => Some("?column?".into()),
+        }
+    }
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else { return None };
+    sel.projection
+        .iter()
+        .map(|item| match item {
+            ast::SelectItem::UnnamedExpr(e) => Some(name_of(e)),
+            ast::SelectItem::ExprWithAlias { .. } => Some(None),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rename_fields(schema: SchemaRef, names: Option<Vec<Option<String>>>) -> SchemaRef {
+    match names {
+        Some(names) if names.len() == schema.fields().len() => {
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .zip(names)
+                .map(|(f, n)| match n {
+                    Some(n) => f.as_ref().clone().with_name(n),
+                    None => f.as_ref().clone(),
+                })
+                .collect();
+            Arc::new(Schema::new(fields))
+        }
+        _ => schema,
+    }
 }
 
 fn query_prepared(sql: &str, plan: LogicalPlan, catalog_version: u64) -> Result<Prepared> {

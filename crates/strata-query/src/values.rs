@@ -76,7 +76,8 @@ fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValu
                 "invalid input syntax for type {}: \"{shown}\"",
                 col.ty.sql_name().to_lowercase()
             ))
-        } else if msg.contains("overflow")
+        } else if (v.data_type().is_numeric() && target.is_numeric())
+            || msg.contains("overflow")
             || msg.contains("out of range")
             || msg.contains("Overflow")
         {

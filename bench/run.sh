@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Strata against PostgreSQL 15 on the same work, with pgbench as the client for both.
+# Prints transactions per second for each workload and the Strata/PostgreSQL ratio.
+#
+#   bench/run.sh                  # release build, 10 s per workload, 4 clients
+#   DURATION=30 CLIENTS=8 bench/run.sh
+#   PROFILE=debug bench/run.sh    # quick check of the script itself
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-4}
+ROWS=${ROWS:-10000}
+PROFILE=${PROFILE:-release}
+PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+
+./scripts/ensure-deps.sh
+. ./scripts/target-dir.sh
+if [ "$PROFILE" = release ]; then
+  cargo build --release --bin strata
+else
+  cargo build --bin strata
+fi
+STRATA="${CARGO_TARGET_DIR:-target}/$PROFILE/strata"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+SPORT=$(free_port)
+PPORT=$(free_port)
+cleanup() {
+  [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null || true
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$STRATA" serve --listen "127.0.0.1:$SPORT" --data-dir "$WORK/strata" >"$WORK/strata.log" 2>&1 &
+SPID=$!
+mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
+runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
+  -o "-p $PPORT -k $WORK -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=off" start >/dev/null
+for _ in $(seq 100); do grep -q "ready to accept connections" "$WORK/strata.log" && break; sleep 0.1; done
+
+# Same durability on both sides: Strata's default writes the WAL without fsync per
+# commit (sync_writes = false), so PostgreSQL runs with synchronous_commit = off.
+setup="CREATE TABLE bench.kv (id BIGINT PRIMARY KEY, v TEXT, n BIGINT);
+INSERT INTO bench.kv SELECT i, 'value-' || i, i FROM generate_series(1, $ROWS) AS s(i);"
+psql -qX -h 127.0.0.1 -p "$SPORT" -U root -d strata -c "CREATE NAMESPACE bench" -c "$setup" >/dev/null
+psql -qX -h 127.0.0.1 -p "$PPORT" -U postgres -d postgres -c "CREATE SCHEMA bench" -c "$setup" >/dev/null
+
+tps() { # host port user db script
+  pgbench -n -M prepared -T "$DURATION" -c "$CLIENTS" -j 2 -h 127.0.0.1 -p "$2" -U "$3" -f "bench/$5" "$4" 2>&1 |
+    awk '/^tps/ {print $3}'
+}
+
+printf '%-14s %14s %14s %8s\n' workload strata_tps postgres_tps ratio
+for w in point_select range_scan insert; do
+  s=$(tps 127.0.0.1 "$SPORT" root strata "$w.sql")
+  p=$(tps 127.0.0.1 "$PPORT" postgres postgres "$w.sql")
+  printf '%-14s %14.0f %14.0f %8.2f\n' "$w" "${s:-0}" "${p:-0}" "$(python3 -c "print(${s:-0}/max(${p:-0},1e-9))")"
+done
+echo "($CLIENTS clients, ${DURATION}s each, $ROWS preloaded rows, Strata $PROFILE build, pgbench -M prepared)"
