@@ -7,6 +7,9 @@ use std::sync::Arc;
 use strata_common::{Result, StrataError};
 use strata_sql::{AccessLevel, CreateTable, FlushPolicy, TableKind};
 
+/// Field metadata key naming the Postgres type of a column stored as text.
+pub const WIRE_TYPE_KEY: &str = "strata.pg_type";
+
 /// Commit sequence of a row version; hidden from `SELECT *`.
 pub const SEQ_COLUMN: &str = "_seq";
 /// Tombstone flag of a row version; hidden from `SELECT *`.
@@ -147,7 +150,16 @@ impl TableDef {
         let mut fields: Vec<Field> = self
             .columns
             .iter()
-            .map(|c| Field::new(&c.name, c.ty.arrow_type(), c.nullable))
+            .map(|c| {
+                let f = Field::new(&c.name, c.ty.arrow_type(), c.nullable);
+                match c.ty.wire_type_name() {
+                    // Text in Arrow, but reported to clients as their own type.
+                    Some(name) => {
+                        f.with_metadata([(WIRE_TYPE_KEY.to_string(), name.to_string())].into())
+                    }
+                    None => f,
+                }
+            })
             .collect();
         if with_system_columns {
             fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));

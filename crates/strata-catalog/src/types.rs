@@ -151,6 +151,16 @@ impl ColumnType {
         }
     }
 
+    /// For types stored as Arrow text but shown to clients as themselves.
+    pub fn wire_type_name(&self) -> Option<&'static str> {
+        match self {
+            ColumnType::Uuid => Some("uuid"),
+            ColumnType::Json => Some("json"),
+            ColumnType::Jsonb => Some("jsonb"),
+            _ => None,
+        }
+    }
+
     /// Types whose values can be ordered and hashed as a primary key.
     pub fn can_be_primary_key(&self) -> bool {
         !matches!(

@@ -4,7 +4,7 @@
 //! at login, which is what keeps concurrent logins from ever sharing state.
 
 use crate::encode::{pg_fields, to_response};
-use crate::errors::{fatal, to_pg};
+use crate::errors::{error_info, fatal, to_pg};
 use crate::params::{decode_params, described_type};
 use async_trait::async_trait;
 use futures::Sink;
@@ -173,10 +173,7 @@ impl SimpleQueryHandler for Handler {
             .map(|o| to_response(o, &Format::UnifiedText))
             .collect::<PgWireResult<Vec<_>>>()?;
         if let Some(e) = error {
-            let PgWireError::UserError(info) = to_pg(e) else {
-                unreachable!("to_pg builds user errors")
-            };
-            responses.push(Response::Error(info));
+            responses.push(Response::Error(Box::new(error_info(e))));
         }
         Ok(responses)
     }
@@ -204,7 +201,9 @@ impl QueryParser for StrataQueryParser {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        Ok(stmt.param_types.iter().map(described_type).collect())
+        Ok((0..stmt.param_types.len())
+            .map(|i| described_type(stmt, i))
+            .collect())
     }
 
     fn get_result_schema(

@@ -12,6 +12,7 @@ use pgwire::api::portal::Portal;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use postgres_types::FromSql;
 use std::sync::Arc;
+use strata_catalog::ColumnType;
 use strata_query::Prepared;
 
 use crate::encode::pg_type;
@@ -33,7 +34,21 @@ pub fn param_type(portal: &Portal<Arc<Prepared>>, idx: usize) -> Type {
     if let Some(Some(t)) = portal.statement.parameter_types.get(idx) {
         return t.clone();
     }
-    match portal.statement.statement.param_types.get(idx) {
+    described_type(&portal.statement.statement, idx)
+}
+
+/// The type the server describes parameter `idx` with (ParameterDescription).
+pub fn described_type(p: &Prepared, idx: usize) -> Type {
+    if let Some(Some(ty)) = p.param_sql_types.get(idx) {
+        match ty {
+            ColumnType::Uuid => return Type::UUID,
+            ColumnType::Json => return Type::JSON,
+            ColumnType::Jsonb => return Type::JSONB,
+            ColumnType::Varchar(_) => return Type::VARCHAR,
+            _ => {}
+        }
+    }
+    match p.param_types.get(idx) {
         Some(Some(dt)) => pg_type(dt),
         _ => Type::TEXT,
     }
@@ -86,9 +101,20 @@ fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
             ScalarValue::Utf8(Some(decode::<String>(ty, raw, idx)?))
         }
+        // Binary JSON is the document's text (after a version byte for JSONB);
+        // keep it as written rather than re-serialising it.
         Type::JSON | Type::JSONB => {
-            let v: serde_json::Value = decode(ty, raw, idx)?;
-            ScalarValue::Utf8(Some(v.to_string()))
+            let body = if *ty == Type::JSONB {
+                match raw.split_first() {
+                    Some((1, rest)) => rest,
+                    _ => return Err(bad_param(idx, "unsupported jsonb version")),
+                }
+            } else {
+                raw
+            };
+            let text =
+                std::str::from_utf8(body).map_err(|_| bad_param(idx, "json is not UTF-8"))?;
+            ScalarValue::Utf8(Some(text.to_string()))
         }
         Type::BYTEA => ScalarValue::Binary(Some(decode::<Vec<u8>>(ty, raw, idx)?)),
         Type::DATE => {
@@ -124,6 +150,17 @@ fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue
                 &h[20..32]
             )))
         }
+        Type::BOOL_ARRAY => {
+            list::<bool>(ty, raw, idx, DataType::Boolean, |v| ScalarValue::Boolean(v))?
+        }
+        Type::INT2_ARRAY => list::<i16>(ty, raw, idx, DataType::Int16, ScalarValue::Int16)?,
+        Type::INT4_ARRAY => list::<i32>(ty, raw, idx, DataType::Int32, ScalarValue::Int32)?,
+        Type::INT8_ARRAY => list::<i64>(ty, raw, idx, DataType::Int64, ScalarValue::Int64)?,
+        Type::FLOAT4_ARRAY => list::<f32>(ty, raw, idx, DataType::Float32, ScalarValue::Float32)?,
+        Type::FLOAT8_ARRAY => list::<f64>(ty, raw, idx, DataType::Float64, ScalarValue::Float64)?,
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
+            list::<String>(ty, raw, idx, DataType::Utf8, ScalarValue::Utf8)?
+        }
         _ => {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
                 "ERROR".into(),
@@ -137,10 +174,17 @@ fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue
     })
 }
 
-/// Postgres type a parameter is described with.
-pub fn described_type(dt: &Option<DataType>) -> Type {
-    match dt {
-        Some(dt) => pg_type(dt),
-        None => Type::TEXT,
-    }
+/// A binary one-dimensional array as an Arrow list value.
+fn list<'a, T: FromSql<'a>>(
+    ty: &Type,
+    raw: &'a [u8],
+    idx: usize,
+    item_type: DataType,
+    make: impl Fn(Option<T>) -> ScalarValue,
+) -> PgWireResult<ScalarValue> {
+    let items: Vec<Option<T>> = decode(ty, raw, idx)?;
+    let values: Vec<ScalarValue> = items.into_iter().map(make).collect();
+    Ok(ScalarValue::List(ScalarValue::new_list(
+        &values, &item_type, true,
+    )))
 }

@@ -540,7 +540,9 @@ pub(crate) async fn prepare_insert(
                     }
                 }
             }
-            let plan = session.plan(ast::Statement::Query(source_query), sql).await?;
+            let plan = session
+                .plan(ast::Statement::Query(source_query), sql)
+                .await?;
             let width = plan.schema().fields().len();
             if width != targets.len() && !(ins.columns.is_empty() && width < targets.len()) {
                 return Err(StrataError::syntax(format!(
@@ -606,13 +608,28 @@ pub(crate) async fn prepare_insert(
         conflict,
         returning: ins.returning,
     };
-    Ok(Prepared {
+    let mut notes = vec![];
+    if let InsertSource::Values(rows) = &plan.source {
+        for row in rows {
+            for (j, src) in row.iter().enumerate() {
+                if let ValueSrc::Param(i) = src {
+                    notes.push((*i, plan.table.columns[plan.targets[j]].ty.clone()));
+                }
+            }
+        }
+    }
+    let mut prepared = Prepared {
         sql: sql.into(),
         kind: PlanKind::Insert(plan),
         param_types,
+        param_sql_types: vec![],
         schema,
         catalog_version,
-    })
+    };
+    for (i, ty) in notes {
+        note_param(&mut prepared, i, &ty);
+    }
+    Ok(prepared)
 }
 
 fn assignment_column(table: &TableDef, target: &ast::AssignmentTarget) -> Result<usize> {
@@ -672,14 +689,8 @@ async fn insert_rows(
             if !params.is_empty() {
                 plan = plan.with_param_values(ParamValues::from(params.to_vec()))?;
             }
-            let batches: Vec<RecordBatch> = session
-                .ctx
-                .execute_logical_plan(plan)
-                .await?
-                .execute_stream()
-                .await?
-                .try_collect()
-                .await?;
+            let df = session.ctx.execute_logical_plan(plan).await?;
+            let batches: Vec<RecordBatch> = session.engine.execute(df).try_collect().await?;
             let mut out = vec![];
             for b in &batches {
                 for r in 0..b.num_rows() {
@@ -946,6 +957,7 @@ pub(crate) async fn prepare_update(
     let (name, alias) = single_table(&upd.table)?;
     let table = writable_table(session, name)?;
     let mut assigned = vec![];
+    let mut notes = vec![];
     let mut extra = vec![];
     let mut param_types: Vec<Option<DataType>> = vec![];
     for (k, a) in upd.assignments.iter().enumerate() {
@@ -955,6 +967,7 @@ pub(crate) async fn prepare_update(
                 param_types.resize(p + 1, None);
             }
             param_types[p] = Some(table.columns[i].ty.arrow_type());
+            notes.push((p, table.columns[i].ty.clone()));
             // Typing the placeholder lets DataFusion plan it.
             extra.push(format!(
                 "CAST({} AS {}) AS __v{k}",
@@ -975,13 +988,18 @@ pub(crate) async fn prepare_update(
         assigned,
         returning: upd.returning,
     };
-    Ok(Prepared {
+    let mut prepared = Prepared {
         sql: sql.into(),
         kind: PlanKind::Update(plan),
         param_types,
+        param_sql_types: vec![],
         schema,
         catalog_version,
-    })
+    };
+    for (i, ty) in notes {
+        note_param(&mut prepared, i, &ty);
+    }
+    Ok(prepared)
 }
 
 /// A type name DataFusion's CAST accepts for a column's type.
@@ -1003,14 +1021,8 @@ async fn matching_rows(
     if !params.is_empty() {
         plan = plan.with_param_values(ParamValues::from(params))?;
     }
-    Ok(session
-        .ctx
-        .execute_logical_plan(plan)
-        .await?
-        .execute_stream()
-        .await?
-        .try_collect()
-        .await?)
+    let df = session.ctx.execute_logical_plan(plan).await?;
+    Ok(session.engine.execute(df).try_collect().await?)
 }
 
 pub(crate) async fn execute_update(
@@ -1112,6 +1124,7 @@ pub(crate) async fn prepare_delete(
         sql: sql.into(),
         kind: PlanKind::Delete(plan),
         param_types,
+        param_sql_types: vec![],
         schema,
         catalog_version,
     })

@@ -2,10 +2,16 @@
 
 use crate::provider::StrataCatalogProvider;
 use crate::session::Session;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
+use futures::StreamExt;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +31,31 @@ pub struct Engine {
     /// it changes to committing them, so concurrent writers never lose updates
     /// and uniqueness checks cannot race.
     write_locks: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<()>>>>,
+    /// Query execution runs here, apart from the runtime that serves sockets, so
+    /// a CPU-heavy query never keeps the server from accepting and answering
+    /// other connections (the layout InfluxDB 3 and GreptimeDB use too).
+    query_runtime: QueryRuntime,
+}
+
+struct QueryRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime from async code panics; let its threads wind down.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Aborts the query task when the consumer of its stream goes away
+/// (cancellation, a closed connection, a satisfied LIMIT).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -34,7 +65,7 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>) -> Arc<Engine> {
+    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>) -> std::io::Result<Arc<Engine>> {
         let list = MemoryCatalogProviderList::new();
         list.register_catalog(
             CATALOG.into(),
@@ -54,12 +85,24 @@ impl Engine {
             .with_catalog_list(Arc::new(list))
             .with_default_features()
             .build();
-        Arc::new(Engine {
+        // More threads than cores: the OS time-slices a short query in beside a
+        // long one instead of queueing it behind it.
+        let threads = 2 * std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
+        let query_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("strata-query")
+            .enable_all()
+            .build()?;
+        Ok(Arc::new(Engine {
             store,
             catalog,
             base_state,
             write_locks: Mutex::new(HashMap::new()),
-        })
+            query_runtime: QueryRuntime(Some(query_runtime)),
+        }))
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {
@@ -73,6 +116,35 @@ impl Engine {
     /// A new session for one connection, acting as `user`.
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
         Session::new(self.clone(), self.base_state.clone(), user.to_string())
+    }
+
+    /// Runs a DataFrame on the query runtime and streams its batches back.
+    pub(crate) fn execute(&self, df: DataFrame) -> SendableRecordBatchStream {
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
+        let task = async move {
+            let mut stream = match df.execute_stream().await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(item) = stream.next().await {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let handle = match &self.query_runtime.0 {
+            Some(rt) => rt.spawn(task),
+            None => tokio::spawn(task),
+        };
+        let guard = AbortOnDrop(handle);
+        let stream = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            rx.recv().await.map(|b| (b, (rx, guard)))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
     }
 
     pub(crate) fn write_lock(&self, table_id: u32) -> Arc<tokio::sync::Mutex<()>> {

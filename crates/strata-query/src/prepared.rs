@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
-use strata_catalog::TableDef;
+use strata_catalog::{ColumnType, TableDef};
 use strata_sql::Statement;
 use strata_sql::sqlparser::ast;
 
@@ -91,8 +91,66 @@ pub struct Prepared {
     pub kind: PlanKind,
     /// Parameter types the server inferred (None where it could not).
     pub param_types: Vec<Option<DataType>>,
+    /// The SQL type behind a parameter where it is known (an INSERT value, a
+    /// cast), so UUID and JSON parameters are described as such, not as text.
+    pub param_sql_types: Vec<Option<ColumnType>>,
     /// Result columns, for statements that return rows.
     pub schema: Option<SchemaRef>,
     /// Catalog version the plan was made against; a newer catalog means re-plan.
     pub catalog_version: u64,
+}
+
+/// Records that parameter `i` (zero-based) takes values of `ty`.
+pub(crate) fn note_param(prepared: &mut Prepared, i: usize, ty: &ColumnType) {
+    if prepared.param_types.len() <= i {
+        prepared.param_types.resize(i + 1, None);
+    }
+    if prepared.param_types[i].is_none() {
+        prepared.param_types[i] = Some(ty.arrow_type());
+    }
+    if prepared.param_sql_types.len() <= i {
+        prepared.param_sql_types.resize(i + 1, None);
+    }
+    if prepared.param_sql_types[i].is_none() {
+        prepared.param_sql_types[i] = Some(ty.clone());
+    }
+}
+
+/// The DataFusion plan a prepared statement binds its parameters into, if any.
+fn plan_of(kind: &PlanKind) -> Option<&LogicalPlan> {
+    match kind {
+        PlanKind::Query(p) => Some(p),
+        PlanKind::Update(u) => Some(&u.select),
+        PlanKind::Delete(d) => Some(&d.select),
+        PlanKind::Insert(InsertPlan {
+            source: InsertSource::Query(p),
+            ..
+        }) => Some(p),
+        _ => None,
+    }
+}
+
+/// Parameters DataFusion typed from a UUID or JSON column are described as such.
+pub(crate) fn note_wire_types(prepared: &mut Prepared) {
+    let Some(fields) = plan_of(&prepared.kind).and_then(|p| p.get_parameter_fields().ok()) else {
+        return;
+    };
+    for (name, field) in fields {
+        let (Ok(i), Some(field)) = (name.trim_start_matches('$').parse::<usize>(), field) else {
+            continue;
+        };
+        let ty = match field
+            .metadata()
+            .get(strata_catalog::WIRE_TYPE_KEY)
+            .map(String::as_str)
+        {
+            Some("uuid") => ColumnType::Uuid,
+            Some("json") => ColumnType::Json,
+            Some("jsonb") => ColumnType::Jsonb,
+            _ => continue,
+        };
+        if i >= 1 {
+            note_param(prepared, i - 1, &ty);
+        }
+    }
 }

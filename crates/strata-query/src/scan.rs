@@ -368,3 +368,79 @@ impl ExecutionPlan for HotScanExec {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+    use strata_catalog::{ColumnDef, ColumnType};
+    use strata_sql::{AccessLevel, FlushPolicy, TableKind};
+
+    fn table() -> TableDef {
+        let c = |id: u32, name: &str, pk: bool| ColumnDef {
+            id,
+            name: name.into(),
+            ty: ColumnType::BigInt,
+            nullable: !pk,
+            default: None,
+            primary_key: pk,
+            fill: None,
+        };
+        TableDef {
+            id: 9,
+            namespace: "n".into(),
+            name: "t".into(),
+            kind: TableKind::Shared,
+            columns: vec![c(1, "id", true), c(2, "v", false)],
+            flush_policy: FlushPolicy::default(),
+            storage_id: "local".into(),
+            use_user_storage: false,
+            ttl_seconds: None,
+            access_level: AccessLevel::Private,
+            next_column_id: 3,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn equality_becomes_a_point_read() {
+        let sel = KeySelection::from_filters(&table(), &[col("id").eq(lit(5i64))]);
+        assert!(matches!(sel, KeySelection::Points(p) if p == vec![ScalarValue::Int64(Some(5))]));
+    }
+
+    #[test]
+    fn bounds_combine_into_the_tightest_range() {
+        let filters = [
+            col("id").gt_eq(lit(10i64)).and(col("id").lt(lit(20i64))),
+            col("id").gt(lit(12i64)),
+        ];
+        let KeySelection::Range(lo, hi) = KeySelection::from_filters(&table(), &filters) else {
+            panic!("expected a range")
+        };
+        assert_eq!(lo, Bound::Excluded(ScalarValue::Int64(Some(12))));
+        assert_eq!(hi, Bound::Excluded(ScalarValue::Int64(Some(20))));
+    }
+
+    #[test]
+    fn other_columns_and_or_do_not_narrow() {
+        let filters = [
+            col("v").eq(lit(1i64)),
+            col("id").eq(lit(1i64)).or(col("id").eq(lit(2i64))),
+        ];
+        assert!(matches!(
+            KeySelection::from_filters(&table(), &filters),
+            KeySelection::Range(Bound::Unbounded, Bound::Unbounded)
+        ));
+    }
+
+    #[test]
+    fn in_list_becomes_sorted_points() {
+        let sel = KeySelection::from_filters(
+            &table(),
+            &[col("id").in_list(vec![lit(3i64), lit(1i64), lit(3i64)], false)],
+        );
+        assert!(
+            matches!(sel, KeySelection::Points(p) if p == vec![ScalarValue::Int64(Some(1)), ScalarValue::Int64(Some(3))])
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::engine::{CATALOG_WITH_SYSTEM_COLUMNS, Engine};
 use crate::output::QueryOutput;
-use crate::prepared::{PlanKind, Prepared};
+use crate::prepared::{PlanKind, Prepared, note_param, note_wire_types};
 use crate::{ddl, dml};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -118,6 +118,7 @@ impl Session {
             sql: sql.to_string(),
             kind: PlanKind::Command(Box::new(stmt)),
             param_types: vec![],
+            param_sql_types: vec![],
             schema: command_schema_hint(),
             catalog_version,
         };
@@ -129,7 +130,8 @@ impl Session {
             };
             return Ok(Arc::new(p));
         };
-        let prepared = match *ast {
+        let casts = cast_params(&ast);
+        let mut prepared = match *ast {
             ast::Statement::Query(q) => {
                 if let Some(point) = dml::point_select(self, &q)? {
                     let (kind, schema, param_types) = point;
@@ -137,6 +139,7 @@ impl Session {
                         sql: sql.into(),
                         kind,
                         param_types,
+                        param_sql_types: vec![],
                         schema: Some(schema),
                         catalog_version,
                     }
@@ -170,6 +173,16 @@ impl Session {
             }
             other => command(Statement::Sql(Box::new(other))),
         };
+        if let PlanKind::PointSelect(p) = &prepared.kind
+            && let crate::prepared::ValueSrc::Param(i) = p.key
+        {
+            let ty = p.table.pk().ty.clone();
+            note_param(&mut prepared, i, &ty);
+        }
+        for (i, ty) in casts {
+            note_param(&mut prepared, i, &ty);
+        }
+        note_wire_types(&mut prepared);
         Ok(Arc::new(prepared))
     }
 
@@ -221,7 +234,7 @@ impl Session {
                     Some(s) if s.fields().len() == df.schema().fields().len() => s.clone(),
                     _ => Arc::new(df.schema().as_arrow().clone()),
                 };
-                let stream = df.execute_stream().await?;
+                let stream = self.engine.execute(df);
                 Ok(QueryOutput::Rows {
                     schema,
                     stream,
@@ -358,6 +371,27 @@ impl Session {
     }
 }
 
+/// Parameters whose type a cast states (`$1::uuid`, `CAST($2 AS INT)`), which
+/// DataFusion leaves untyped.
+fn cast_params(stmt: &ast::Statement) -> Vec<(usize, strata_catalog::ColumnType)> {
+    let mut out = vec![];
+    let _ = ast::visit_expressions(stmt, |e| {
+        if let ast::Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && let ast::Expr::Value(v) = expr.as_ref()
+            && let ast::Value::Placeholder(p) = &v.value
+            && let Ok(i) = p.trim_start_matches('$').parse::<usize>()
+            && i >= 1
+            && let Ok(ty) = strata_catalog::ColumnType::from_sql(data_type)
+        {
+            out.push((i - 1, ty));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
 fn variable_name(v: &[ast::Ident]) -> String {
     v.iter()
         .map(|i| i.value.to_lowercase())
@@ -386,16 +420,25 @@ fn postgres_column_names(q: &ast::Query) -> Option<Vec<Option<String>>> {
     fn name_of(e: &ast::Expr) -> Option<String> {
         match e {
             ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => None,
-            ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()),
+            ast::Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_lowercase()),
             ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) => match expr.as_ref() {
                 ast::Expr::Identifier(id) => Some(strata_sql::normalize_ident(id)),
-                ast::Expr::CompoundIdentifier(parts) => parts.last().map(strata_sql::normalize_ident),
+                ast::Expr::CompoundIdentifier(parts) => {
+                    parts.last().map(strata_sql::normalize_ident)
+                }
                 other => name_of(other),
             },
             _ => Some("?column?".into()),
         }
     }
-    let ast::SetExpr::Select(sel) = q.body.as_ref() else { return None };
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
     sel.projection
         .iter()
         .map(|item| match item {
@@ -446,6 +489,7 @@ fn query_prepared(sql: &str, plan: LogicalPlan, catalog_version: u64) -> Result<
         sql: sql.into(),
         kind: PlanKind::Query(Box::new(plan)),
         param_types,
+        param_sql_types: vec![],
         schema: Some(schema),
         catalog_version,
     })

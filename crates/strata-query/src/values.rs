@@ -48,6 +48,45 @@ pub fn coerce(col: &ColumnDef, v: ScalarValue) -> Result<ScalarValue> {
 
 fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValue> {
     let shown = v.to_string();
+    // BYTEA text input is Postgres' hex format (`\x0a1b`); anything else is taken
+    // as the bytes of the string, as Postgres' escape format does for plain text.
+    if let (DataType::Binary, ScalarValue::Utf8(Some(s))) = (target, &v) {
+        return match s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
+            Some(hex) => decode_hex(hex)
+                .map(|b| ScalarValue::Binary(Some(b)))
+                .ok_or_else(|| {
+                    StrataError::InvalidText(format!(
+                        "invalid hexadecimal data for type bytea: \"{s}\""
+                    ))
+                }),
+            None => Ok(ScalarValue::Binary(Some(s.as_bytes().to_vec()))),
+        };
+    }
+    // Postgres' text form of an array: {1,2,NULL} or {"a b","c"}.
+    if let (DataType::List(_), ColumnType::Array(inner), ScalarValue::Utf8(Some(s))) =
+        (target, &col.ty, &v)
+    {
+        let items = parse_array_literal(s)
+            .ok_or_else(|| StrataError::InvalidText(format!("malformed array literal: \"{s}\"")))?;
+        let item_col = ColumnDef {
+            ty: (**inner).clone(),
+            ..col.clone()
+        };
+        let values = items
+            .into_iter()
+            .map(|i| {
+                coerce(
+                    &item_col,
+                    i.map_or(ScalarValue::Null, |t| ScalarValue::Utf8(Some(t))),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(ScalarValue::List(ScalarValue::new_list(
+            &values,
+            &inner.arrow_type(),
+            true,
+        )));
+    }
     // Strings for BOOLEAN follow Postgres' spellings, which Arrow's cast lacks.
     if let (DataType::Boolean, ScalarValue::Utf8(Some(s))) = (target, &v) {
         return match s.trim().to_ascii_lowercase().as_str() {
@@ -94,6 +133,71 @@ fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValu
             ))
         }
     })
+}
+
+/// Splits a one-dimensional array literal into its items (None for NULL).
+fn parse_array_literal(s: &str) -> Option<Vec<Option<String>>> {
+    let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut items = vec![];
+    if inner.trim().is_empty() {
+        return Some(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' || c == '"' {
+                    return None; // nested arrays are not supported
+                }
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim().to_string();
+        }
+        items.push(if !quoted && item.eq_ignore_ascii_case("null") {
+            None
+        } else {
+            Some(item)
+        });
+        match chars.next() {
+            Some(',') => continue,
+            None => return Some(items),
+            _ => return None,
+        }
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let hex: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    hex.chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(s, 16).ok()
+        })
+        .collect()
 }
 
 /// A 64-bit id: milliseconds since 2020-01-01 in the high bits, then a counter.
@@ -174,6 +278,43 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn array_literals() {
+        let col = col(ColumnType::Array(Box::new(ColumnType::Int)));
+        let v = coerce(&col, ScalarValue::Utf8(Some("{1, 2,NULL}".into()))).unwrap();
+        let expected = ScalarValue::List(ScalarValue::new_list(
+            &[
+                ScalarValue::Int32(Some(1)),
+                ScalarValue::Int32(Some(2)),
+                ScalarValue::Int32(None),
+            ],
+            &DataType::Int32,
+            true,
+        ));
+        assert_eq!(v, expected);
+        assert_eq!(
+            parse_array_literal(r#"{"a,b","c\"d"}"#).unwrap(),
+            vec![Some("a,b".into()), Some("c\"d".into())]
+        );
+        assert!(coerce(&col, ScalarValue::Utf8(Some("{1,2".into()))).is_err());
+    }
+
+    #[test]
+    fn bytea_hex_input() {
+        let v = coerce(
+            &col(ColumnType::Bytea),
+            ScalarValue::Utf8(Some("\\xDEADbeef".into())),
+        )
+        .unwrap();
+        assert_eq!(v, ScalarValue::Binary(Some(vec![0xde, 0xad, 0xbe, 0xef])));
+        let e = coerce(
+            &col(ColumnType::Bytea),
+            ScalarValue::Utf8(Some("\\xzz".into())),
+        )
+        .unwrap_err();
+        assert_eq!(e.sqlstate(), "22P02");
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let policy =
         strata_sql::FlushPolicy::parse(&config.flush.default_policy).map_err(|e| e.to_string())?;
     let catalog = Arc::new(Catalog::open(store.clone(), policy).map_err(|e| e.to_string())?);
-    let engine = Engine::new(store.clone(), catalog);
+    let engine = Engine::new(store.clone(), catalog)
+        .map_err(|e| format!("cannot start the query runtime: {e}"))?;
     let frontend = Frontend::new(engine);
 
     let listener = TcpListener::bind(&config.listen)

@@ -21,6 +21,8 @@
 //!   `onlyif simple` / `skipif extended` when a protocol difference is
 //!   intended.
 //!
+//! Set `STRATA_SLT=<substring>` to run only matching files.
+//!
 //! A failing record does not stop its file: every record runs and every
 //! failure is reported (up to a cap per file), and every file runs even if an
 //! earlier one failed. The test fails at the end with the full list.
@@ -79,7 +81,9 @@ fn slt_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/slt")
 }
 
-/// All `.slt` files, sorted, so runs are reproducible.
+/// All `.slt` files, sorted, so runs are reproducible. Setting `STRATA_SLT`
+/// to a substring runs only the files whose name contains it (e.g.
+/// `STRATA_SLT=ddl cargo test --test slt`).
 fn slt_files() -> Vec<PathBuf> {
     let dir = slt_dir();
     let entries = std::fs::read_dir(&dir)
@@ -88,6 +92,12 @@ fn slt_files() -> Vec<PathBuf> {
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "slt"))
         .collect();
+    if let Ok(filter) = std::env::var("STRATA_SLT") {
+        files.retain(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(filter.as_str()))
+        });
+    }
     files.sort();
     files
 }
@@ -184,9 +194,9 @@ async fn run_file(file: &Path, protocol: Protocol) -> Vec<String> {
     // A file must never take the server down.
     if !server.is_running() {
         failures.push(format!("the server process died\n{}", server.log_tail()));
-    } else if !failures.is_empty() {
+    } else if let Some(last) = failures.last_mut() {
         // Keep the tail of the log next to the failures for diagnosis.
-        failures.push(server.log_tail());
+        last.push_str(&server.log_tail());
     }
     failures
 }
