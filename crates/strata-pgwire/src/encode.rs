@@ -1,7 +1,7 @@
 //! Results as protocol responses: Arrow batches become DataRows through arrow-pg,
 //! streamed batch by batch.
 
-use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::array::{Array, Decimal128Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use arrow_pg::encoder::{Encoder, encode_value};
@@ -9,7 +9,7 @@ use bytes::{BufMut, BytesMut};
 use futures::StreamExt;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::DataRowEncoder;
+use pgwire::api::results::{DataRowEncoder, FieldFormat};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
@@ -92,13 +92,108 @@ impl ToSqlText for TextBacked<'_> {
     }
 }
 
+/// A decimal in Postgres' binary NUMERIC form, keeping its display scale
+/// (`0.00` stays `0.00`, which arrow-pg's encoding through rust_decimal loses).
+#[derive(Debug)]
+struct Numeric {
+    value: i128,
+    scale: i8,
+}
+
+impl Numeric {
+    fn text(&self) -> String {
+        let digits = self.value.unsigned_abs().to_string();
+        let scale = self.scale.max(0) as usize;
+        let sign = if self.value < 0 { "-" } else { "" };
+        if scale == 0 {
+            return format!("{sign}{digits}");
+        }
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (int, frac) = padded.split_at(padded.len() - scale);
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+impl ToSql for Numeric {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let text = self.text();
+        let unsigned = text.trim_start_matches('-');
+        let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let int = int.trim_start_matches('0');
+        // Base-10000 digits: the integer part grouped from the right, the
+        // fraction grouped from the left.
+        let int_padded = format!("{:0>width$}", int, width = int.len().div_ceil(4) * 4);
+        let frac_padded = format!("{:0<width$}", frac, width = frac.len().div_ceil(4) * 4);
+        let group = |s: &str| -> Vec<i16> {
+            s.as_bytes()
+                .chunks(4)
+                .map(|c| {
+                    std::str::from_utf8(c)
+                        .ok()
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0)
+                })
+                .collect()
+        };
+        let int_groups = group(&int_padded);
+        let mut digits = int_groups.clone();
+        digits.extend(group(&frac_padded));
+        let mut weight = int_groups.len() as i16 - 1;
+        while digits.first() == Some(&0) {
+            digits.remove(0);
+            weight -= 1;
+        }
+        while digits.last() == Some(&0) {
+            digits.pop();
+        }
+        if digits.is_empty() {
+            weight = 0;
+        }
+        out.put_i16(digits.len() as i16);
+        out.put_i16(weight);
+        out.put_u16(if self.value < 0 { 0x4000 } else { 0 });
+        out.put_u16(self.scale.max(0) as u16);
+        for d in digits {
+            out.put_i16(d);
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Numeric {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _format_options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_slice(self.text().as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
 /// Encodes a batch's rows: arrow-pg for every column but the text-backed ones.
 fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWireResult<DataRow>> {
     let schema = batch.schema();
     let special: Vec<bool> = schema
         .fields()
         .iter()
-        .map(|f| wire_type(f).is_some())
+        .zip(fields.iter())
+        .map(|(f, pg)| {
+            wire_type(f).is_some()
+                || (matches!(f.data_type(), DataType::Decimal128(..))
+                    && pg.format() == FieldFormat::Binary)
+        })
         .collect();
     if !special.iter().any(|s| *s) {
         return encode_recordbatch(fields.clone(), batch.clone()).collect();
@@ -110,7 +205,22 @@ fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWire
         for c in 0..batch.num_columns() {
             let array = batch.column(c);
             let field = &fields[c];
-            result = if special[c] {
+            result = if special[c]
+                && let Some(d) = array.as_any().downcast_ref::<Decimal128Array>()
+            {
+                if d.is_valid(r) {
+                    Encoder::encode_field(
+                        &mut encoder,
+                        &Numeric {
+                            value: d.value(r),
+                            scale: d.scale(),
+                        },
+                        field,
+                    )
+                } else {
+                    Encoder::encode_field(&mut encoder, &None::<i8>, field)
+                }
+            } else if special[c] {
                 match array.as_any().downcast_ref::<StringArray>() {
                     Some(a) if a.is_valid(r) => {
                         Encoder::encode_field(&mut encoder, &TextBacked(a.value(r)), field)
@@ -174,5 +284,54 @@ pub fn to_response(out: QueryOutput, format: &Format) -> PgWireResult<Response> 
             resp.set_command_tag(&name);
             Ok(Response::Query(resp))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(value: i128, scale: i8) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        Numeric { value, scale }
+            .to_sql(&Type::NUMERIC, &mut out)
+            .unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn numeric_text_keeps_scale() {
+        assert_eq!(Numeric { value: 0, scale: 2 }.text(), "0.00");
+        assert_eq!(
+            Numeric {
+                value: -5,
+                scale: 3
+            }
+            .text(),
+            "-0.005"
+        );
+        assert_eq!(
+            Numeric {
+                value: 123456,
+                scale: 2
+            }
+            .text(),
+            "1234.56"
+        );
+    }
+
+    #[test]
+    fn numeric_binary_matches_postgres() {
+        // 0.00: no digits, weight 0, scale 2
+        assert_eq!(binary(0, 2), vec![0, 0, 0, 0, 0, 0, 0, 2]);
+        // 1234.56 = [1234, 5600], weight 0
+        assert_eq!(
+            binary(123456, 2),
+            vec![0, 2, 0, 0, 0, 0, 0, 2, 0x04, 0xd2, 0x15, 0xe0]
+        );
+        // -0.005 = [50], weight -1, negative, scale 3
+        assert_eq!(binary(-5, 3), vec![0, 1, 0xff, 0xff, 0x40, 0, 0, 3, 0, 50]);
+        // 10000 = [1], weight 1
+        assert_eq!(binary(10000, 0), vec![0, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
     }
 }
