@@ -259,7 +259,10 @@ fn tag(name: &str, rows: Option<usize>) -> Tag {
     t
 }
 
-pub fn to_response(out: QueryOutput, format: &Format) -> PgWireResult<Response> {
+/// Builds the protocol response. The first batch is computed here, inside the
+/// part of query handling that a CancelRequest can interrupt: for aggregates and
+/// sorts that is where all the work happens.
+pub async fn to_response(out: QueryOutput, format: &Format) -> PgWireResult<Response> {
     match out {
         QueryOutput::Command { tag: name, rows } => Ok(match name.as_str() {
             "BEGIN" => Response::TransactionStart(tag(&name, rows)),
@@ -268,9 +271,14 @@ pub fn to_response(out: QueryOutput, format: &Format) -> PgWireResult<Response> 
         }),
         QueryOutput::Rows {
             schema,
-            stream,
+            mut stream,
             tag: name,
         } => {
+            let first = stream.next().await;
+            if let Some(Err(e)) = first {
+                return Err(to_pg(StrataError::from(e)));
+            }
+            let stream = futures::stream::iter(first).chain(stream);
             let fields = Arc::new(pg_fields(&schema, format)?);
             let f = fields.clone();
             let rows = stream.flat_map(move |batch| {

@@ -168,10 +168,19 @@ impl SimpleQueryHandler for Handler {
         let session = session_of(client)?;
         let span = tracing::debug_span!("query", user = session.user(), protocol = "simple");
         let (outputs, error) = session.run_simple(query).instrument(span).await;
-        let mut responses = outputs
-            .into_iter()
-            .map(|o| to_response(o, &Format::UnifiedText))
-            .collect::<PgWireResult<Vec<_>>>()?;
+        let mut responses = Vec::with_capacity(outputs.len() + 1);
+        for o in outputs {
+            match to_response(o, &Format::UnifiedText).await {
+                Ok(r) => responses.push(r),
+                // A statement that fails while computing its first rows ends the
+                // string like any other error; the ones before it keep their results.
+                Err(PgWireError::UserError(info)) => {
+                    responses.push(Response::Error(info));
+                    return Ok(responses);
+                }
+                Err(other) => return Err(other),
+            }
+        }
         if let Some(e) = error {
             responses.push(Response::Error(Box::new(error_info(e))));
         }
@@ -248,6 +257,6 @@ impl ExtendedQueryHandler for Handler {
             .instrument(span)
             .await
             .map_err(to_pg)?;
-        to_response(out, &portal.result_column_format)
+        to_response(out, &portal.result_column_format).await
     }
 }

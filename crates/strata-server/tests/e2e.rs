@@ -1330,7 +1330,7 @@ async fn wait_until_serving(server: &TestServer, limit: Duration) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_request_cancels_or_lets_the_query_complete() {
+async fn cancel_request_cancels_a_running_query() {
     let mut server = TestServer::start().await;
     timed("cancel request", TEST_TIMEOUT, async {
         // Extended protocol, then simple protocol.
@@ -1359,27 +1359,26 @@ async fn cancel_request_cancels_or_lets_the_query_complete() {
             .unwrap_or_else(|e| panic!("{mode}: sending CancelRequest failed: {e}"));
             let cancelled_at = std::time::Instant::now();
 
-            // Either outcome is fine: cancelled (57014), or the query had
-            // already finished and returns its single row.
+            // The query runs for many seconds in a debug build; the cancel
+            // arrives 300 ms in, so it must end the query promptly with 57014.
             let outcome = timed("cancelled query to finish", Duration::from_secs(120), query)
                 .await
                 .expect("query task panicked");
+            let waited = cancelled_at.elapsed();
             match outcome {
-                Ok(rows) => {
-                    assert_eq!(rows, 1, "{mode}: completed query returns one row");
-                    // Informational: a query still running long after the
-                    // cancel means the cancel was ignored.
-                    eprintln!(
-                        "{mode}: the query completed {:?} after the CancelRequest (not cancelled)",
-                        cancelled_at.elapsed()
-                    );
-                }
+                Ok(rows) => panic!(
+                    "{mode}: the query completed ({rows} rows) {waited:?} after the CancelRequest"
+                ),
                 Err(e) => assert_eq!(
                     sqlstate(&e).as_deref(),
                     Some("57014"),
                     "{mode}: a cancelled query must fail with query_canceled, got: {e}"
                 ),
             }
+            assert!(
+                waited < Duration::from_secs(5),
+                "{mode}: cancelling took {waited:?}"
+            );
 
             // The connection is usable afterwards, and a later query is not
             // hit by the (already handled) cancel.
