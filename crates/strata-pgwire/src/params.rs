@@ -150,9 +150,7 @@ fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue
                 &h[20..32]
             )))
         }
-        Type::BOOL_ARRAY => {
-            list::<bool>(ty, raw, idx, DataType::Boolean, |v| ScalarValue::Boolean(v))?
-        }
+        Type::BOOL_ARRAY => list::<bool>(ty, raw, idx, DataType::Boolean, ScalarValue::Boolean)?,
         Type::INT2_ARRAY => list::<i16>(ty, raw, idx, DataType::Int16, ScalarValue::Int16)?,
         Type::INT4_ARRAY => list::<i32>(ty, raw, idx, DataType::Int32, ScalarValue::Int32)?,
         Type::INT8_ARRAY => list::<i64>(ty, raw, idx, DataType::Int64, ScalarValue::Int64)?,

@@ -589,7 +589,7 @@ pub(crate) async fn prepare_insert(
                         .collect::<Result<Vec<_>>>()?;
                     ConflictAction::DoUpdate {
                         assignments,
-                        selection: du.selection.clone(),
+                        selection: du.selection.clone().map(Box::new),
                     }
                 }
             }
@@ -620,7 +620,7 @@ pub(crate) async fn prepare_insert(
     }
     let mut prepared = Prepared {
         sql: sql.into(),
-        kind: PlanKind::Insert(plan),
+        kind: PlanKind::Insert(Box::new(plan)),
         param_types,
         param_sql_types: vec![],
         schema,
@@ -731,7 +731,7 @@ async fn insert_rows(
 async fn upsert_row(
     table: &TableDef,
     assignments: &[(usize, ast::Expr)],
-    selection: &Option<ast::Expr>,
+    selection: &Option<Box<ast::Expr>>,
     existing: &[ScalarValue],
     excluded: &[ScalarValue],
     params: &[ScalarValue],
@@ -1012,6 +1012,13 @@ fn cast_name(col: &ColumnDef) -> String {
     }
 }
 
+/// The first `n` values of row `r` of a batch.
+fn row_values(b: &RecordBatch, r: usize, n: usize) -> Result<Vec<ScalarValue>> {
+    (0..n)
+        .map(|c| Ok(ScalarValue::try_from_array(b.column(c), r)?))
+        .collect()
+}
+
 async fn matching_rows(
     session: &Session,
     plan: &datafusion::logical_expr::LogicalPlan,
@@ -1042,10 +1049,7 @@ pub(crate) async fn execute_update(
     let mut old_keys: std::collections::HashSet<Vec<u8>> = Default::default();
     for b in &batches {
         for r in 0..b.num_rows() {
-            let mut row = Vec::with_capacity(n);
-            for c in 0..n {
-                row.push(ScalarValue::try_from_array(b.column(c), r)?);
-            }
+            let mut row = row_values(b, r, n)?;
             let old_key = keys::row_key(table.id, SHARED_PARTITION, &row[pk])?;
             for (k, &i) in p.assigned.iter().enumerate() {
                 row[i] = coerce(
@@ -1145,10 +1149,7 @@ pub(crate) async fn execute_delete(
     let mut rows = vec![];
     for b in &batches {
         for r in 0..b.num_rows() {
-            let mut row = Vec::with_capacity(n);
-            for c in 0..n {
-                row.push(ScalarValue::try_from_array(b.column(c), r)?);
-            }
+            let row = row_values(b, r, n)?;
             deletes.push(keys::row_key(table.id, SHARED_PARTITION, &row[pk])?);
             rows.push(row);
         }

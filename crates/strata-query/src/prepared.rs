@@ -29,7 +29,7 @@ pub enum ConflictAction {
     DoNothing,
     DoUpdate {
         assignments: Vec<(usize, ast::Expr)>,
-        selection: Option<ast::Expr>,
+        selection: Option<Box<ast::Expr>>,
     },
 }
 
@@ -78,7 +78,7 @@ pub struct PointSelect {
 pub enum PlanKind {
     Query(Box<LogicalPlan>),
     PointSelect(PointSelect),
-    Insert(InsertPlan),
+    Insert(Box<InsertPlan>),
     Update(UpdatePlan),
     Delete(DeletePlan),
     /// Planned afresh at every execution (DDL, SET, SHOW ...).
@@ -122,10 +122,10 @@ fn plan_of(kind: &PlanKind) -> Option<&LogicalPlan> {
         PlanKind::Query(p) => Some(p),
         PlanKind::Update(u) => Some(&u.select),
         PlanKind::Delete(d) => Some(&d.select),
-        PlanKind::Insert(InsertPlan {
-            source: InsertSource::Query(p),
-            ..
-        }) => Some(p),
+        PlanKind::Insert(ins) => match &ins.source {
+            InsertSource::Query(p) => Some(p),
+            InsertSource::Values(_) => None,
+        },
         _ => None,
     }
 }

@@ -15,10 +15,7 @@ const RECURSION_LIMIT: usize = 200;
 
 /// Parses every statement of a simple-query string.
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
-    split(sql)?
-        .into_iter()
-        .map(|toks| parse_statement(toks))
-        .collect()
+    split(sql)?.into_iter().map(parse_statement).collect()
 }
 
 /// Parses a prepared statement's text: at most one statement is allowed.
