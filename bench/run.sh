@@ -24,7 +24,7 @@ STRATA="${CARGO_TARGET_DIR:-target}/$PROFILE/strata"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 WORK=$(mktemp -d)
-chmod 755 "$WORK"
+chmod 1777 "$WORK"  # the postgres user writes its socket and log here
 SPORT=$(free_port)
 PPORT=$(free_port)
 cleanup() {
