@@ -5,7 +5,8 @@
 set -euo pipefail
 
 need=()
-if ! ldconfig -p 2>/dev/null | grep -q 'libclang.*\.so' && ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+# bindgen loads libclang.so itself (libclang-cpp, which some images carry, is not it).
+if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1; then
   need+=(libclang-dev)
 fi
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
