@@ -132,18 +132,7 @@ pub(crate) async fn eval_expr(
     }
 }
 
-/// How a column's DEFAULT is produced, decided once per prepared statement.
-#[derive(Debug, Clone)]
-enum DefaultSrc {
-    Null,
-    Const(ScalarValue),
-    Now,
-    RandomUuid,
-    Snowflake,
-    Expr(Box<ast::Expr>),
-}
-
-fn default_src(col: &ColumnDef) -> Result<DefaultSrc> {
+pub(crate) fn default_src(col: &ColumnDef) -> Result<DefaultSrc> {
     let Some(text) = &col.default else {
         return Ok(DefaultSrc::Null);
     };
@@ -601,7 +590,13 @@ pub(crate) async fn prepare_insert(
         }
     };
     let schema = returning_schema(&table, &ins.returning).await?;
+    let defaults = table
+        .columns
+        .iter()
+        .map(default_src)
+        .collect::<Result<_>>()?;
     let plan = InsertPlan {
+        defaults,
         table,
         targets,
         source,
@@ -659,11 +654,6 @@ async fn insert_rows(
     params: &[ScalarValue],
 ) -> Result<Vec<Vec<ScalarValue>>> {
     let table = &p.table;
-    let defaults: Vec<DefaultSrc> = table
-        .columns
-        .iter()
-        .map(default_src)
-        .collect::<Result<_>>()?;
     let source_rows: Vec<Vec<Option<ScalarValue>>> = match &p.source {
         InsertSource::Values(rows) => {
             let mut out = Vec::with_capacity(rows.len());
@@ -718,7 +708,7 @@ async fn insert_rows(
         for (i, v) in full.into_iter().enumerate() {
             row.push(match v {
                 Some(v) => v,
-                None => default_value(session, &table.columns[i], &defaults[i]).await?,
+                None => default_value(session, &table.columns[i], &p.defaults[i]).await?,
             });
         }
         check_not_null(table, &row)?;

@@ -39,9 +39,22 @@ pub enum InsertSource {
     Query(Box<LogicalPlan>),
 }
 
+/// How a column's DEFAULT is produced, decided once per prepared statement.
+#[derive(Debug, Clone)]
+pub enum DefaultSrc {
+    Null,
+    Const(ScalarValue),
+    Now,
+    RandomUuid,
+    Snowflake,
+    Expr(Box<ast::Expr>),
+}
+
 #[derive(Debug, Clone)]
 pub struct InsertPlan {
     pub table: Arc<TableDef>,
+    /// Each column's DEFAULT, parsed at prepare time rather than per execution.
+    pub defaults: Vec<DefaultSrc>,
     /// Table column index of each source column.
     pub targets: Vec<usize>,
     pub source: InsertSource,

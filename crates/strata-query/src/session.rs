@@ -119,7 +119,7 @@ impl Session {
             kind: PlanKind::Command(Box::new(stmt)),
             param_types: vec![],
             param_sql_types: vec![],
-            schema: command_schema_hint(),
+            schema: None,
             catalog_version,
         };
         let Statement::Sql(ast) = stmt else {
@@ -406,10 +406,6 @@ fn show_schema(name: &str) -> SchemaRef {
         name
     };
     Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
-}
-
-fn command_schema_hint() -> Option<SchemaRef> {
-    None
 }
 
 /// The output names Postgres gives a SELECT's unnamed expressions: a function
