@@ -7,7 +7,7 @@
 mod defs;
 mod types;
 
-pub use defs::{ColumnDef, NamespaceDef, TableDef, WIRE_TYPE_KEY};
+pub use defs::{ColumnDef, DELETED_COLUMN, NamespaceDef, SEQ_COLUMN, TableDef, WIRE_TYPE_KEY};
 pub use types::{ColumnType, UTC};
 
 use parking_lot::RwLock;

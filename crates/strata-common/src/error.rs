@@ -59,6 +59,10 @@ pub enum StrataError {
     QueryCanceled,
     #[error("{0}")]
     ProtocolViolation(String),
+    #[error("{0}")]
+    UndefinedObject(String),
+    #[error("{0}")]
+    ObjectNotInPrerequisiteState(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("internal error: {0}")]
@@ -96,6 +100,8 @@ impl StrataError {
             TooManyConnections(_) => "53300",
             QueryCanceled => "57014",
             ProtocolViolation(_) => "08P01",
+            UndefinedObject(_) => "42704",
+            ObjectNotInPrerequisiteState(_) => "55000",
             Storage(_) => "58030",
             Internal(_) => "XX000",
         }
@@ -107,6 +113,11 @@ impl StrataError {
 
     pub fn unsupported(msg: impl Into<String>) -> Self {
         StrataError::FeatureNotSupported(msg.into())
+    }
+
+    /// A failure of the object store or a Parquet file, with what was being done.
+    pub fn storage(context: &str, e: impl std::fmt::Display) -> Self {
+        StrataError::Storage(format!("{context}: {e}"))
     }
 
     pub fn internal(msg: impl Into<String>) -> Self {

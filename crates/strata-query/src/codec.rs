@@ -194,6 +194,14 @@ fn skip_stored_value(r: &mut Reader) -> Result<()> {
     Ok(())
 }
 
+/// What a row written before `col` existed reads as: its fill, else NULL.
+pub fn fill_value(col: &strata_catalog::ColumnDef) -> Result<ScalarValue> {
+    match &col.fill {
+        Some(fill) => decode_value(&col.ty, &mut Reader { buf: fill, pos: 0 }),
+        None => null_of(&col.ty),
+    }
+}
+
 pub fn null_of(ty: &ColumnType) -> Result<ScalarValue> {
     Ok(ScalarValue::try_from(&ty.arrow_type())?)
 }

@@ -15,6 +15,8 @@ use strata_sql::{Statement, TableKind, normalize_ident, object_ref};
 pub fn result_schema(stmt: &Statement) -> Option<SchemaRef> {
     let cols: &[&str] = match stmt {
         Statement::ShowNamespaces => &["namespace_id"],
+        Statement::FlushTable { .. } | Statement::CompactTable { .. } => &["job_id"],
+        Statement::FlushAll { .. } => &["job_id", "namespace_id", "table_name"],
         Statement::ShowTables { .. } => &["namespace_id", "table_name", "table_type"],
         _ => return None,
     };
@@ -51,7 +53,17 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
             if_exists,
             cascade,
         } => {
-            catalog.drop_namespace(name, *if_exists, *cascade)?;
+            let tables: Vec<u32> = catalog
+                .tables()
+                .iter()
+                .filter(|t| &t.namespace == name)
+                .map(|t| t.id)
+                .collect();
+            if catalog.drop_namespace(name, *if_exists, *cascade)? {
+                for id in tables {
+                    forget_cold(session, id);
+                }
+            }
             Ok(QueryOutput::command("DROP NAMESPACE"))
         }
         Statement::CreateTable(ct) => {
@@ -106,10 +118,65 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
                 ],
             )
         }
+        Statement::FlushTable { table } => {
+            let (ns, name) = session.resolve(table);
+            let def = catalog.require_table(&ns, &name)?;
+            let id = session.engine.tiers.jobs()?.flush_table(def)?;
+            string_rows(
+                result_schema(stmt).ok_or_else(|| StrataError::internal("schema"))?,
+                vec![vec![id]],
+            )
+        }
+        Statement::FlushAll { namespace } => {
+            if let Some(ns) = namespace
+                && !catalog.namespace_exists(ns)
+            {
+                return Err(StrataError::UndefinedNamespace(ns.clone()));
+            }
+            let jobs = session.engine.tiers.jobs()?;
+            let mut cols: Vec<Vec<String>> = vec![vec![], vec![], vec![]];
+            for t in catalog.tables() {
+                if namespace.as_ref().is_some_and(|ns| &t.namespace != ns)
+                    || t.kind == TableKind::Stream
+                {
+                    continue;
+                }
+                cols[1].push(t.namespace.clone());
+                cols[2].push(t.name.clone());
+                cols[0].push(jobs.flush_table(t)?);
+            }
+            string_rows(
+                result_schema(stmt).ok_or_else(|| StrataError::internal("schema"))?,
+                cols,
+            )
+        }
+        Statement::CompactTable { table } => {
+            let (ns, name) = session.resolve(table);
+            let def = catalog.require_table(&ns, &name)?;
+            let id = session.engine.tiers.jobs()?.compact_table(def)?;
+            string_rows(
+                result_schema(stmt).ok_or_else(|| StrataError::internal("schema"))?,
+                vec![vec![id]],
+            )
+        }
+        Statement::KillJob { job_id } => {
+            session.engine.tiers.jobs()?.kill(job_id)?;
+            Ok(QueryOutput::command("KILL JOB"))
+        }
         Statement::NotYetSupported(what) => Err(StrataError::unsupported(format!(
             "{what} is not supported yet"
         ))),
         Statement::Sql(ast) => execute(session, ast).await,
+    }
+}
+
+/// Drops a dropped table's cold records; its objects are deleted by the next
+/// cleanup. A failure here leaves only unreferenced records behind (table ids
+/// are never reused), so it is logged rather than failing the DROP.
+fn forget_cold(session: &Session, table_id: u32) {
+    let now = strata_catalog::now_micros();
+    if let Err(e) = strata_cold::manifest::forget_table(&session.engine.store, table_id, now) {
+        tracing::warn!(table_id, error = %e, "could not forget cold files of a dropped table");
     }
 }
 
@@ -125,7 +192,12 @@ pub async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOu
         } => {
             for n in names {
                 let (ns, name) = session.resolve(&object_ref(n)?);
-                catalog.drop_table(&ns, &name, *if_exists)?;
+                let id = catalog.table(&ns, &name).map(|t| t.id);
+                if catalog.drop_table(&ns, &name, *if_exists)?
+                    && let Some(id) = id
+                {
+                    forget_cold(session, id);
+                }
             }
             Ok(QueryOutput::command("DROP TABLE"))
         }

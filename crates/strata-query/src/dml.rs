@@ -4,8 +4,14 @@
 //! (existing keys, the rows an UPDATE or DELETE matches), builds every new row
 //! version, and commits them all in one RocksDB write batch. Nothing is written
 //! until every row has been checked, so a failing statement changes nothing.
+//!
+//! A key has at most one live version across the tiers. Writing a key whose live
+//! version is cold (found through the primary-key index, never by reading
+//! Parquet) sets that cold row's deletion-vector bit and drops its index entry in
+//! the same batch, so readers never need to reconcile hot against cold.
 
-use crate::codec::{decode_row, encode_row};
+use crate::codec::encode_row;
+use crate::merged::live_row;
 use crate::output::QueryOutput;
 use crate::prepared::*;
 use crate::session::{Session, batch_output};
@@ -19,12 +25,13 @@ use futures::TryStreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use strata_catalog::{ColumnDef, TableDef, UTC};
+use strata_cold::manifest;
 use strata_common::{Result, StrataError, keys};
 use strata_sql::sqlparser::ast;
 use strata_sql::sqlparser::dialect::PostgreSqlDialect;
 use strata_sql::sqlparser::parser::Parser;
 use strata_sql::{Statement, TableKind, normalize_ident, object_ref};
-use strata_store::CF_DATA;
+use strata_store::{CF_DATA, CF_PK_INDEX};
 
 /// Shared tables have one partition; its user segment is empty.
 const SHARED_PARTITION: &str = "";
@@ -354,7 +361,7 @@ pub(crate) fn point_select(
     )))
 }
 
-pub(crate) fn execute_point_select(
+pub(crate) async fn execute_point_select(
     session: &Session,
     p: &PointSelect,
     params: &[ScalarValue],
@@ -370,11 +377,14 @@ pub(crate) fn execute_point_select(
     let mut rows = vec![];
     if !key.is_null() {
         let k = keys::row_key(p.table.id, SHARED_PARTITION, &key)?;
-        if let Some(bytes) = session.engine.store.get(CF_DATA, &k)? {
-            let row = decode_row(&p.table, &bytes)?;
-            if !row.is_deleted() {
-                rows.push(row);
-            }
+        if let Some(values) =
+            live_row(&session.engine.tiers, &p.table, SHARED_PARTITION, &k).await?
+        {
+            rows.push(crate::codec::StoredRow {
+                seq: 0,
+                flags: 0,
+                values,
+            });
         }
     }
     let batch = crate::scan::rows_to_batch(&p.table, &schema, &p.projection, &rows)?;
@@ -790,7 +800,6 @@ pub(crate) async fn execute_insert(
     let table = &p.table;
     let rows = insert_rows(session, p, params).await?;
     let pk = table.pk_index();
-    let store = &session.engine.store;
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     // Final row per key, in statement order.
@@ -801,13 +810,7 @@ pub(crate) async fn execute_insert(
         let key = keys::row_key(table.id, SHARED_PARTITION, &row[pk])?;
         let existing: Option<Vec<ScalarValue>> = match index.get(&key) {
             Some(&i) => Some(pending[i].1.clone()),
-            None => match store.get(CF_DATA, &key)? {
-                Some(bytes) => {
-                    let r = decode_row(table, &bytes)?;
-                    (!r.is_deleted()).then_some(r.values)
-                }
-                None => None,
-            },
+            None => live_row(&session.engine.tiers, table, SHARED_PARTITION, &key).await?,
         };
         let new_row = match (existing, &p.conflict) {
             (None, _) => row,
@@ -864,7 +867,19 @@ fn commit(
     }
     let store = &session.engine.store;
     let cf = store.cf(CF_DATA)?;
-    store.commit_with_seqs(puts.len() as u64, |first, wb| {
+    let index = store.cf(CF_PK_INDEX)?;
+    // Cold versions this statement supersedes (found before taking the commit lock).
+    let mut superseded = vec![];
+    for k in deletes.iter().chain(puts.iter().map(|(k, _)| k)) {
+        if let Some(loc) = manifest::locate(store, k)? {
+            superseded.push((k, loc));
+        }
+    }
+    let first = store.commit_with_seqs(puts.len() as u64, |first, wb| {
+        for (k, loc) in &superseded {
+            manifest::delete_row(store, wb, table.id, SHARED_PARTITION, *loc)?;
+            wb.delete_cf(index, k);
+        }
         for k in deletes {
             wb.delete_cf(cf, k);
         }
@@ -872,7 +887,13 @@ fn commit(
             wb.put_cf(cf, k, encode_row(table, first + i as u64, 0, row)?);
         }
         Ok(())
-    })
+    })?;
+    session
+        .engine
+        .tiers
+        .counter(table.id)
+        .add(puts.len() as u64);
+    Ok(first)
 }
 
 // ---------------------------------------------------------------- UPDATE / DELETE
@@ -1062,11 +1083,9 @@ pub(crate) async fn execute_update(
     // A changed primary key must not land on a row this statement did not move.
     for (k, row) in &puts {
         if !old_keys.contains(k)
-            && session.engine.store.get(CF_DATA, k)?.is_some_and(|b| {
-                decode_row(table, &b)
-                    .map(|r| !r.is_deleted())
-                    .unwrap_or(true)
-            })
+            && live_row(&session.engine.tiers, table, SHARED_PARTITION, k)
+                .await?
+                .is_some()
         {
             return Err(duplicate_key(table, &row[pk]));
         }

@@ -2,6 +2,7 @@
 
 use crate::provider::StrataCatalogProvider;
 use crate::session::Session;
+use crate::tiers::Tiers;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
@@ -26,6 +27,7 @@ pub const CATALOG_WITH_SYSTEM_COLUMNS: &str = "strata_sys";
 pub struct Engine {
     pub(crate) store: Arc<Store>,
     pub(crate) catalog: Arc<Catalog>,
+    pub(crate) tiers: Arc<Tiers>,
     base_state: SessionState,
     /// One async lock per table: a DML statement holds it from reading the rows
     /// it changes to committing them, so concurrent writers never lose updates
@@ -65,15 +67,17 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>) -> std::io::Result<Arc<Engine>> {
+    pub fn new(tiers: Arc<Tiers>) -> std::io::Result<Arc<Engine>> {
+        let store = tiers.store.clone();
+        let catalog = tiers.catalog.clone();
         let list = MemoryCatalogProviderList::new();
         list.register_catalog(
             CATALOG.into(),
-            Arc::new(StrataCatalogProvider::new(catalog.clone(), false)),
+            Arc::new(StrataCatalogProvider::new(tiers.clone(), false)),
         );
         list.register_catalog(
             CATALOG_WITH_SYSTEM_COLUMNS.into(),
-            Arc::new(StrataCatalogProvider::new(catalog.clone(), true)),
+            Arc::new(StrataCatalogProvider::new(tiers.clone(), true)),
         );
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, DEFAULT_NAMESPACE)
@@ -99,6 +103,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             store,
             catalog,
+            tiers,
             base_state,
             write_locks: Mutex::new(HashMap::new()),
             query_runtime: QueryRuntime(Some(query_runtime)),
@@ -111,6 +116,10 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    pub fn tiers(&self) -> &Arc<Tiers> {
+        &self.tiers
     }
 
     /// A new session for one connection, acting as `user`.
@@ -147,7 +156,9 @@ impl Engine {
         Box::pin(RecordBatchStreamAdapter::new(schema, stream))
     }
 
-    pub(crate) fn write_lock(&self, table_id: u32) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock writers of a table hold from reading to committing; flush and
+    /// compaction commits take it too, so they never interleave with a write.
+    pub fn write_lock(&self, table_id: u32) -> Arc<tokio::sync::Mutex<()>> {
         self.write_locks.lock().entry(table_id).or_default().clone()
     }
 }

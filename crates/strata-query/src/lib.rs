@@ -1,4 +1,4 @@
-//! Query execution: DataFusion table providers over the hot tier, the DML
+//! Query execution: DataFusion table providers over both tiers, the DML
 //! executor (INSERT with upserts, UPDATE, DELETE, RETURNING), DDL, and the
 //! per-connection `Session` that prepares and runs statements.
 //!
@@ -8,19 +8,22 @@
 //! is what makes a statement atomic and a duplicate key a clean 23505. Prepared
 //! single-row INSERTs and primary-key SELECTs skip DataFusion entirely.
 
-mod codec;
+pub mod codec;
 mod ddl;
 mod dml;
 mod engine;
+mod merged;
 mod output;
 mod prepared;
 mod provider;
-mod scan;
+pub mod scan;
 mod session;
 mod system;
+pub mod tiers;
 mod values;
 
 pub use engine::Engine;
 pub use output::QueryOutput;
 pub use prepared::Prepared;
 pub use session::Session;
+pub use tiers::{JobControl, Tiers, WriteCounter};

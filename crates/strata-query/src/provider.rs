@@ -1,34 +1,38 @@
 //! DataFusion's view of Strata: a catalog whose schemas are namespaces (looked up
 //! live in the Strata catalog, so DDL is visible at once), the `system` schema,
-//! and one `TableProvider` per table that plans a hot-tier scan.
+//! and one `TableProvider` per table that plans a scan across both tiers.
 
-use crate::scan::{HotScanExec, KeySelection};
+use crate::merged::MergedScanExec;
+use crate::scan::KeySelection;
 use crate::system::SystemSchema;
+use crate::tiers::Tiers;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::DFSchema;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
-use strata_catalog::{Catalog, TableDef};
+use strata_catalog::TableDef;
 use strata_sql::TableKind;
-use strata_store::Store;
 
 /// The catalog DataFusion sees. Two instances exist: one whose tables show the
 /// hidden `_seq`/`_deleted` columns and one whose tables do not; a query that
 /// names a system column is planned against the first (see `session.rs`).
 #[derive(Debug)]
 pub struct StrataCatalogProvider {
-    catalog: Arc<Catalog>,
+    tiers: Arc<Tiers>,
     with_system_columns: bool,
 }
 
 impl StrataCatalogProvider {
-    pub fn new(catalog: Arc<Catalog>, with_system_columns: bool) -> Self {
+    pub fn new(tiers: Arc<Tiers>, with_system_columns: bool) -> Self {
         StrataCatalogProvider {
-            catalog,
+            tiers,
             with_system_columns,
         }
     }
@@ -37,6 +41,7 @@ impl StrataCatalogProvider {
 impl CatalogProvider for StrataCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
+            .tiers
             .catalog
             .namespaces()
             .into_iter()
@@ -48,13 +53,13 @@ impl CatalogProvider for StrataCatalogProvider {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name == "system" {
-            return Some(Arc::new(SystemSchema::new(self.catalog.clone())));
+            return Some(Arc::new(SystemSchema::new(self.tiers.clone())));
         }
-        if !self.catalog.namespace_exists(name) {
+        if !self.tiers.catalog.namespace_exists(name) {
             return None;
         }
         Some(Arc::new(NamespaceSchema {
-            catalog: self.catalog.clone(),
+            tiers: self.tiers.clone(),
             namespace: name.to_string(),
             with_system_columns: self.with_system_columns,
         }))
@@ -63,7 +68,7 @@ impl CatalogProvider for StrataCatalogProvider {
 
 #[derive(Debug)]
 struct NamespaceSchema {
-    catalog: Arc<Catalog>,
+    tiers: Arc<Tiers>,
     namespace: String,
     with_system_columns: bool,
 }
@@ -71,7 +76,8 @@ struct NamespaceSchema {
 #[async_trait]
 impl SchemaProvider for NamespaceSchema {
     fn table_names(&self) -> Vec<String> {
-        self.catalog
+        self.tiers
+            .catalog
             .tables()
             .into_iter()
             .filter(|t| t.namespace == self.namespace)
@@ -80,9 +86,9 @@ impl SchemaProvider for NamespaceSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self.catalog.table(&self.namespace, name).map(|def| {
+        Ok(self.tiers.catalog.table(&self.namespace, name).map(|def| {
             Arc::new(StrataTable::new(
-                self.catalog.store().clone(),
+                self.tiers.clone(),
                 def,
                 self.with_system_columns,
             )) as Arc<dyn TableProvider>
@@ -90,22 +96,39 @@ impl SchemaProvider for NamespaceSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.catalog.table(&self.namespace, name).is_some()
+        self.tiers.catalog.table(&self.namespace, name).is_some()
     }
 }
 
 /// One Strata table as DataFusion sees it.
 #[derive(Debug)]
 pub struct StrataTable {
-    store: Arc<Store>,
+    tiers: Arc<Tiers>,
     def: Arc<TableDef>,
     schema: SchemaRef,
 }
 
 impl StrataTable {
-    pub fn new(store: Arc<Store>, def: Arc<TableDef>, with_system_columns: bool) -> Self {
+    pub fn new(tiers: Arc<Tiers>, def: Arc<TableDef>, with_system_columns: bool) -> Self {
         let schema = def.arrow_schema(with_system_columns);
-        StrataTable { store, def, schema }
+        StrataTable { tiers, def, schema }
+    }
+
+    /// Filters as a predicate over file and row-group statistics; None when no
+    /// filter can prune (or one cannot be planned, which only costs pruning).
+    fn pruning_predicate(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> Option<Arc<PruningPredicate>> {
+        let expr = conjunction(filters.iter().cloned())?;
+        let df_schema = DFSchema::try_from(self.schema.as_ref().clone()).ok()?;
+        let physical = state.create_physical_expr(expr, &df_schema).ok()?;
+        let predicate = PruningPredicateBuilder::new()
+            .with_file_schema(self.schema.clone())
+            .try_build(physical)
+            .ok()?;
+        (!predicate.always_true()).then(|| Arc::new(predicate))
     }
 
     /// The partition a scan reads: SHARED tables have exactly one, "".
@@ -143,7 +166,7 @@ impl TableProvider for StrataTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -156,14 +179,16 @@ impl TableProvider for StrataTable {
         let selection = KeySelection::from_filters(&self.def, filters);
         // A LIMIT is only pushed down when every filter was applied exactly,
         // which DataFusion guarantees by not passing one otherwise.
-        Ok(Arc::new(HotScanExec::new(
-            self.store.clone(),
+        let predicate = self.pruning_predicate(state, filters);
+        Ok(Arc::new(MergedScanExec::new(
+            self.tiers.clone(),
             self.def.clone(),
             self.partition()?,
             selection,
             projection,
             schema,
             limit,
+            predicate,
         )))
     }
 }

@@ -1,31 +1,18 @@
-//! Reading a table's hot rows as Arrow batches.
-//!
-//! A scan reads one key range of the `data` column family on a blocking thread
-//! and hands batches to the query through a bounded channel, so it streams with
-//! back-pressure and stops as soon as the consumer (a LIMIT, a cancelled query)
-//! hangs up. Primary-key filters become the key range, or point reads.
+//! Reading a table's hot rows: which keys a query needs (primary-key filters
+//! become one key range, or point reads), visiting them, and turning rows into
+//! Arrow batches. `merged.rs` runs this beside the cold files.
 
 use crate::codec::{StoredRow, decode_row};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_empty_array};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Operator};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
 use datafusion::scalar::ScalarValue;
 use std::ops::Bound;
-use std::sync::Arc;
 use strata_catalog::TableDef;
 use strata_common::{Result, StrataError, keys};
-use strata_store::{CF_DATA, Store};
+use strata_store::{CF_DATA, ReadView};
 
-const BATCH_ROWS: usize = 4096;
+pub(crate) const BATCH_ROWS: usize = 4096;
 
 /// Which primary keys a scan must visit.
 #[derive(Debug, Clone)]
@@ -162,7 +149,7 @@ fn key_range(
 
 /// Visits the live rows of a selection in key order until `visit` says stop.
 pub fn for_each_row<F>(
-    store: &Store,
+    store: &dyn ReadView,
     table: &TableDef,
     user: &str,
     sel: &KeySelection,
@@ -189,7 +176,7 @@ where
             if start >= end {
                 return Ok(());
             }
-            store.scan(CF_DATA, &start, &end, |_, v| {
+            store.scan_range(CF_DATA, &start, &end, &mut |_, v| {
                 let row = decode_row(table, v)?;
                 if row.is_deleted() {
                     Ok(true)
@@ -232,141 +219,6 @@ pub fn rows_to_batch(
     let opts = RecordBatchOptions::new().with_row_count(Some(rows.len()));
     RecordBatch::try_new_with_options(schema.clone(), arrays, &opts)
         .map_err(|e| StrataError::internal(e.to_string()))
-}
-
-/// The physical scan of one table partition's hot rows.
-#[derive(Debug)]
-pub struct HotScanExec {
-    pub store: Arc<Store>,
-    pub table: Arc<TableDef>,
-    pub user: String,
-    pub selection: KeySelection,
-    pub projection: Vec<usize>,
-    pub schema: SchemaRef,
-    pub limit: Option<usize>,
-    properties: Arc<PlanProperties>,
-}
-
-impl HotScanExec {
-    pub fn new(
-        store: Arc<Store>,
-        table: Arc<TableDef>,
-        user: String,
-        selection: KeySelection,
-        projection: Vec<usize>,
-        schema: SchemaRef,
-        limit: Option<usize>,
-    ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
-        HotScanExec {
-            store,
-            table,
-            user,
-            selection,
-            projection,
-            schema,
-            limit,
-            properties,
-        }
-    }
-}
-
-impl DisplayAs for HotScanExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(
-            f,
-            "HotScanExec: table={}, selection={:?}, limit={:?}",
-            self.table.qualified_name(),
-            self.selection,
-            self.limit
-        )
-    }
-}
-
-impl ExecutionPlan for HotScanExec {
-    fn name(&self) -> &str {
-        "HotScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
-    ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
-
-    fn execute(
-        &self,
-        _partition: usize,
-        _context: Arc<TaskContext>,
-    ) -> DfResult<SendableRecordBatchStream> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<DfResult<RecordBatch>>(2);
-        let store = self.store.clone();
-        let table = self.table.clone();
-        let user = self.user.clone();
-        let selection = self.selection.clone();
-        let projection = self.projection.clone();
-        let schema = self.schema.clone();
-        let limit = self.limit;
-        tokio::task::spawn_blocking(move || {
-            let mut buf: Vec<StoredRow> =
-                Vec::with_capacity(BATCH_ROWS.min(limit.unwrap_or(BATCH_ROWS)));
-            let mut sent = 0usize;
-            let send = |buf: &mut Vec<StoredRow>| -> bool {
-                let batch = rows_to_batch(&table, &schema, &projection, buf)
-                    .map_err(|e| DataFusionError::External(Box::new(e)));
-                buf.clear();
-                tx.blocking_send(batch).is_ok()
-            };
-            let result = for_each_row(&store, &table, &user, &selection, |row| {
-                buf.push(row);
-                sent += 1;
-                if limit.is_some_and(|l| sent >= l) {
-                    return Ok(false);
-                }
-                if buf.len() >= BATCH_ROWS && !send(&mut buf) {
-                    return Ok(false); // the consumer hung up
-                }
-                Ok(true)
-            });
-            match result {
-                Ok(()) => {
-                    if !buf.is_empty() {
-                        send(&mut buf);
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
-                }
-            }
-        });
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            stream,
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -242,7 +242,7 @@ impl Session {
                 })
             }
             PlanKind::PointSelect(p) => {
-                dml::execute_point_select(self, p, &params, prepared.schema.clone())
+                dml::execute_point_select(self, p, &params, prepared.schema.clone()).await
             }
             PlanKind::Insert(p) => dml::execute_insert(self, p, &params).await,
             PlanKind::Update(p) => dml::execute_update(self, p, params).await,

@@ -1,6 +1,7 @@
 //! The `system` schema: read-only tables describing the server, built from the
 //! catalog when a query names them.
 
+use crate::tiers::Tiers;
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
@@ -14,16 +15,32 @@ use strata_catalog::Catalog;
 use strata_common::keys;
 use strata_store::CF_DATA;
 
-const TABLES: &[&str] = &["namespaces", "tables", "columns"];
+const TABLES: &[&str] = &["namespaces", "tables", "columns", "jobs"];
 
 #[derive(Debug)]
 pub struct SystemSchema {
+    tiers: Arc<Tiers>,
     catalog: Arc<Catalog>,
 }
 
 impl SystemSchema {
-    pub fn new(catalog: Arc<Catalog>) -> Self {
-        SystemSchema { catalog }
+    pub fn new(tiers: Arc<Tiers>) -> Self {
+        let catalog = tiers.catalog.clone();
+        SystemSchema { tiers, catalog }
+    }
+}
+
+/// (live cold rows, cold files) of a table, from its manifests.
+fn cold_counts(tiers: &Tiers, table_id: u32) -> (i64, i64) {
+    match strata_cold::manifest::load_table(&tiers.store, table_id) {
+        Ok(files) => (
+            files.iter().map(|f| f.live_rows() as i64).sum(),
+            files.len() as i64,
+        ),
+        Err(e) => {
+            tracing::warn!(table_id, error = %e, "reading manifests failed");
+            (0, 0)
+        }
     }
 }
 
@@ -47,8 +64,9 @@ fn opt_strings(v: Vec<Option<String>>) -> ArrayRef {
     Arc::new(StringArray::from(v))
 }
 
-/// Live (non-deleted) hot rows of a table. A scan of the table's key range;
-/// fine for a system view, and replaced by counters when flush policies need them.
+/// Live (non-deleted) hot rows of a table: an exact count by a scan of the
+/// table's key range (the hot tier is bounded by the flush policy). The flush
+/// scheduler uses its own write counters instead.
 fn hot_rows(catalog: &Catalog, table_id: u32) -> u64 {
     let prefix = keys::table_prefix(table_id);
     let end = keys::prefix_successor(&prefix);
@@ -108,6 +126,8 @@ impl SystemSchema {
                     Field::new("cold_files", DataType::Int64, false),
                     ts_field("created_at"),
                 ]));
+                let cold: Vec<(i64, i64)> =
+                    t.iter().map(|d| cold_counts(&self.tiers, d.id)).collect();
                 let stream = |d: &strata_catalog::TableDef| d.kind == strata_sql::TableKind::Stream;
                 let shared = |d: &strata_catalog::TableDef| d.kind == strata_sql::TableKind::Shared;
                 RecordBatch::try_new(
@@ -137,8 +157,12 @@ impl SystemSchema {
                                 .map(|d| hot_rows(&self.catalog, d.id) as i64)
                                 .collect::<Vec<_>>(),
                         )),
-                        Arc::new(Int64Array::from(vec![0i64; t.len()])),
-                        Arc::new(Int64Array::from(vec![0i64; t.len()])),
+                        Arc::new(Int64Array::from(
+                            cold.iter().map(|c| c.0).collect::<Vec<_>>(),
+                        )),
+                        Arc::new(Int64Array::from(
+                            cold.iter().map(|c| c.1).collect::<Vec<_>>(),
+                        )),
                         ts_array(t.iter().map(|d| d.created_at).collect()),
                     ],
                 )?
@@ -189,6 +213,11 @@ impl SystemSchema {
                     ],
                 )?
             }
+            "jobs" => self
+                .tiers
+                .jobs()
+                .and_then(|j| j.jobs_batch())
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
             _ => return Ok(None),
         };
         let schema = batch.schema();

@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use strata_catalog::Catalog;
+use strata_cold::ColdStore;
 use strata_common::config::Config;
+use strata_jobs::{Control, JobManager};
 use strata_pgwire::Frontend;
-use strata_query::Engine;
+use strata_query::{Engine, Tiers};
 use strata_store::Store;
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -30,8 +33,18 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let policy =
         strata_sql::FlushPolicy::parse(&config.flush.default_policy).map_err(|e| e.to_string())?;
     let catalog = Arc::new(Catalog::open(store.clone(), policy).map_err(|e| e.to_string())?);
-    let engine = Engine::new(store.clone(), catalog)
-        .map_err(|e| format!("cannot start the query runtime: {e}"))?;
+    let cold = Arc::new(
+        ColdStore::local("local", &config.data_dir.join("storage")).map_err(|e| e.to_string())?,
+    );
+    let tiers = Tiers::new(store.clone(), catalog, cold);
+    let engine =
+        Engine::new(tiers.clone()).map_err(|e| format!("cannot start the query runtime: {e}"))?;
+    let jobs = JobManager::new(engine.clone(), config.jobs.max_concurrent)
+        .map_err(|e| format!("cannot start the job runtime: {e}"))?;
+    tiers.set_jobs(Arc::new(Control(jobs.clone())));
+    jobs.start(Duration::from_secs(config.flush.check_interval_seconds))
+        .await
+        .map_err(|e| format!("startup recovery failed: {e}"))?;
     let frontend = Frontend::new(engine);
 
     let listener = TcpListener::bind(&config.listen)

@@ -35,6 +35,22 @@ pub enum Statement {
     ShowTables {
         namespace: Option<String>,
     },
+    /// `FLUSH TABLE t` / `STORAGE FLUSH TABLE t`: start (or join) a flush job.
+    FlushTable {
+        table: ObjectRef,
+    },
+    /// `FLUSH ALL [IN ns]` / `STORAGE FLUSH ALL [IN [NAMESPACE] ns]`.
+    FlushAll {
+        namespace: Option<String>,
+    },
+    /// `COMPACT TABLE t`.
+    CompactTable {
+        table: ObjectRef,
+    },
+    /// `KILL JOB 'id'`.
+    KillJob {
+        job_id: String,
+    },
     /// A Strata statement that belongs to a later milestone; it parses so the
     /// client gets "not supported yet" rather than a syntax error.
     NotYetSupported(&'static str),

@@ -127,6 +127,34 @@ fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
             return Ok(Statement::AlterTableSet { table, options });
         }
     }
+    if c.eat_words(&["STORAGE", "FLUSH"]) || c.eat_words(&["FLUSH"]) {
+        if c.eat_words(&["ALL"]) {
+            let namespace = if c.eat_words(&["IN"]) {
+                c.eat_words(&["NAMESPACE"]);
+                Some(c.ident()?)
+            } else {
+                None
+            };
+            c.expect_end()?;
+            return Ok(Statement::FlushAll { namespace });
+        }
+        c.expect_words(&["TABLE"])?;
+        let table = c.object_ref()?;
+        c.expect_end()?;
+        return Ok(Statement::FlushTable { table });
+    }
+    if c.eat_words(&["COMPACT"]) {
+        c.expect_words(&["TABLE"])?;
+        let table = c.object_ref()?;
+        c.expect_end()?;
+        return Ok(Statement::CompactTable { table });
+    }
+    if c.peek_words(&["KILL", "JOB"]) {
+        c.expect_words(&["KILL", "JOB"])?;
+        let job_id = c.literal()?;
+        c.expect_end()?;
+        return Ok(Statement::KillJob { job_id });
+    }
     if let Some(name) = later_milestone(&c) {
         return Ok(Statement::NotYetSupported(name));
     }
@@ -136,10 +164,7 @@ fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
 /// Strata statements whose parsers arrive with their features.
 fn later_milestone(c: &Cursor) -> Option<&'static str> {
     const LATER: &[(&[&str], &str)] = &[
-        (&["FLUSH"], "FLUSH"),
-        (&["STORAGE", "FLUSH"], "STORAGE FLUSH"),
-        (&["COMPACT"], "COMPACT TABLE"),
-        (&["KILL"], "KILL"),
+        (&["KILL", "LIVE"], "KILL LIVE QUERY"),
         (&["CREATE", "STORAGE"], "CREATE STORAGE"),
         (&["ALTER", "STORAGE"], "ALTER STORAGE"),
         (&["DROP", "STORAGE"], "DROP STORAGE"),
@@ -374,8 +399,24 @@ mod tests {
     fn later_statements_are_recognised() {
         assert!(matches!(
             one("FLUSH TABLE app.t"),
-            Statement::NotYetSupported("FLUSH")
+            Statement::FlushTable { .. }
         ));
+        assert!(matches!(
+            one("storage flush all in namespace app"),
+            Statement::FlushAll { namespace: Some(n) } if n == "app"
+        ));
+        assert!(matches!(
+            one("FLUSH ALL"),
+            Statement::FlushAll { namespace: None }
+        ));
+        assert!(matches!(
+            one("COMPACT TABLE t"),
+            Statement::CompactTable { .. }
+        ));
+        assert!(
+            matches!(one("KILL JOB 'FL-1'"), Statement::KillJob { job_id } if job_id == "FL-1")
+        );
+        assert_eq!(parse_one("FLUSH t").unwrap_err().sqlstate(), "42601");
         assert!(matches!(
             one("CREATE USER bob WITH PASSWORD 'x'"),
             Statement::NotYetSupported(_)

@@ -22,6 +22,14 @@ pub const CF_DATA: &str = "data";
 pub const CF_CATALOG: &str = "catalog";
 /// Column family of server counters.
 pub const CF_META: &str = "meta";
+/// Column family of the primary-key index of live cold rows: row key → (file id, position).
+pub const CF_PK_INDEX: &str = "pk_index";
+/// Column family of cold-tier manifests, deletion vectors and objects awaiting deletion.
+pub const CF_COLD: &str = "cold";
+/// Column family of job records (`system.jobs`).
+pub const CF_JOBS: &str = "jobs";
+
+const ALL_CFS: [&str; 6] = [CF_DATA, CF_CATALOG, CF_META, CF_PK_INDEX, CF_COLD, CF_JOBS];
 
 const LAST_SEQ_KEY: &[u8] = b"last_seq";
 
@@ -50,7 +58,7 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = [CF_DATA, CF_CATALOG, CF_META]
+        let cfs = ALL_CFS
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
@@ -140,6 +148,35 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` against one consistent point-in-time view of every column family.
+    /// Reads that must agree with each other (a table's manifest, its deletion
+    /// vectors and its hot rows) go through one snapshot.
+    pub fn with_snapshot<R>(&self, f: impl FnOnce(&StoreSnapshot<'_>) -> R) -> R {
+        let snap = StoreSnapshot {
+            store: self,
+            snap: self.db.snapshot(),
+        };
+        f(&snap)
+    }
+
+    /// Allocates the next value of a named, persisted counter (starting at 1).
+    /// Used for ids that must never be reused, such as cold file numbers.
+    pub fn next_id(&self, name: &str) -> Result<u64> {
+        let _guard = self.commit_lock.lock();
+        let key = [b"counter/", name.as_bytes()].concat();
+        let current = match self.get(CF_META, &key)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| StrataError::Storage(format!("corrupt counter {name}")))?,
+            ),
+            None => 0,
+        };
+        let next = current + 1;
+        self.put(CF_META, &key, &next.to_be_bytes())?;
+        Ok(next)
+    }
+
     /// Deletes every key in `[start, end)` of one column family.
     pub fn delete_range(&self, cf: &str, start: &[u8], end: &[u8]) -> Result<()> {
         let mut batch = WriteBatch::default();
@@ -149,12 +186,90 @@ impl Store {
 
     /// Flushes memtables so a clean shutdown leaves nothing to replay.
     pub fn flush(&self) -> Result<()> {
-        for cf in [CF_DATA, CF_CATALOG, CF_META] {
+        for cf in ALL_CFS {
             self.db.flush_cf(self.cf(cf)?)?;
         }
         Ok(())
     }
 }
+
+/// Reads shared by the live store and a snapshot, so row visitors work on either.
+pub trait ReadView {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn scan_range(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()>;
+}
+
+impl ReadView for Store {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Store::get(self, cf, key)
+    }
+    fn scan_range(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.scan(cf, start, end, visit)
+    }
+}
+
+impl ReadView for StoreSnapshot<'_> {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        StoreSnapshot::get(self, cf, key)
+    }
+    fn scan_range(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.scan(cf, start, end, visit)
+    }
+}
+
+/// A consistent read view; see [`Store::with_snapshot`].
+pub struct StoreSnapshot<'a> {
+    store: &'a Store,
+    snap: rocksdb::Snapshot<'a>,
+}
+
+impl StoreSnapshot<'_> {
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.snap.get_cf(self.store.cf(cf)?, key)?)
+    }
+
+    /// Like [`Store::scan`], as of the snapshot.
+    pub fn scan<F>(&self, cf: &str, start: &[u8], end: &[u8], mut visit: F) -> Result<()>
+    where
+        F: FnMut(&[u8], &[u8]) -> Result<bool>,
+    {
+        let iter = self.snap.iterator_cf(
+            self.store.cf(cf)?,
+            IteratorMode::From(start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !end.is_empty() && k.as_ref() >= end {
+                break;
+            }
+            if !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Re-exported so crates above build batches without naming rocksdb themselves.
+pub use rocksdb::WriteBatch as Batch;
 
 #[cfg(test)]
 mod tests {

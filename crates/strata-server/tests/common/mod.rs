@@ -332,8 +332,16 @@ fn spawn_and_wait(
     generation: u32,
 ) -> Result<Child, SpawnError> {
     let listen = format!("127.0.0.1:{port}");
+    // A short scheduler tick so flush-policy tests do not wait 5 s per check.
+    let config = dir.join("strata-test.toml");
+    if !config.exists() {
+        std::fs::write(&config, "[flush]\ncheck_interval_seconds = 1\n")
+            .map_err(|e| SpawnError::Other(format!("cannot write test config: {e}")))?;
+    }
     let mut child = Command::new(strata_bin())
         .arg("serve")
+        .arg("--config")
+        .arg(&config)
         .arg("--listen")
         .arg(&listen)
         .arg("--data-dir")

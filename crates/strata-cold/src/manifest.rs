@@ -1,0 +1,331 @@
+//! What makes up a partition's cold tier, as recorded in RocksDB (CF `cold`):
+//!
+//! | key | value |
+//! |---|---|
+//! | `f` · partition prefix · file id (u64 BE) | [`FileMeta`] as JSON |
+//! | `d` · partition prefix · file id · row position (u32 BE) | empty: a deletion-vector bit |
+//! | `g` · object path | time (µs) it stopped being referenced; deleted by cleanup |
+//!
+//! and in CF `pk_index`: row key → [`Location`] of the live cold version.
+//! The partition prefix is the hot tier's (`table_id | user segment`), so one
+//! prefix scan lists a partition. RocksDB is authoritative; `manifest.json`
+//! mirrors it for engines that read the files directly.
+
+use serde::{Deserialize, Serialize};
+use strata_catalog::TableDef;
+use strata_common::{Result, StrataError, keys};
+use strata_store::{Batch, CF_COLD, CF_PK_INDEX, Store, StoreSnapshot};
+
+/// Min/max/null count of one column in one file. Values are the column's text
+/// form (Arrow's cast to Utf8), which casts back losslessly; `None` for types
+/// without an order (arrays, bytea) and for all-null columns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnStats {
+    pub column_id: u32,
+    pub name: String,
+    pub min: Option<String>,
+    pub max: Option<String>,
+    pub null_count: u64,
+}
+
+/// One Parquet file of a partition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileMeta {
+    pub file_id: u64,
+    /// Owner of the partition ("" for SHARED tables).
+    pub user: String,
+    /// Object path relative to the storage root.
+    pub path: String,
+    pub rows: u64,
+    pub size_bytes: u64,
+    pub row_groups: usize,
+    pub seq_min: u64,
+    pub seq_max: u64,
+    pub created_at: i64,
+    pub columns: Vec<ColumnStats>,
+}
+
+/// A file with its deletion vector (sorted row positions no longer live).
+#[derive(Debug, Clone)]
+pub struct LiveFile {
+    pub meta: FileMeta,
+    pub deleted: Vec<u32>,
+}
+
+impl LiveFile {
+    pub fn live_rows(&self) -> u64 {
+        self.meta.rows.saturating_sub(self.deleted.len() as u64)
+    }
+}
+
+/// Where the live cold version of a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub file_id: u64,
+    pub position: u32,
+}
+
+impl Location {
+    pub fn encode(&self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..8].copy_from_slice(&self.file_id.to_be_bytes());
+        out[8..].copy_from_slice(&self.position.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Location> {
+        if bytes.len() != 12 {
+            return Err(StrataError::Storage(
+                "corrupt primary-key index entry".into(),
+            ));
+        }
+        let mut f = [0u8; 8];
+        f.copy_from_slice(&bytes[..8]);
+        let mut p = [0u8; 4];
+        p.copy_from_slice(&bytes[8..]);
+        Ok(Location {
+            file_id: u64::from_be_bytes(f),
+            position: u32::from_be_bytes(p),
+        })
+    }
+}
+
+fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(rest.len() + 1);
+    k.push(tag);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn file_key(table_id: u32, user: &str, file_id: u64) -> Vec<u8> {
+    let mut k = tagged(b'f', &keys::partition_prefix(table_id, user));
+    k.extend_from_slice(&file_id.to_be_bytes());
+    k
+}
+
+fn dv_file_prefix(table_id: u32, user: &str, file_id: u64) -> Vec<u8> {
+    let mut k = tagged(b'd', &keys::partition_prefix(table_id, user));
+    k.extend_from_slice(&file_id.to_be_bytes());
+    k
+}
+
+fn garbage_key(path: &str) -> Vec<u8> {
+    tagged(b'g', path.as_bytes())
+}
+
+/// Reads one partition's files and deletion vectors, in file-id (flush) order.
+pub fn load_partition(
+    snap: &StoreSnapshot<'_>,
+    table_id: u32,
+    user: &str,
+) -> Result<Vec<LiveFile>> {
+    let prefix = tagged(b'f', &keys::partition_prefix(table_id, user));
+    let mut metas = vec![];
+    snap.scan(
+        CF_COLD,
+        &prefix,
+        &keys::prefix_successor(&prefix),
+        |_, v| {
+            metas.push(parse_meta(v)?);
+            Ok(true)
+        },
+    )?;
+    let mut files = Vec::with_capacity(metas.len());
+    for meta in metas {
+        let deleted = load_dv(snap, table_id, user, meta.file_id)?;
+        files.push(LiveFile { meta, deleted });
+    }
+    Ok(files)
+}
+
+/// One file's entry, if the partition still has it.
+pub fn load_file(
+    snap: &StoreSnapshot<'_>,
+    table_id: u32,
+    user: &str,
+    file_id: u64,
+) -> Result<Option<FileMeta>> {
+    snap.get(CF_COLD, &file_key(table_id, user, file_id))?
+        .map(|v| parse_meta(&v))
+        .transpose()
+}
+
+fn load_dv(snap: &StoreSnapshot<'_>, table_id: u32, user: &str, file_id: u64) -> Result<Vec<u32>> {
+    let prefix = dv_file_prefix(table_id, user, file_id);
+    let mut out = vec![];
+    snap.scan(
+        CF_COLD,
+        &prefix,
+        &keys::prefix_successor(&prefix),
+        |k, _| {
+            let pos = k
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .ok_or_else(|| StrataError::Storage("corrupt deletion-vector key".into()))?;
+            out.push(u32::from_be_bytes(pos));
+            Ok(true)
+        },
+    )?;
+    Ok(out)
+}
+
+/// Every file of every partition of a table (for statistics and cleanup).
+pub fn load_table(store: &Store, table_id: u32) -> Result<Vec<LiveFile>> {
+    store.with_snapshot(|snap| {
+        let prefix = tagged(b'f', &keys::table_prefix(table_id));
+        let mut metas = vec![];
+        snap.scan(
+            CF_COLD,
+            &prefix,
+            &keys::prefix_successor(&prefix),
+            |_, v| {
+                metas.push(parse_meta(v)?);
+                Ok(true)
+            },
+        )?;
+        let mut files = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let deleted = load_dv(snap, table_id, &meta.user, meta.file_id)?;
+            files.push(LiveFile { meta, deleted });
+        }
+        Ok(files)
+    })
+}
+
+fn parse_meta(v: &[u8]) -> Result<FileMeta> {
+    serde_json::from_slice(v)
+        .map_err(|e| StrataError::Storage(format!("corrupt manifest entry: {e}")))
+}
+
+/// Adds a file to its partition.
+pub fn put_file(store: &Store, batch: &mut Batch, table_id: u32, meta: &FileMeta) -> Result<()> {
+    let v = serde_json::to_vec(meta).map_err(|e| StrataError::internal(e.to_string()))?;
+    batch.put_cf(
+        store.cf(CF_COLD)?,
+        file_key(table_id, &meta.user, meta.file_id),
+        v,
+    );
+    Ok(())
+}
+
+/// Removes a file and its deletion vector from its partition and queues the
+/// object for deletion (after running queries are done with it).
+pub fn remove_file(
+    store: &Store,
+    batch: &mut Batch,
+    table_id: u32,
+    meta: &FileMeta,
+    now_micros: i64,
+) -> Result<()> {
+    let cf = store.cf(CF_COLD)?;
+    batch.delete_cf(cf, file_key(table_id, &meta.user, meta.file_id));
+    let dv = dv_file_prefix(table_id, &meta.user, meta.file_id);
+    batch.delete_range_cf(cf, &dv, &keys::prefix_successor(&dv));
+    batch.put_cf(cf, garbage_key(&meta.path), now_micros.to_be_bytes());
+    Ok(())
+}
+
+/// Marks one row of a file as no longer live.
+pub fn delete_row(
+    store: &Store,
+    batch: &mut Batch,
+    table_id: u32,
+    user: &str,
+    loc: Location,
+) -> Result<()> {
+    let mut k = dv_file_prefix(table_id, user, loc.file_id);
+    k.extend_from_slice(&loc.position.to_be_bytes());
+    batch.put_cf(store.cf(CF_COLD)?, k, []);
+    Ok(())
+}
+
+/// Where the live cold version of `row_key` is, if any.
+pub fn locate(store: &Store, row_key: &[u8]) -> Result<Option<Location>> {
+    store
+        .get(CF_PK_INDEX, row_key)?
+        .map(|v| Location::decode(&v))
+        .transpose()
+}
+
+/// Removes every cold record of a table (after DROP TABLE); objects are queued.
+pub fn forget_table(store: &Store, table_id: u32, now_micros: i64) -> Result<()> {
+    let files = load_table(store, table_id)?;
+    let mut batch = Batch::default();
+    let cold = store.cf(CF_COLD)?;
+    for f in &files {
+        batch.put_cf(cold, garbage_key(&f.meta.path), now_micros.to_be_bytes());
+    }
+    for tag in [b'f', b'd'] {
+        let p = tagged(tag, &keys::table_prefix(table_id));
+        batch.delete_range_cf(cold, &p, &keys::prefix_successor(&p));
+    }
+    let p = keys::table_prefix(table_id);
+    batch.delete_range_cf(store.cf(CF_PK_INDEX)?, &p, &keys::prefix_successor(&p));
+    store.write(batch)
+}
+
+/// Objects no longer referenced, with the time they were released.
+pub fn garbage(store: &Store) -> Result<Vec<(String, i64)>> {
+    let mut out = vec![];
+    store.scan(CF_COLD, b"g", b"h", |k, v| {
+        let path = String::from_utf8_lossy(&k[1..]).into_owned();
+        let at = <[u8; 8]>::try_from(v).map(i64::from_be_bytes).unwrap_or(0);
+        out.push((path, at));
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+pub fn forget_garbage(store: &Store, path: &str) -> Result<()> {
+    let mut batch = Batch::default();
+    batch.delete_cf(store.cf(CF_COLD)?, garbage_key(path));
+    store.write(batch)
+}
+
+/// Every file referenced by any manifest (to tell orphans apart at startup).
+pub fn all_referenced_paths(store: &Store) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    store.scan(CF_COLD, b"f", b"g", |_, v| {
+        out.insert(parse_meta(v)?.path);
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// The `manifest.json` document of one partition.
+pub fn manifest_json(table: &TableDef, user: &str, files: &[LiveFile]) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = table
+        .columns
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "column_id": c.id,
+                "name": c.name,
+                "type": c.ty.sql_name(),
+                "nullable": c.nullable,
+                "primary_key": c.primary_key,
+            })
+        })
+        .collect();
+    let files: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::to_value(&f.meta).unwrap_or(serde_json::Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("live_rows".into(), f.live_rows().into());
+                o.insert("deleted_positions".into(), f.deleted.clone().into());
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "format_version": 1,
+        "namespace": table.namespace,
+        "table": table.name,
+        "table_id": table.id,
+        "table_type": table.kind.as_str(),
+        "user": user,
+        "columns": columns,
+        "files": files,
+    })
+}

@@ -1,0 +1,219 @@
+//! Writes one Parquet file of a partition. Rows arrive in primary-key order (the
+//! hot tier iterates keys in order), so the file is sorted without sorting. The
+//! writer buffers at most one row group; everything else streams to the object
+//! store as multipart upload parts.
+
+use crate::ColdStore;
+use crate::layout;
+use crate::manifest::{ColumnStats, FileMeta};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
+use datafusion::logical_expr::Accumulator;
+use datafusion::scalar::ScalarValue;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
+use parquet::arrow::async_writer::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use std::collections::HashMap;
+use std::sync::Arc;
+use strata_catalog::{SEQ_COLUMN, TableDef};
+use strata_common::{Result, StrataError};
+
+/// Rows per row group: the unit of statistics pruning and of writer memory.
+pub const ROW_GROUP_ROWS: usize = 65_536;
+
+/// The schema of a cold file: the table's columns (each tagged with its stable
+/// column id as the Parquet field id) followed by `_seq`.
+pub fn file_schema(table: &TableDef) -> SchemaRef {
+    let mut fields: Vec<Field> = table
+        .arrow_schema(false)
+        .fields()
+        .iter()
+        .zip(&table.columns)
+        .map(|(f, c)| {
+            let mut md: HashMap<String, String> = f.metadata().clone();
+            md.insert(PARQUET_FIELD_ID_META_KEY.into(), c.id.to_string());
+            f.as_ref().clone().with_metadata(md)
+        })
+        .collect();
+    fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+fn has_order(dt: &DataType) -> bool {
+    !matches!(
+        dt,
+        DataType::List(_) | DataType::LargeList(_) | DataType::Binary | DataType::LargeBinary
+    )
+}
+
+struct ColumnTracker {
+    stats: ColumnStats,
+    min: Option<MinAccumulator>,
+    max: Option<MaxAccumulator>,
+}
+
+pub struct FileWriter {
+    inner: AsyncArrowWriter<BufWriter>,
+    path: Path,
+    file_id: u64,
+    user: String,
+    rows: u64,
+    seq_min: u64,
+    seq_max: u64,
+    columns: Vec<ColumnTracker>,
+}
+
+impl FileWriter {
+    pub fn create(cold: &ColdStore, table: &TableDef, user: &str, file_id: u64) -> Result<Self> {
+        let schema = file_schema(table);
+        let pk = ColumnPath::from(table.pk().name.as_str());
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_column_bloom_filter_enabled(pk.clone(), true)
+            .set_column_bloom_filter_max_ndv(pk, ROW_GROUP_ROWS as u64)
+            .set_sorting_columns(Some(vec![SortingColumn {
+                column_idx: table.pk_index() as i32,
+                descending: false,
+                nulls_first: false,
+            }]))
+            .build();
+        let path = layout::file_path(table, user, file_id);
+        let sink = BufWriter::new(cold.object_store().clone(), path.clone());
+        let inner = AsyncArrowWriter::try_new(sink, schema.clone(), Some(props))
+            .map_err(|e| StrataError::storage("cannot start parquet file", e))?;
+        let mut columns = vec![];
+        for (c, f) in table.columns.iter().zip(schema.fields()) {
+            let dt = f.data_type();
+            let ordered = has_order(dt);
+            columns.push(ColumnTracker {
+                stats: ColumnStats {
+                    column_id: c.id,
+                    name: c.name.clone(),
+                    min: None,
+                    max: None,
+                    null_count: 0,
+                },
+                min: if ordered {
+                    MinAccumulator::try_new(dt).ok()
+                } else {
+                    None
+                },
+                max: if ordered {
+                    MaxAccumulator::try_new(dt).ok()
+                } else {
+                    None
+                },
+            });
+        }
+        Ok(FileWriter {
+            inner,
+            path,
+            file_id,
+            user: user.into(),
+            rows: 0,
+            seq_min: u64::MAX,
+            seq_max: 0,
+            columns,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Appends a batch in [`file_schema`] order.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        for (i, t) in self.columns.iter_mut().enumerate() {
+            let col = batch.column(i);
+            t.stats.null_count += col.null_count() as u64;
+            if let Some(m) = t.min.as_mut() {
+                m.update_batch(std::slice::from_ref(col))?;
+            }
+            if let Some(m) = t.max.as_mut() {
+                m.update_batch(std::slice::from_ref(col))?;
+            }
+        }
+        if let Some(seq) = batch
+            .columns()
+            .last()
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        {
+            for v in seq.iter().flatten() {
+                self.seq_min = self.seq_min.min(v as u64);
+                self.seq_max = self.seq_max.max(v as u64);
+            }
+        }
+        self.rows += batch.num_rows() as u64;
+        self.inner
+            .write(batch)
+            .await
+            .map_err(|e| StrataError::storage(&format!("cannot write {}", self.path), e))
+    }
+
+    /// Completes the upload and returns the manifest entry of the file.
+    pub async fn finish(mut self, created_at: i64) -> Result<FileMeta> {
+        let meta = self
+            .inner
+            .finish()
+            .await
+            .map_err(|e| StrataError::storage(&format!("cannot finish {}", self.path), e))?;
+        let size_bytes = self.inner.bytes_written() as u64;
+        let columns = self
+            .columns
+            .into_iter()
+            .map(|mut t| {
+                t.stats.min = t
+                    .min
+                    .as_mut()
+                    .and_then(|m| m.evaluate().ok())
+                    .and_then(text_of);
+                t.stats.max = t
+                    .max
+                    .as_mut()
+                    .and_then(|m| m.evaluate().ok())
+                    .and_then(text_of);
+                t.stats
+            })
+            .collect();
+        Ok(FileMeta {
+            file_id: self.file_id,
+            user: self.user,
+            path: self.path.to_string(),
+            rows: self.rows,
+            size_bytes,
+            row_groups: meta.num_row_groups(),
+            seq_min: if self.rows == 0 { 0 } else { self.seq_min },
+            seq_max: self.seq_max,
+            created_at,
+            columns,
+        })
+    }
+}
+
+/// The text form of a statistic; it casts back to the column type exactly.
+pub fn text_of(v: ScalarValue) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    match v.cast_to(&DataType::Utf8).ok()? {
+        ScalarValue::Utf8(s) => s,
+        _ => None,
+    }
+}
+
+/// Parses a statistic written by [`text_of`].
+pub fn value_of(text: &str, dt: &DataType) -> Option<ScalarValue> {
+    ScalarValue::Utf8(Some(text.to_string())).cast_to(dt).ok()
+}

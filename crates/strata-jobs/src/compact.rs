@@ -1,0 +1,302 @@
+//! The compaction job: rewrites a partition's files as one, sorted by primary
+//! key, leaving out rows the deletion vectors hide. The input files are each
+//! sorted, so a k-way merge produces the output in one streaming pass.
+//!
+//! The commit (one WriteBatch under the table's write lock) swaps the files in
+//! the manifest and repoints the primary-key index: a row whose index entry
+//! still names its old position moves to its new one; a row a writer superseded
+//! during the compaction is marked deleted in the new file instead. Old objects
+//! are queued for deletion, not deleted, so queries still reading them finish.
+
+use crate::flush::publish_manifest;
+use crate::manager::{JobHandle, JobManager};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{UInt32Type, UInt64Type};
+use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::json;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+use strata_catalog::{TableDef, now_micros};
+use strata_cold::manifest::{self, Location};
+use strata_cold::reader::{OutColumn, ScanSpec, scan_file};
+use strata_cold::writer::{FileWriter, file_schema};
+use strata_common::{Result, StrataError, keys};
+use strata_query::codec::fill_value;
+use strata_store::{Batch, CF_PK_INDEX};
+
+const OUT_ROWS: usize = 8192;
+
+/// One input file being merged: its stream and the current batch.
+struct Cursor {
+    stream: BoxStream<'static, Result<RecordBatch>>,
+    batch: Option<RecordBatch>,
+    row: usize,
+    /// Bumped on every new batch, so gathered rows know which batch they are in.
+    generation: u64,
+}
+
+impl Cursor {
+    /// Moves to the next row, fetching batches as needed; false at the end.
+    async fn advance(&mut self) -> Result<bool> {
+        if let Some(b) = &self.batch
+            && self.row + 1 < b.num_rows()
+        {
+            self.row += 1;
+            return Ok(true);
+        }
+        while let Some(b) = self.stream.next().await {
+            let b = b?;
+            if b.num_rows() > 0 {
+                self.batch = Some(b);
+                self.row = 0;
+                self.generation += 1;
+                return Ok(true);
+            }
+        }
+        self.batch = None;
+        Ok(false)
+    }
+}
+
+pub(crate) async fn run(
+    mgr: &JobManager,
+    table: &Arc<TableDef>,
+    handle: &JobHandle,
+) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let tiers = mgr.engine.tiers().clone();
+    let store = tiers.store.clone();
+    let user = String::new();
+    let files = store.with_snapshot(|snap| manifest::load_partition(snap, table.id, &user))?;
+    let needs_work = files.len() > 1 || files.iter().any(|f| !f.deleted.is_empty());
+    if !needs_work {
+        return Ok(json!({
+            "files_before": files.len(),
+            "files_after": files.len(),
+            "rows_written": 0,
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }));
+    }
+    let ncols = table.columns.len();
+    let schema = file_schema(table);
+    // Output columns: the table's, `_seq`, then where each row came from.
+    let mut columns = Vec::with_capacity(ncols + 3);
+    for c in &table.columns {
+        columns.push(OutColumn::Column {
+            column_id: c.id,
+            fill: fill_value(c)?,
+        });
+    }
+    columns.push(OutColumn::Seq);
+    columns.push(OutColumn::FileId);
+    columns.push(OutColumn::Position);
+    let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        "__file",
+        arrow::datatypes::DataType::UInt64,
+        false,
+    )));
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        "__pos",
+        arrow::datatypes::DataType::UInt32,
+        false,
+    )));
+    let spec = ScanSpec {
+        schema: Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+        predicate: None,
+    };
+    let mut cursors = vec![];
+    for f in &files {
+        let stream = scan_file(&tiers.cold, table, f, None, &spec).await?;
+        cursors.push(Cursor {
+            stream,
+            batch: None,
+            row: 0,
+            generation: 0,
+        });
+    }
+    let pk = table.pk_index();
+    let key_of = |c: &Cursor| -> Result<Vec<u8>> {
+        let b = c
+            .batch
+            .as_ref()
+            .ok_or_else(|| StrataError::internal("merge cursor"))?;
+        let mut k = vec![];
+        keys::encode_pk(&ScalarValue::try_from_array(b.column(pk), c.row)?, &mut k)?;
+        Ok(k)
+    };
+    let mut heap = BinaryHeap::new();
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if c.advance().await? {
+            heap.push(Reverse((key_of(c)?, i)));
+        }
+    }
+
+    let file_id = store.next_id("cold_file")?;
+    let mut writer = FileWriter::create(&tiers.cold, table, &user, file_id)?;
+    let path = writer.path().clone();
+    let total: u64 = files.iter().map(|f| f.live_rows()).sum::<u64>().max(1);
+    // (row key, old location) per output row, in output order.
+    let mut moved: Vec<(Vec<u8>, Location)> = vec![];
+    let mut pending: Vec<(usize, usize)> = vec![]; // (cursor batch slot, row)
+    let mut slots: Vec<RecordBatch> = vec![];
+    let mut slot_of: HashMap<(usize, u64), usize> = HashMap::new(); // (cursor, generation) -> slot
+    let result: Result<()> = async {
+        while let Some(Reverse((_, i))) = heap.pop() {
+            let c = &mut cursors[i];
+            let b = c
+                .batch
+                .clone()
+                .ok_or_else(|| StrataError::internal("merge cursor"))?;
+            let slot = match slot_of.get(&(i, c.generation)) {
+                Some(&s) => s,
+                None => {
+                    slots.push(b.clone());
+                    slot_of.insert((i, c.generation), slots.len() - 1);
+                    slots.len() - 1
+                }
+            };
+            pending.push((slot, c.row));
+            let file = b
+                .column(ncols + 1)
+                .as_primitive::<UInt64Type>()
+                .value(c.row);
+            let pos = b
+                .column(ncols + 2)
+                .as_primitive::<UInt32Type>()
+                .value(c.row);
+            let pk_value = ScalarValue::try_from_array(b.column(pk), c.row)?;
+            moved.push((
+                keys::row_key(table.id, &user, &pk_value)?,
+                Location {
+                    file_id: file,
+                    position: pos,
+                },
+            ));
+            if c.advance().await? {
+                heap.push(Reverse((key_of(c)?, i)));
+            }
+            if pending.len() >= OUT_ROWS {
+                write_pending(&mut writer, &slots, &mut pending, ncols + 1).await?;
+                slots.clear();
+                slot_of.clear();
+                handle.check()?;
+                handle.set_progress(90.0 * moved.len() as f64 / total as f64);
+            }
+        }
+        write_pending(&mut writer, &slots, &mut pending, ncols + 1).await?;
+        handle.check()
+    }
+    .await;
+    if let Err(e) = result {
+        drop(writer);
+        let _ = tiers.cold.delete(&path).await;
+        return Err(e);
+    }
+    let rows_written = moved.len() as u64;
+    let meta = match writer.finish(now_micros()).await {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tiers.cold.delete(&path).await;
+            return Err(e);
+        }
+    };
+
+    let lock = mgr.engine.write_lock(table.id);
+    let guard = lock.lock().await;
+    let still_there = tiers.catalog.tables().iter().any(|t| t.id == table.id);
+    if !still_there || handle.is_cancelled() {
+        drop(guard);
+        let _ = tiers.cold.delete(&path).await;
+        return Err(if still_there {
+            StrataError::QueryCanceled
+        } else {
+            StrataError::UndefinedTable(table.qualified_name())
+        });
+    }
+    let commit = || -> Result<()> {
+        let mut batch = Batch::default();
+        let now = now_micros();
+        for f in &files {
+            manifest::remove_file(&store, &mut batch, table.id, &f.meta, now)?;
+        }
+        if rows_written > 0 {
+            manifest::put_file(&store, &mut batch, table.id, &meta)?;
+        }
+        let index = store.cf(CF_PK_INDEX)?;
+        for (pos, (key, old)) in moved.iter().enumerate() {
+            let new = Location {
+                file_id: meta.file_id,
+                position: pos as u32,
+            };
+            let current = manifest::locate(&store, key)?;
+            if current == Some(*old) {
+                batch.put_cf(index, key, new.encode());
+            } else {
+                manifest::delete_row(&store, &mut batch, table.id, &user, new)?;
+            }
+        }
+        store.write(batch)
+    };
+    let committed = commit();
+    drop(guard);
+    if let Err(e) = committed {
+        let _ = tiers.cold.delete(&path).await;
+        return Err(e);
+    }
+    if rows_written == 0 {
+        let _ = tiers.cold.delete(&path).await;
+    }
+    publish_manifest(&tiers, table, &user).await;
+    Ok(json!({
+        "files_before": files.len(),
+        "files_after": usize::from(rows_written > 0),
+        "rows_written": rows_written,
+        "bytes_written": if rows_written > 0 { meta.size_bytes } else { 0 },
+        "duration_ms": started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// Writes the gathered rows (the first `width` columns of their batches).
+async fn write_pending(
+    writer: &mut FileWriter,
+    slots: &[RecordBatch],
+    pending: &mut Vec<(usize, usize)>,
+    width: usize,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let schema = file_schema_of(slots, width)?;
+    let mut columns = Vec::with_capacity(width);
+    for c in 0..width {
+        let arrays: Vec<&dyn Array> = slots.iter().map(|b| b.column(c).as_ref()).collect();
+        columns.push(
+            arrow::compute::interleave(&arrays, pending)
+                .map_err(|e| StrataError::internal(e.to_string()))?,
+        );
+    }
+    let batch =
+        RecordBatch::try_new(schema, columns).map_err(|e| StrataError::internal(e.to_string()))?;
+    pending.clear();
+    writer.write(&batch).await
+}
+
+fn file_schema_of(slots: &[RecordBatch], width: usize) -> Result<arrow::datatypes::SchemaRef> {
+    let first = slots
+        .first()
+        .ok_or_else(|| StrataError::internal("no input batch"))?;
+    let fields: Vec<arrow::datatypes::FieldRef> = first
+        .schema()
+        .fields()
+        .iter()
+        .take(width)
+        .cloned()
+        .collect();
+    Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
+}

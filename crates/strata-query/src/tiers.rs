@@ -1,0 +1,97 @@
+//! What every table provider and DML statement reaches through: the hot store,
+//! the cold storage, the catalog, per-table write counters for the flush
+//! scheduler, and the job manager (installed by the server; the query layer only
+//! knows it through [`JobControl`], so `strata-jobs` can sit above this crate).
+
+use datafusion::arrow::array::RecordBatch;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use strata_catalog::{Catalog, TableDef};
+use strata_cold::ColdStore;
+use strata_common::{Result, StrataError};
+use strata_store::Store;
+
+/// The job manager as the SQL layer sees it.
+pub trait JobControl: Send + Sync + std::fmt::Debug {
+    /// Starts a flush of the table, or returns the id of the one queued or running.
+    fn flush_table(&self, table: Arc<TableDef>) -> Result<String>;
+    /// Starts a compaction of the table, or returns the running one's id.
+    fn compact_table(&self, table: Arc<TableDef>) -> Result<String>;
+    /// Cancels a queued or running job.
+    fn kill(&self, job_id: &str) -> Result<()>;
+    /// The rows of `system.jobs`.
+    fn jobs_batch(&self) -> Result<RecordBatch>;
+}
+
+/// Writes since a table's last flush, for the scheduler's `rows` and `interval`
+/// triggers. Counted on commit (a write of an existing hot key counts again, so
+/// the count is an upper bound of hot rows and a flush may come a little early,
+/// never late).
+#[derive(Debug, Default)]
+pub struct WriteCounter {
+    pub rows: AtomicU64,
+    pub oldest: Mutex<Option<Instant>>,
+}
+
+impl WriteCounter {
+    pub fn add(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.rows.fetch_add(n, Ordering::Relaxed);
+        let mut oldest = self.oldest.lock();
+        if oldest.is_none() {
+            *oldest = Some(Instant::now());
+        }
+    }
+
+    /// After a flush that moved the writes counted up to `seen`.
+    pub fn flushed(&self, seen: u64) {
+        let before = self
+            .rows
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(seen))
+            })
+            .unwrap_or(0);
+        let left = before.saturating_sub(seen);
+        *self.oldest.lock() = (left > 0).then(Instant::now);
+    }
+}
+
+#[derive(Debug)]
+pub struct Tiers {
+    pub store: Arc<Store>,
+    pub catalog: Arc<Catalog>,
+    pub cold: Arc<ColdStore>,
+    jobs: OnceLock<Arc<dyn JobControl>>,
+    counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
+}
+
+impl Tiers {
+    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, cold: Arc<ColdStore>) -> Arc<Tiers> {
+        Arc::new(Tiers {
+            store,
+            catalog,
+            cold,
+            jobs: OnceLock::new(),
+            counters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn set_jobs(&self, jobs: Arc<dyn JobControl>) {
+        let _ = self.jobs.set(jobs);
+    }
+
+    pub fn jobs(&self) -> Result<&Arc<dyn JobControl>> {
+        self.jobs
+            .get()
+            .ok_or_else(|| StrataError::unsupported("jobs are not running on this server"))
+    }
+
+    pub fn counter(&self, table_id: u32) -> Arc<WriteCounter> {
+        self.counters.lock().entry(table_id).or_default().clone()
+    }
+}
