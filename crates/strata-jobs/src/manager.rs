@@ -122,7 +122,7 @@ impl JobManager {
             result: None,
             error_message: None,
         };
-        record::save(&self.engine.store(), &record)?;
+        record::save(self.engine.store(), &record)?;
         let id = record.job_id.clone();
         let handle = Arc::new(JobHandle {
             record: Mutex::new(record),
@@ -162,7 +162,7 @@ impl JobManager {
 
     fn persist(&self, handle: &JobHandle) {
         let r = handle.record.lock().clone();
-        if let Err(e) = record::save(&self.engine.store(), &r) {
+        if let Err(e) = record::save(self.engine.store(), &r) {
             tracing::warn!(job_id = %r.job_id, error = %e, "could not save job record");
         }
     }
@@ -207,7 +207,7 @@ impl JobManager {
 
     /// Records of every job: active ones as they are now, others as stored.
     pub fn records(&self) -> Result<Vec<JobRecord>> {
-        let mut stored = record::load_all(&self.engine.store())?;
+        let mut stored = record::load_all(self.engine.store())?;
         let active = self.active.lock();
         for r in stored.iter_mut() {
             if let Some(h) = active.get(&r.job_id) {
@@ -242,7 +242,7 @@ impl JobControl for Control {
             tracing::info!(job_id, "job cancellation requested");
             return Ok(());
         }
-        match record::load_all(&self.0.engine.store())?
+        match record::load_all(self.0.engine.store())?
             .into_iter()
             .find(|r| r.job_id == job_id)
         {

@@ -372,7 +372,7 @@ async fn writes_to_flushed_rows_survive_flush_compact_and_restart() {
         let c = server.client().await;
         assert_eq!(model_of(&c, "k").await, model);
         assert_eq!(
-            one(&c, &format!("SELECT COUNT(*) FROM k WHERE id > 50")).await,
+            one(&c, "SELECT COUNT(*) FROM k WHERE id > 50").await,
             model.range(51..).count().to_string()
         );
         // After a restart the old files are gone from disk.

@@ -193,29 +193,20 @@ impl Store {
     }
 }
 
+/// A visitor of (key, value) pairs; returns false to stop.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// Reads shared by the live store and a snapshot, so row visitors work on either.
 pub trait ReadView {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    fn scan_range(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()>;
+    fn scan_range(&self, cf: &str, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<()>;
 }
 
 impl ReadView for Store {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Store::get(self, cf, key)
     }
-    fn scan_range(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
+    fn scan_range(&self, cf: &str, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<()> {
         self.scan(cf, start, end, visit)
     }
 }
@@ -224,13 +215,7 @@ impl ReadView for StoreSnapshot<'_> {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         StoreSnapshot::get(self, cf, key)
     }
-    fn scan_range(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
+    fn scan_range(&self, cf: &str, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<()> {
         self.scan(cf, start, end, visit)
     }
 }
