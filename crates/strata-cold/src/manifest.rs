@@ -120,19 +120,27 @@ pub fn load_partition(
     user: &str,
 ) -> Result<Vec<LiveFile>> {
     let prefix = tagged(b'f', &keys::partition_prefix(table_id, user));
+    with_deletion_vectors(snap, table_id, load_metas(snap, &prefix)?)
+}
+
+/// File entries under a key prefix of CF `cold`.
+fn load_metas(snap: &StoreSnapshot<'_>, prefix: &[u8]) -> Result<Vec<FileMeta>> {
     let mut metas = vec![];
-    snap.scan(
-        CF_COLD,
-        &prefix,
-        &keys::prefix_successor(&prefix),
-        |_, v| {
-            metas.push(parse_meta(v)?);
-            Ok(true)
-        },
-    )?;
+    snap.scan(CF_COLD, prefix, &keys::prefix_successor(prefix), |_, v| {
+        metas.push(parse_meta(v)?);
+        Ok(true)
+    })?;
+    Ok(metas)
+}
+
+fn with_deletion_vectors(
+    snap: &StoreSnapshot<'_>,
+    table_id: u32,
+    metas: Vec<FileMeta>,
+) -> Result<Vec<LiveFile>> {
     let mut files = Vec::with_capacity(metas.len());
     for meta in metas {
-        let deleted = load_dv(snap, table_id, user, meta.file_id)?;
+        let deleted = load_dv(snap, table_id, &meta.user, meta.file_id)?;
         files.push(LiveFile { meta, deleted });
     }
     Ok(files)
@@ -173,22 +181,7 @@ fn load_dv(snap: &StoreSnapshot<'_>, table_id: u32, user: &str, file_id: u64) ->
 pub fn load_table(store: &Store, table_id: u32) -> Result<Vec<LiveFile>> {
     store.with_snapshot(|snap| {
         let prefix = tagged(b'f', &keys::table_prefix(table_id));
-        let mut metas = vec![];
-        snap.scan(
-            CF_COLD,
-            &prefix,
-            &keys::prefix_successor(&prefix),
-            |_, v| {
-                metas.push(parse_meta(v)?);
-                Ok(true)
-            },
-        )?;
-        let mut files = Vec::with_capacity(metas.len());
-        for meta in metas {
-            let deleted = load_dv(snap, table_id, &meta.user, meta.file_id)?;
-            files.push(LiveFile { meta, deleted });
-        }
-        Ok(files)
+        with_deletion_vectors(snap, table_id, load_metas(snap, &prefix)?)
     })
 }
 

@@ -8,7 +8,7 @@
 //! during the compaction is marked deleted in the new file instead. Old objects
 //! are queued for deletion, not deleted, so queries still reading them finish.
 
-use crate::flush::publish_manifest;
+use crate::flush::{commit_guard, discard, publish_manifest};
 use crate::manager::{JobHandle, JobManager};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{UInt32Type, UInt64Type};
@@ -195,30 +195,19 @@ pub(crate) async fn run(
     .await;
     if let Err(e) = result {
         drop(writer);
-        let _ = tiers.cold.delete(&path).await;
+        discard(&tiers.cold, &path).await;
         return Err(e);
     }
     let rows_written = moved.len() as u64;
     let meta = match writer.finish(now_micros()).await {
         Ok(m) => m,
         Err(e) => {
-            let _ = tiers.cold.delete(&path).await;
+            discard(&tiers.cold, &path).await;
             return Err(e);
         }
     };
 
-    let lock = mgr.engine.write_lock(table.id);
-    let guard = lock.lock().await;
-    let still_there = tiers.catalog.tables().iter().any(|t| t.id == table.id);
-    if !still_there || handle.is_cancelled() {
-        drop(guard);
-        let _ = tiers.cold.delete(&path).await;
-        return Err(if still_there {
-            StrataError::QueryCanceled
-        } else {
-            StrataError::UndefinedTable(table.qualified_name())
-        });
-    }
+    let guard = commit_guard(mgr, table, handle, &path).await?;
     let commit = || -> Result<()> {
         let mut batch = Batch::default();
         let now = now_micros();
@@ -246,11 +235,11 @@ pub(crate) async fn run(
     let committed = commit();
     drop(guard);
     if let Err(e) = committed {
-        let _ = tiers.cold.delete(&path).await;
+        discard(&tiers.cold, &path).await;
         return Err(e);
     }
     if rows_written == 0 {
-        let _ = tiers.cold.delete(&path).await;
+        discard(&tiers.cold, &path).await;
     }
     publish_manifest(&tiers, table, &user).await;
     Ok(json!({

@@ -161,18 +161,7 @@ async fn flush_partition(
     };
 
     // Commit, serialized with the table's writers.
-    let lock = mgr.engine.write_lock(table.id);
-    let guard = lock.lock().await;
-    let still_there = tiers.catalog.tables().iter().any(|t| t.id == table.id);
-    if !still_there || handle.is_cancelled() {
-        drop(guard);
-        discard(&tiers.cold, &path).await;
-        return Err(if still_there {
-            StrataError::QueryCanceled
-        } else {
-            StrataError::UndefinedTable(table.qualified_name())
-        });
-    }
+    let guard = commit_guard(mgr, table, handle, &path).await?;
     let commit = || -> Result<()> {
         let mut batch = Batch::default();
         manifest::put_file(&store, &mut batch, table.id, &meta)?;
@@ -207,8 +196,31 @@ async fn flush_partition(
     Ok((meta.rows, meta.size_bytes))
 }
 
+/// Takes the table's write lock for a job's commit. If the table was dropped or
+/// the job cancelled meanwhile, removes the job's new object and says why.
+pub(crate) async fn commit_guard(
+    mgr: &JobManager,
+    table: &TableDef,
+    handle: &JobHandle,
+    path: &object_store::path::Path,
+) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+    let guard = mgr.engine.write_lock(table.id).lock_owned().await;
+    let tiers = mgr.engine.tiers();
+    let still_there = tiers.catalog.tables().iter().any(|t| t.id == table.id);
+    if still_there && !handle.is_cancelled() {
+        return Ok(guard);
+    }
+    drop(guard);
+    discard(&tiers.cold, path).await;
+    Err(if still_there {
+        StrataError::QueryCanceled
+    } else {
+        StrataError::UndefinedTable(table.qualified_name())
+    })
+}
+
 /// Removes an object that never made it into a manifest.
-async fn discard(cold: &ColdStore, path: &object_store::path::Path) {
+pub(crate) async fn discard(cold: &ColdStore, path: &object_store::path::Path) {
     if let Err(e) = cold.delete(path).await {
         tracing::warn!(%path, error = %e, "could not remove an unused object; startup cleanup will");
     }

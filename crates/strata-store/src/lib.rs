@@ -136,16 +136,7 @@ impl Store {
         let iter = self
             .db
             .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward));
-        for item in iter {
-            let (k, v) = item?;
-            if !end.is_empty() && k.as_ref() >= end {
-                break;
-            }
-            if !visit(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+        visit_until(iter, end, &mut visit)
     }
 
     /// Runs `f` against one consistent point-in-time view of every column family.
@@ -191,6 +182,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Feeds an iterator's pairs below `end` (empty: unbounded) to `visit` until it says stop.
+fn visit_until<I, F>(iter: I, end: &[u8], visit: &mut F) -> Result<()>
+where
+    I: Iterator<Item = std::result::Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>>,
+    F: FnMut(&[u8], &[u8]) -> Result<bool>,
+{
+    for item in iter {
+        let (k, v) = item?;
+        if !end.is_empty() && k.as_ref() >= end {
+            break;
+        }
+        if !visit(&k, &v)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// A visitor of (key, value) pairs; returns false to stop.
@@ -240,16 +249,7 @@ impl StoreSnapshot<'_> {
             self.store.cf(cf)?,
             IteratorMode::From(start, Direction::Forward),
         );
-        for item in iter {
-            let (k, v) = item?;
-            if !end.is_empty() && k.as_ref() >= end {
-                break;
-            }
-            if !visit(&k, &v)? {
-                break;
-            }
-        }
-        Ok(())
+        visit_until(iter, end, &mut visit)
     }
 }
 
