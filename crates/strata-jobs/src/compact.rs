@@ -8,7 +8,7 @@
 //! during the compaction is marked deleted in the new file instead. Old objects
 //! are queued for deletion, not deleted, so queries still reading them finish.
 
-use crate::flush::{commit_guard, discard, publish_manifest};
+use crate::flush::{commit_guard, discard, finish_file, publish_manifest};
 use crate::manager::{JobHandle, JobManager};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{UInt32Type, UInt64Type};
@@ -193,19 +193,8 @@ pub(crate) async fn run(
         handle.check()
     }
     .await;
-    if let Err(e) = result {
-        drop(writer);
-        discard(&tiers.cold, &path).await;
-        return Err(e);
-    }
+    let meta = finish_file(writer, result, &tiers.cold).await?;
     let rows_written = moved.len() as u64;
-    let meta = match writer.finish(now_micros()).await {
-        Ok(m) => m,
-        Err(e) => {
-            discard(&tiers.cold, &path).await;
-            return Err(e);
-        }
-    };
 
     let guard = commit_guard(mgr, table, handle, &path).await?;
     let commit = || -> Result<()> {

@@ -22,7 +22,7 @@ use std::time::Instant;
 use strata_catalog::{TableDef, now_micros};
 use strata_cold::manifest::{self, Location};
 use strata_cold::writer::{FileWriter, file_schema};
-use strata_cold::{ColdStore, layout};
+use strata_cold::{ColdStore, FileMeta, layout};
 use strata_common::{Result, StrataError, keys};
 use strata_query::codec::{StoredRow, decode_header};
 use strata_query::scan::{KeySelection, for_each_row, rows_to_batch};
@@ -147,18 +147,7 @@ async fn flush_partition(
         return Ok((0, 0));
     };
     let path = writer.path().clone();
-    if let Err(e) = outcome {
-        drop(writer);
-        discard(&tiers.cold, &path).await;
-        return Err(e);
-    }
-    let meta = match writer.finish(now_micros()).await {
-        Ok(m) => m,
-        Err(e) => {
-            discard(&tiers.cold, &path).await;
-            return Err(e);
-        }
-    };
+    let meta = finish_file(writer, outcome, &tiers.cold).await?;
 
     // Commit, serialized with the table's writers.
     let guard = commit_guard(mgr, table, handle, &path).await?;
@@ -217,6 +206,24 @@ pub(crate) async fn commit_guard(
     } else {
         StrataError::UndefinedTable(table.qualified_name())
     })
+}
+
+/// Completes a job's new file; if writing it failed (or completing it does),
+/// removes the object and returns the error.
+pub(crate) async fn finish_file(
+    writer: FileWriter,
+    written: Result<()>,
+    cold: &ColdStore,
+) -> Result<FileMeta> {
+    let path = writer.path().clone();
+    let finished = match written {
+        Ok(()) => writer.finish(now_micros()).await,
+        Err(e) => Err(e),
+    };
+    if finished.is_err() {
+        discard(cold, &path).await;
+    }
+    finished
 }
 
 /// Removes an object that never made it into a manifest.

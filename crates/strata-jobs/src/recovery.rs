@@ -9,8 +9,7 @@ use crate::record::{self, JobStatus};
 use std::collections::HashSet;
 use strata_catalog::now_micros;
 use strata_cold::{layout, manifest};
-use strata_common::{Result, keys};
-use strata_store::CF_DATA;
+use strata_common::Result;
 
 pub(crate) async fn recover(mgr: &JobManager) -> Result<()> {
     let tiers = mgr.engine.tiers().clone();
@@ -53,17 +52,7 @@ pub(crate) async fn recover(mgr: &JobManager) -> Result<()> {
                 tracing::info!(table = %table.qualified_name(), "rebuilt manifest.json");
             }
         }
-        let prefix = keys::table_prefix(table.id);
-        let mut hot = 0u64;
-        store.scan(
-            CF_DATA,
-            &prefix,
-            &keys::prefix_successor(&prefix),
-            |_, _| {
-                hot += 1;
-                Ok(true)
-            },
-        )?;
+        let hot = strata_query::scan::count_hot_rows(store.as_ref(), table.id)?;
         tiers.counter(table.id).add(hot);
     }
     Ok(())

@@ -188,6 +188,24 @@ where
     }
 }
 
+/// Live (non-deleted) hot rows of a table: an exact count by a scan of the
+/// table's key range (the hot tier is bounded by the flush policy). Used by
+/// `system.tables` and to seed the flush scheduler's counters at startup.
+pub fn count_hot_rows(store: &dyn ReadView, table_id: u32) -> Result<u64> {
+    let prefix = keys::table_prefix(table_id);
+    let end = keys::prefix_successor(&prefix);
+    let mut n = 0u64;
+    store.scan_range(CF_DATA, &prefix, &end, &mut |_, v| {
+        if let Ok((_, flags)) = crate::codec::decode_header(v)
+            && flags & crate::codec::FLAG_DELETED == 0
+        {
+            n += 1;
+        }
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
 /// Builds a batch from rows; `projection` indexes into table columns, where
 /// `columns.len()` means `_seq` and `columns.len() + 1` means `_deleted`.
 pub fn rows_to_batch(

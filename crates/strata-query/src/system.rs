@@ -12,8 +12,6 @@ use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 use std::sync::Arc;
 use strata_catalog::Catalog;
-use strata_common::keys;
-use strata_store::CF_DATA;
 
 const TABLES: &[&str] = &["namespaces", "tables", "columns", "jobs"];
 
@@ -64,25 +62,13 @@ fn opt_strings(v: Vec<Option<String>>) -> ArrayRef {
     Arc::new(StringArray::from(v))
 }
 
-/// Live (non-deleted) hot rows of a table: an exact count by a scan of the
-/// table's key range (the hot tier is bounded by the flush policy). The flush
-/// scheduler uses its own write counters instead.
+/// Live hot rows of a table, or 0 (logged) when the scan fails: a system view
+/// should still answer.
 fn hot_rows(catalog: &Catalog, table_id: u32) -> u64 {
-    let prefix = keys::table_prefix(table_id);
-    let end = keys::prefix_successor(&prefix);
-    let mut n = 0u64;
-    let res = catalog.store().scan(CF_DATA, &prefix, &end, |_, v| {
-        if let Ok((_, flags)) = crate::codec::decode_header(v)
-            && flags & crate::codec::FLAG_DELETED == 0
-        {
-            n += 1;
-        }
-        Ok(true)
-    });
-    if let Err(e) = res {
+    crate::scan::count_hot_rows(catalog.store().as_ref(), table_id).unwrap_or_else(|e| {
         tracing::warn!(table_id, error = %e, "counting hot rows failed");
-    }
-    n
+        0
+    })
 }
 
 impl SystemSchema {
