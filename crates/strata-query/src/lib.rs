@@ -25,5 +25,5 @@ mod values;
 pub use engine::Engine;
 pub use output::QueryOutput;
 pub use prepared::Prepared;
-pub use session::Session;
+pub use session::{ActingUser, Session};
 pub use tiers::{JobControl, Tiers, WriteCounter};

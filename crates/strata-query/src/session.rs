@@ -22,6 +22,11 @@ use strata_common::{Result, StrataError};
 use strata_sql::sqlparser::ast;
 use strata_sql::{ObjectRef, Statement};
 
+/// The user a statement acts as, carried in the DataFusion session config so a
+/// table provider scoping a USER table's scan can read it.
+#[derive(Debug, Clone)]
+pub struct ActingUser(pub String);
+
 pub struct Session {
     pub(crate) engine: Arc<Engine>,
     pub(crate) ctx: SessionContext,
@@ -56,7 +61,10 @@ const DEFAULT_VARS: &[(&str, &str)] = &[
 ];
 
 impl Session {
-    pub(crate) fn new(engine: Arc<Engine>, state: SessionState, user: String) -> Session {
+    pub(crate) fn new(engine: Arc<Engine>, mut state: SessionState, user: String) -> Session {
+        state
+            .config_mut()
+            .set_extension(Arc::new(ActingUser(user.clone())));
         let mut vars: BTreeMap<String, String> = DEFAULT_VARS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -70,8 +78,19 @@ impl Session {
         }
     }
 
+    /// The user this session acts as: the login user, or the user an
+    /// `EXECUTE AS USER` names for the statement it wraps.
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// A session acting as `user` with this session's settings, for one
+    /// delegated statement (`EXECUTE AS USER`). Privilege checks are the
+    /// caller's business.
+    pub fn as_user(&self, user: &str) -> Session {
+        let s = Session::new(self.engine.clone(), self.ctx.state(), user.to_string());
+        *s.vars.lock() = self.vars.lock().clone();
+        s
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
