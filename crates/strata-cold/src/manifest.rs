@@ -177,6 +177,11 @@ fn load_dv(snap: &StoreSnapshot<'_>, table_id: u32, user: &str, file_id: u64) ->
     Ok(out)
 }
 
+/// The partitions (users) of a table that have cold files.
+pub fn partitions(snap: &StoreSnapshot<'_>, table_id: u32) -> Result<Vec<String>> {
+    strata_store::partitions(snap, CF_COLD, &tagged(b'f', &keys::table_prefix(table_id)))
+}
+
 /// Every file of every partition of a table (for statistics and cleanup).
 pub fn load_table(store: &Store, table_id: u32) -> Result<Vec<LiveFile>> {
     store.with_snapshot(|snap| {

@@ -27,6 +27,28 @@ pub fn partition_prefix(table_id: u32, user: &str) -> Vec<u8> {
     out
 }
 
+/// The user segment of a key that starts with a table prefix: the user id and
+/// the length of `table_id | user segment`. None for a malformed key.
+pub fn split_partition(key: &[u8]) -> Option<(String, usize)> {
+    let mut user = Vec::new();
+    let mut i = 4;
+    loop {
+        match (key.get(i)?, key.get(i + 1)) {
+            (0x00, Some(0x01)) => break,
+            (0x00, Some(0xFF)) => {
+                user.push(0);
+                i += 2;
+            }
+            (0x00, _) => return None,
+            (&b, _) => {
+                user.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some((String::from_utf8(user).ok()?, i + 2))
+}
+
 /// Full key of one row.
 pub fn row_key(table_id: u32, user: &str, pk: &ScalarValue) -> Result<Vec<u8>> {
     let mut out = partition_prefix(table_id, user);
@@ -101,6 +123,17 @@ fn encode_f64(f: f64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_segment_round_trips() {
+        for user in ["", "alice", "a\0b", "\0", "bob\u{ff}"] {
+            let k = row_key(9, user, &ScalarValue::Int64(Some(5))).unwrap();
+            let (u, len) = split_partition(&k).unwrap();
+            assert_eq!(u, user);
+            assert_eq!(len, partition_prefix(9, user).len());
+        }
+        assert!(split_partition(&[0, 0, 0, 9, b'a']).is_none());
+    }
 
     fn key(v: ScalarValue) -> Vec<u8> {
         row_key(7, "", &v).unwrap()

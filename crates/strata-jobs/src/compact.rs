@@ -62,24 +62,60 @@ impl Cursor {
     }
 }
 
+/// What compacting one partition did.
+#[derive(Default)]
+struct Outcome {
+    files_before: u64,
+    files_after: u64,
+    rows_written: u64,
+    bytes_written: u64,
+}
+
 pub(crate) async fn run(
     mgr: &JobManager,
     table: &Arc<TableDef>,
     handle: &JobHandle,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
+    let store = mgr.engine.tiers().store.clone();
+    // Every partition with files: "" for a SHARED table, each user's for a USER table.
+    let partitions = store.with_snapshot(|snap| manifest::partitions(snap, table.id))?;
+    let mut total = Outcome::default();
+    let mut users = 0u64;
+    for user in &partitions {
+        let o = compact_partition(mgr, table, user, handle).await?;
+        users += u64::from(o.rows_written > 0);
+        total.files_before += o.files_before;
+        total.files_after += o.files_after;
+        total.rows_written += o.rows_written;
+        total.bytes_written += o.bytes_written;
+    }
+    Ok(json!({
+        "files_before": total.files_before,
+        "files_after": total.files_after,
+        "rows_written": total.rows_written,
+        "bytes_written": total.bytes_written,
+        "users_count": users,
+        "duration_ms": started.elapsed().as_millis() as u64,
+    }))
+}
+
+async fn compact_partition(
+    mgr: &JobManager,
+    table: &Arc<TableDef>,
+    user: &str,
+    handle: &JobHandle,
+) -> Result<Outcome> {
     let tiers = mgr.engine.tiers().clone();
     let store = tiers.store.clone();
-    let user = String::new();
-    let files = store.with_snapshot(|snap| manifest::load_partition(snap, table.id, &user))?;
+    let files = store.with_snapshot(|snap| manifest::load_partition(snap, table.id, user))?;
     let needs_work = files.len() > 1 || files.iter().any(|f| !f.deleted.is_empty());
     if !needs_work {
-        return Ok(json!({
-            "files_before": files.len(),
-            "files_after": files.len(),
-            "rows_written": 0,
-            "duration_ms": started.elapsed().as_millis() as u64,
-        }));
+        return Ok(Outcome {
+            files_before: files.len() as u64,
+            files_after: files.len() as u64,
+            ..Outcome::default()
+        });
     }
     let ncols = table.columns.len();
     let schema = file_schema(table);
@@ -138,7 +174,7 @@ pub(crate) async fn run(
     }
 
     let file_id = store.next_id("cold_file")?;
-    let mut writer = FileWriter::create(&tiers.cold, table, &user, file_id)?;
+    let mut writer = FileWriter::create(&tiers.cold, table, user, file_id)?;
     let path = writer.path().clone();
     let total: u64 = files.iter().map(|f| f.live_rows()).sum::<u64>().max(1);
     // (row key, old location) per output row, in output order.
@@ -172,7 +208,7 @@ pub(crate) async fn run(
                 .value(c.row);
             let pk_value = ScalarValue::try_from_array(b.column(pk), c.row)?;
             moved.push((
-                keys::row_key(table.id, &user, &pk_value)?,
+                keys::row_key(table.id, user, &pk_value)?,
                 Location {
                     file_id: file,
                     position: pos,
@@ -216,7 +252,7 @@ pub(crate) async fn run(
             if current == Some(*old) {
                 batch.put_cf(index, key, new.encode());
             } else {
-                manifest::delete_row(&store, &mut batch, table.id, &user, new)?;
+                manifest::delete_row(&store, &mut batch, table.id, user, new)?;
             }
         }
         store.write(batch)
@@ -230,14 +266,13 @@ pub(crate) async fn run(
     if rows_written == 0 {
         discard(&tiers.cold, &path).await;
     }
-    publish_manifest(&tiers, table, &user).await;
-    Ok(json!({
-        "files_before": files.len(),
-        "files_after": usize::from(rows_written > 0),
-        "rows_written": rows_written,
-        "bytes_written": if rows_written > 0 { meta.size_bytes } else { 0 },
-        "duration_ms": started.elapsed().as_millis() as u64,
-    }))
+    publish_manifest(&tiers, table, user).await;
+    Ok(Outcome {
+        files_before: files.len() as u64,
+        files_after: u64::from(rows_written > 0),
+        rows_written,
+        bytes_written: if rows_written > 0 { meta.size_bytes } else { 0 },
+    })
 }
 
 /// Writes the gathered rows (the first `width` columns of their batches).

@@ -26,6 +26,7 @@ use strata_cold::{ColdStore, FileMeta, layout};
 use strata_common::{Result, StrataError, keys};
 use strata_query::codec::{StoredRow, decode_header};
 use strata_query::scan::{KeySelection, for_each_row, rows_to_batch};
+use strata_sql::TableKind;
 use strata_store::{Batch, CF_DATA, CF_PK_INDEX};
 
 /// Rows per batch handed from the snapshot reader to the Parquet writer.
@@ -43,8 +44,12 @@ pub(crate) async fn run(
     let tiers = mgr.engine.tiers().clone();
     let counter = tiers.counter(table.id);
     let counted = counter.rows.load(std::sync::atomic::Ordering::Relaxed);
-    // SHARED tables have one partition; USER tables will flush one per user.
-    let partitions = vec![String::new()];
+    // SHARED tables have one partition, ""; a USER table one per user with hot
+    // rows, each flushed to its own file in its own directory.
+    let partitions = match table.kind {
+        TableKind::User => store_partitions(&tiers, table)?,
+        _ => vec![String::new()],
+    };
     let mut rows_flushed = 0u64;
     let mut files = 0u64;
     let mut bytes = 0u64;
@@ -67,6 +72,13 @@ pub(crate) async fn run(
         "bytes_written": bytes,
         "duration_ms": started.elapsed().as_millis() as u64,
     }))
+}
+
+/// The users with hot rows in a USER table.
+fn store_partitions(tiers: &strata_query::Tiers, table: &TableDef) -> Result<Vec<String>> {
+    tiers.store.with_snapshot(|snap| {
+        strata_store::partitions(snap, CF_DATA, &keys::table_prefix(table.id))
+    })
 }
 
 /// Flushes one partition; returns (rows, bytes written).

@@ -69,7 +69,7 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
         Statement::CreateTable(ct) => {
             let (ns, _) = session.resolve(&ct.table);
             let def = TableDef::from_create(ct, &ns, catalog.default_flush_policy())?;
-            if def.kind != TableKind::Shared {
+            if def.kind == TableKind::Stream {
                 return Err(StrataError::unsupported(format!(
                     "{} tables are not supported yet",
                     def.kind.as_str()

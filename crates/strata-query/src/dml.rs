@@ -33,8 +33,11 @@ use strata_sql::sqlparser::parser::Parser;
 use strata_sql::{Statement, TableKind, normalize_ident, object_ref};
 use strata_store::{CF_DATA, CF_PK_INDEX};
 
-/// Shared tables have one partition; its user segment is empty.
-const SHARED_PARTITION: &str = "";
+/// The partition a statement of `session` reads and writes in `table`: the
+/// acting user's for a USER table, the single "" partition otherwise.
+fn partition(session: &Session, table: &TableDef) -> Result<String> {
+    crate::provider::partition_of(table, || Some(session.user().to_string()))
+}
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -49,7 +52,7 @@ fn writable_table(session: &Session, name: &ast::ObjectName) -> Result<Arc<Table
         )));
     }
     let def = session.engine.catalog.require_table(&ns, &t)?;
-    if def.kind != TableKind::Shared {
+    if def.kind == TableKind::Stream {
         return Err(StrataError::unsupported(format!(
             "{} tables are not supported yet",
             def.kind.as_str()
@@ -263,7 +266,7 @@ pub(crate) fn point_select(
     let Some(table) = session.engine.catalog.table(&ns, &tname) else {
         return Ok(None);
     };
-    if table.kind != TableKind::Shared {
+    if table.kind == TableKind::Stream {
         return Ok(None);
     }
     let qualifier_ok = |parts: &[ast::Ident]| -> Option<String> {
@@ -376,9 +379,9 @@ pub(crate) async fn execute_point_select(
     };
     let mut rows = vec![];
     if !key.is_null() {
-        let k = keys::row_key(p.table.id, SHARED_PARTITION, &key)?;
-        if let Some(values) =
-            live_row(&session.engine.tiers, &p.table, SHARED_PARTITION, &k).await?
+        let user = partition(session, &p.table)?;
+        let k = keys::row_key(p.table.id, &user, &key)?;
+        if let Some(values) = live_row(&session.engine.tiers, &p.table, &user, &k).await?
         {
             rows.push(crate::codec::StoredRow {
                 seq: 0,
@@ -800,6 +803,7 @@ pub(crate) async fn execute_insert(
     let table = &p.table;
     let rows = insert_rows(session, p, params).await?;
     let pk = table.pk_index();
+    let user = partition(session, table)?;
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     // Final row per key, in statement order.
@@ -807,10 +811,10 @@ pub(crate) async fn execute_insert(
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut affected = 0usize;
     for row in rows {
-        let key = keys::row_key(table.id, SHARED_PARTITION, &row[pk])?;
+        let key = keys::row_key(table.id, &user, &row[pk])?;
         let existing: Option<Vec<ScalarValue>> = match index.get(&key) {
             Some(&i) => Some(pending[i].1.clone()),
-            None => live_row(&session.engine.tiers, table, SHARED_PARTITION, &key).await?,
+            None => live_row(&session.engine.tiers, table, &user, &key).await?,
         };
         let new_row = match (existing, &p.conflict) {
             (None, _) => row,
@@ -868,6 +872,7 @@ fn commit(
     let store = &session.engine.store;
     let cf = store.cf(CF_DATA)?;
     let index = store.cf(CF_PK_INDEX)?;
+    let user = partition(session, table)?;
     // Cold versions this statement supersedes (found before taking the commit lock).
     let mut superseded = vec![];
     for k in deletes.iter().chain(puts.iter().map(|(k, _)| k)) {
@@ -877,7 +882,7 @@ fn commit(
     }
     let first = store.commit_with_seqs(puts.len() as u64, |first, wb| {
         for (k, loc) in &superseded {
-            manifest::delete_row(store, wb, table.id, SHARED_PARTITION, *loc)?;
+            manifest::delete_row(store, wb, table.id, &user, *loc)?;
             wb.delete_cf(index, k);
         }
         for k in deletes {
@@ -1051,6 +1056,7 @@ pub(crate) async fn execute_update(
     let table = &p.table;
     let n = table.columns.len();
     let pk = table.pk_index();
+    let user = partition(session, table)?;
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     let batches = matching_rows(session, &p.select, params).await?;
@@ -1061,7 +1067,7 @@ pub(crate) async fn execute_update(
     for b in &batches {
         for r in 0..b.num_rows() {
             let mut row = row_values(b, r, n)?;
-            let old_key = keys::row_key(table.id, SHARED_PARTITION, &row[pk])?;
+            let old_key = keys::row_key(table.id, &user, &row[pk])?;
             for (k, &i) in p.assigned.iter().enumerate() {
                 row[i] = coerce(
                     &table.columns[i],
@@ -1069,7 +1075,7 @@ pub(crate) async fn execute_update(
                 )?;
             }
             check_not_null(table, &row)?;
-            let new_key = keys::row_key(table.id, SHARED_PARTITION, &row[pk])?;
+            let new_key = keys::row_key(table.id, &user, &row[pk])?;
             old_keys.insert(old_key.clone());
             if new_key != old_key {
                 deletes.push(old_key);
@@ -1083,7 +1089,7 @@ pub(crate) async fn execute_update(
     // A changed primary key must not land on a row this statement did not move.
     for (k, row) in &puts {
         if !old_keys.contains(k)
-            && live_row(&session.engine.tiers, table, SHARED_PARTITION, k)
+            && live_row(&session.engine.tiers, table, &user, k)
                 .await?
                 .is_some()
         {
@@ -1151,6 +1157,7 @@ pub(crate) async fn execute_delete(
     let table = &p.table;
     let n = table.columns.len();
     let pk = table.pk_index();
+    let user = partition(session, table)?;
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     let batches = matching_rows(session, &p.select, params).await?;
@@ -1159,7 +1166,7 @@ pub(crate) async fn execute_delete(
     for b in &batches {
         for r in 0..b.num_rows() {
             let row = row_values(b, r, n)?;
-            deletes.push(keys::row_key(table.id, SHARED_PARTITION, &row[pk])?);
+            deletes.push(keys::row_key(table.id, &user, &row[pk])?);
             rows.push(row);
         }
     }

@@ -3,6 +3,7 @@
 //! and one `TableProvider` per table that plans a scan across both tiers.
 
 use crate::merged::MergedScanExec;
+use crate::session::ActingUser;
 use crate::scan::KeySelection;
 use crate::system::SystemSchema;
 use crate::tiers::Tiers;
@@ -131,17 +132,29 @@ impl StrataTable {
         (!predicate.always_true()).then(|| Arc::new(predicate))
     }
 
-    /// The partition a scan reads: SHARED tables have exactly one, "".
-    fn partition(&self) -> DfResult<String> {
-        match self.def.kind {
-            TableKind::Shared => Ok(String::new()),
-            other => Err(datafusion::error::DataFusionError::External(Box::new(
-                strata_common::StrataError::unsupported(format!(
-                    "{} tables are not supported yet",
-                    other.as_str()
-                )),
-            ))),
-        }
+    /// The partition a scan reads: SHARED and STREAM tables have one, ""; a
+    /// USER table's scan reads only the acting user's.
+    fn partition(&self, state: &dyn Session) -> DfResult<String> {
+        partition_of(&self.def, || {
+            state
+                .config()
+                .get_extension::<ActingUser>()
+                .map(|u| u.0.clone())
+        })
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+    }
+}
+
+/// The partition `table`'s rows of the acting user live in.
+pub(crate) fn partition_of(
+    table: &TableDef,
+    user: impl FnOnce() -> Option<String>,
+) -> strata_common::Result<String> {
+    match table.kind {
+        TableKind::User => user().ok_or_else(|| {
+            strata_common::StrataError::internal("a USER table was read with no acting user")
+        }),
+        _ => Ok(String::new()),
     }
 }
 
@@ -183,7 +196,7 @@ impl TableProvider for StrataTable {
         Ok(Arc::new(MergedScanExec::new(
             self.tiers.clone(),
             self.def.clone(),
-            self.partition()?,
+            self.partition(state)?,
             selection,
             projection,
             schema,

@@ -14,7 +14,7 @@ use rocksdb::{
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use strata_common::{Result, StrataError};
+use strata_common::{Result, StrataError, keys};
 
 /// Column family of table rows.
 pub const CF_DATA: &str = "data";
@@ -206,6 +206,35 @@ where
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 
 /// Reads shared by the live store and a snapshot, so row visitors work on either.
+/// The user partitions under `prefix` (`tag | table_id`) of a CF whose keys are
+/// `tag | table_id | user segment | ...`, in order. Skips from one partition to
+/// the next with one seek each, so the cost is one seek per user, never one
+/// step per row.
+pub fn partitions(view: &dyn ReadView, cf: &str, prefix: &[u8]) -> Result<Vec<String>> {
+    let tag = prefix.len().saturating_sub(4);
+    let end = keys::prefix_successor(prefix);
+    let mut users = vec![];
+    let mut start = prefix.to_vec();
+    loop {
+        let mut found: Option<(String, Vec<u8>)> = None;
+        view.scan_range(cf, &start, &end, &mut |k, _| {
+            found = k
+                .get(tag..)
+                .and_then(keys::split_partition)
+                .and_then(|(user, len)| Some((user, k.get(..tag + len)?.to_vec())));
+            Ok(false)
+        })?;
+        let Some((user, partition)) = found else {
+            return Ok(users);
+        };
+        users.push(user);
+        start = keys::prefix_successor(&partition);
+        if start.is_empty() {
+            return Ok(users);
+        }
+    }
+}
+
 pub trait ReadView {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn scan_range(&self, cf: &str, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<()>;
