@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use strata_common::keys;
 use strata_common::{Result, StrataError};
-use strata_sql::{FlushPolicy, TableOptions};
+use strata_sql::{FlushPolicy, TableKind, TableOptions};
 use strata_store::{CF_CATALOG, CF_DATA, Store};
 
 /// Names no namespace may take: they are served by the server itself.
@@ -306,6 +306,11 @@ impl Catalog {
             def.access_level = a;
         }
         if let Some(ttl) = options.ttl_seconds {
+            if def.kind != TableKind::Stream {
+                return Err(StrataError::InvalidParameterValue(
+                    "TTL_SECONDS applies to STREAM tables only".into(),
+                ));
+            }
             def.ttl_seconds = Some(ttl);
         }
         if let Some(s) = &options.storage_id {

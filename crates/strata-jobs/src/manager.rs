@@ -4,7 +4,7 @@
 //! queued → running → completed | failed | cancelled.
 
 use crate::record::{self, JobKind, JobRecord, JobStatus};
-use crate::{compact, flush};
+use crate::{compact, evict, flush};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,7 +98,14 @@ impl JobManager {
     /// Starts a job of `kind` on `table`, or returns the id of the one already
     /// queued or running.
     pub fn submit(self: &Arc<Self>, kind: JobKind, table: Arc<TableDef>) -> Result<String> {
-        if table.kind == strata_sql::TableKind::Stream {
+        let is_stream = table.kind == strata_sql::TableKind::Stream;
+        if is_stream != (kind == JobKind::Evict) {
+            if !is_stream {
+                return Err(StrataError::ObjectNotInPrerequisiteState(format!(
+                    "{} is not a STREAM table: it has no TTL to evict by",
+                    table.qualified_name()
+                )));
+            }
             return Err(StrataError::ObjectNotInPrerequisiteState(format!(
                 "{} is a STREAM table: its rows stay in the hot tier and are never flushed",
                 table.qualified_name()
@@ -150,6 +157,7 @@ impl JobManager {
                     match kind {
                         JobKind::Flush => flush::run(&this, &table, &handle).await,
                         JobKind::Compact => compact::run(&this, &table, &handle).await,
+                        JobKind::Evict => evict::run(&this, &table, &handle).await,
                     }
                 };
                 drop(permit);

@@ -13,6 +13,8 @@ use strata_store::{CF_JOBS, Store};
 pub enum JobKind {
     Flush,
     Compact,
+    /// Removes expired rows of a STREAM table.
+    Evict,
 }
 
 impl JobKind {
@@ -20,6 +22,7 @@ impl JobKind {
         match self {
             JobKind::Flush => "flush",
             JobKind::Compact => "compact",
+            JobKind::Evict => "evict",
         }
     }
 
@@ -27,6 +30,7 @@ impl JobKind {
         match self {
             JobKind::Flush => "FL-",
             JobKind::Compact => "CO-",
+            JobKind::Evict => "SE-",
         }
     }
 

@@ -52,7 +52,7 @@ pub(crate) async fn recover(mgr: &JobManager) -> Result<()> {
                 tracing::info!(table = %table.qualified_name(), "rebuilt manifest.json");
             }
         }
-        let hot = strata_query::scan::count_hot_rows(store.as_ref(), table.id)?;
+        let hot = strata_query::scan::count_hot_rows(store.as_ref(), &table)?;
         tiers.counter(table.id).add(hot);
     }
     Ok(())

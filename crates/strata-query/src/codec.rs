@@ -1,14 +1,17 @@
 //! Row encoding in the hot tier.
 //!
 //! Value layout: `seq u64 BE | flags u8 | column count u16 LE | (column id u32 LE,
-//! value)*`. Flags: bit 0 = deleted (tombstone), bit 1 = shadows a cold row.
+//! value)*`. Flags: bit 0 = deleted (tombstone), bit 1 = shadows a cold row,
+//! bit 2 = a write time (µs, i64 BE) follows the flags (STREAM tables, whose
+//! rows expire a TTL after their last write).
 //! Columns are stored by their stable id, so ADD/DROP COLUMN never rewrites rows:
 //! a dropped column's bytes are skipped and an added column reads as its fill.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
-use strata_catalog::{ColumnType, TableDef};
+use strata_catalog::{ColumnType, TableDef, now_micros};
+use strata_sql::TableKind;
 use strata_common::{Result, StrataError};
 
 pub const FLAG_DELETED: u8 = 1;
@@ -16,11 +19,16 @@ pub const FLAG_DELETED: u8 = 1;
 #[allow(dead_code)]
 pub const FLAG_SHADOWS_COLD: u8 = 2;
 
+/// Set on rows of STREAM tables: the write time follows the flags.
+pub const FLAG_WRITTEN_AT: u8 = 4;
+
 /// A decoded row version.
 #[derive(Debug, Clone)]
 pub struct StoredRow {
     pub seq: u64,
     pub flags: u8,
+    /// When the version was written (µs), kept for STREAM tables only.
+    pub written_at: Option<i64>,
     /// One value per column of the table definition, in order.
     pub values: Vec<ScalarValue>,
 }
@@ -29,6 +37,43 @@ impl StoredRow {
     pub fn is_deleted(&self) -> bool {
         self.flags & FLAG_DELETED != 0
     }
+
+    /// Neither deleted nor past its table's TTL at `now` (µs).
+    pub fn is_live(&self, table: &TableDef, now: i64) -> bool {
+        !self.is_deleted() && !expired(table, self.written_at, now)
+    }
+}
+
+/// Whether a version written at `written_at` is past `table`'s TTL at `now`.
+/// A row expires the moment its TTL elapses, whether or not the eviction job
+/// has removed it yet.
+fn expired(table: &TableDef, written_at: Option<i64>, now: i64) -> bool {
+    match (table.ttl_seconds, written_at) {
+        (Some(ttl), Some(at)) => {
+            now.saturating_sub(at) >= (ttl as i64).saturating_mul(1_000_000)
+        }
+        _ => false,
+    }
+}
+
+/// `StoredRow::is_live` from the header alone, without decoding the values.
+pub fn is_live_value(table: &TableDef, bytes: &[u8], now: i64) -> Result<bool> {
+    let (_, flags) = decode_header(bytes)?;
+    if flags & FLAG_DELETED != 0 {
+        return Ok(false);
+    }
+    Ok(!expired(table, written_at(flags, bytes)?, now))
+}
+
+fn written_at(flags: u8, bytes: &[u8]) -> Result<Option<i64>> {
+    if flags & FLAG_WRITTEN_AT == 0 {
+        return Ok(None);
+    }
+    let b: [u8; 8] = bytes
+        .get(9..17)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    Ok(Some(i64::from_be_bytes(b)))
 }
 
 pub fn encode_row(
@@ -37,9 +82,14 @@ pub fn encode_row(
     flags: u8,
     values: &[ScalarValue],
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(16 + values.len() * 9);
+    let mut out = Vec::with_capacity(24 + values.len() * 9);
     out.extend_from_slice(&seq.to_be_bytes());
-    out.push(flags);
+    if table.kind == TableKind::Stream {
+        out.push(flags | FLAG_WRITTEN_AT);
+        out.extend_from_slice(&now_micros().to_be_bytes());
+    } else {
+        out.push(flags);
+    }
     out.extend_from_slice(&(table.columns.len() as u16).to_le_bytes());
     for (col, v) in table.columns.iter().zip(values) {
         out.extend_from_slice(&col.id.to_le_bytes());
@@ -153,6 +203,11 @@ pub fn decode_row(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
     let mut r = Reader { buf: bytes, pos: 0 };
     let seq = u64::from_be_bytes(r.arr()?);
     let flags = r.arr::<1>()?[0];
+    let written_at = if flags & FLAG_WRITTEN_AT != 0 {
+        Some(i64::from_be_bytes(r.arr()?))
+    } else {
+        None
+    };
     let n = u16::from_le_bytes(r.arr()?) as usize;
     let mut values: Vec<Option<ScalarValue>> = vec![None; table.columns.len()];
     for _ in 0..n {
@@ -173,7 +228,12 @@ pub fn decode_row(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
             },
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(StoredRow { seq, flags, values })
+    Ok(StoredRow {
+        seq,
+        flags,
+        written_at,
+        values,
+    })
 }
 
 /// Reads only the sequence number and flags of a stored row.

@@ -69,12 +69,6 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
         Statement::CreateTable(ct) => {
             let (ns, _) = session.resolve(&ct.table);
             let def = TableDef::from_create(ct, &ns, catalog.default_flush_policy())?;
-            if def.kind == TableKind::Stream {
-                return Err(StrataError::unsupported(format!(
-                    "{} tables are not supported yet",
-                    def.kind.as_str()
-                )));
-            }
             for c in &def.columns {
                 if let Some(d) = &c.default {
                     // Fail at CREATE time, not at the first INSERT.

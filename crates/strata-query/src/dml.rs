@@ -30,7 +30,7 @@ use strata_common::{Result, StrataError, keys};
 use strata_sql::sqlparser::ast;
 use strata_sql::sqlparser::dialect::PostgreSqlDialect;
 use strata_sql::sqlparser::parser::Parser;
-use strata_sql::{Statement, TableKind, normalize_ident, object_ref};
+use strata_sql::{Statement, normalize_ident, object_ref};
 use strata_store::{CF_DATA, CF_PK_INDEX};
 
 /// The partition a statement of `session` reads and writes in `table`: the
@@ -52,12 +52,6 @@ fn writable_table(session: &Session, name: &ast::ObjectName) -> Result<Arc<Table
         )));
     }
     let def = session.engine.catalog.require_table(&ns, &t)?;
-    if def.kind == TableKind::Stream {
-        return Err(StrataError::unsupported(format!(
-            "{} tables are not supported yet",
-            def.kind.as_str()
-        )));
-    }
     Ok(def)
 }
 
@@ -266,9 +260,6 @@ pub(crate) fn point_select(
     let Some(table) = session.engine.catalog.table(&ns, &tname) else {
         return Ok(None);
     };
-    if table.kind == TableKind::Stream {
-        return Ok(None);
-    }
     let qualifier_ok = |parts: &[ast::Ident]| -> Option<String> {
         let names: Vec<String> = parts.iter().map(normalize_ident).collect();
         match names.as_slice() {
@@ -386,6 +377,7 @@ pub(crate) async fn execute_point_select(
             rows.push(crate::codec::StoredRow {
                 seq: 0,
                 flags: 0,
+                written_at: None,
                 values,
             });
         }

@@ -322,17 +322,18 @@ pub(crate) async fn live_row(
         None,
     }
     // The common case, a hot row, needs no snapshot.
+    let now = strata_catalog::now_micros();
     if let Some(bytes) = tiers.store.get(strata_store::CF_DATA, key)? {
         let row = crate::codec::decode_row(table, &bytes)?;
-        return Ok((!row.is_deleted()).then_some(row.values));
+        return Ok(row.is_live(table, now).then_some(row.values));
     }
     let found = tiers.store.with_snapshot(|snap| -> Result<Found> {
         if let Some(bytes) = snap.get(strata_store::CF_DATA, key)? {
             let row = crate::codec::decode_row(table, &bytes)?;
-            return Ok(if row.is_deleted() {
-                Found::None
-            } else {
+            return Ok(if row.is_live(table, now) {
                 Found::Hot(row.values)
+            } else {
+                Found::None
             });
         }
         let Some(v) = snap.get(CF_PK_INDEX, key)? else {

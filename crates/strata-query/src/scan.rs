@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::{Expr, Operator};
 use datafusion::scalar::ScalarValue;
 use std::ops::Bound;
-use strata_catalog::TableDef;
+use strata_catalog::{TableDef, now_micros};
 use strata_common::{Result, StrataError, keys};
 use strata_store::{CF_DATA, ReadView};
 
@@ -158,13 +158,14 @@ pub fn for_each_row<F>(
 where
     F: FnMut(StoredRow) -> Result<bool>,
 {
+    let now = now_micros();
     match sel {
         KeySelection::Points(points) => {
             for p in points {
                 let key = keys::row_key(table.id, user, p)?;
                 if let Some(bytes) = store.get(CF_DATA, &key)? {
                     let row = decode_row(table, &bytes)?;
-                    if !row.is_deleted() && !visit(row)? {
+                    if row.is_live(table, now) && !visit(row)? {
                         break;
                     }
                 }
@@ -178,10 +179,10 @@ where
             }
             store.scan_range(CF_DATA, &start, &end, &mut |_, v| {
                 let row = decode_row(table, v)?;
-                if row.is_deleted() {
-                    Ok(true)
-                } else {
+                if row.is_live(table, now) {
                     visit(row)
+                } else {
+                    Ok(true)
                 }
             })
         }
@@ -191,14 +192,13 @@ where
 /// Live (non-deleted) hot rows of a table: an exact count by a scan of the
 /// table's key range (the hot tier is bounded by the flush policy). Used by
 /// `system.tables` and to seed the flush scheduler's counters at startup.
-pub fn count_hot_rows(store: &dyn ReadView, table_id: u32) -> Result<u64> {
-    let prefix = keys::table_prefix(table_id);
+pub fn count_hot_rows(store: &dyn ReadView, table: &TableDef) -> Result<u64> {
+    let prefix = keys::table_prefix(table.id);
     let end = keys::prefix_successor(&prefix);
+    let now = now_micros();
     let mut n = 0u64;
     store.scan_range(CF_DATA, &prefix, &end, &mut |_, v| {
-        if let Ok((_, flags)) = crate::codec::decode_header(v)
-            && flags & crate::codec::FLAG_DELETED == 0
-        {
+        if crate::codec::is_live_value(table, v, now)? {
             n += 1;
         }
         Ok(true)

@@ -64,9 +64,9 @@ fn opt_strings(v: Vec<Option<String>>) -> ArrayRef {
 
 /// Live hot rows of a table, or 0 (logged) when the scan fails: a system view
 /// should still answer.
-fn hot_rows(catalog: &Catalog, table_id: u32) -> u64 {
-    crate::scan::count_hot_rows(catalog.store().as_ref(), table_id).unwrap_or_else(|e| {
-        tracing::warn!(table_id, error = %e, "counting hot rows failed");
+fn hot_rows(catalog: &Catalog, table: &strata_catalog::TableDef) -> u64 {
+    crate::scan::count_hot_rows(catalog.store().as_ref(), table).unwrap_or_else(|e| {
+        tracing::warn!(table_id = table.id, error = %e, "counting hot rows failed");
         0
     })
 }
@@ -140,7 +140,7 @@ impl SystemSchema {
                         )),
                         Arc::new(Int64Array::from(
                             t.iter()
-                                .map(|d| hot_rows(&self.catalog, d.id) as i64)
+                                .map(|d| hot_rows(&self.catalog, d) as i64)
                                 .collect::<Vec<_>>(),
                         )),
                         Arc::new(Int64Array::from(

@@ -836,7 +836,7 @@ async fn error_sqlstates_in_both_protocols() {
                 "CREATE TABLE e.w (id BIGINT PRIMARY KEY) WITH (BOGUS_OPTION = '1')",
                 "22023",
             ),
-            ("CREATE USER TABLE e.u (id BIGINT PRIMARY KEY)", "0A000"),
+            ("CREATE STREAM TABLE e.s (id BIGINT PRIMARY KEY)", "22023"),
         ];
         for (sql, code) in cases {
             assert_code(
