@@ -31,15 +31,18 @@ use tracing::Instrument;
 /// State shared by every connection.
 pub struct Frontend {
     engine: Arc<Engine>,
+    /// Refuse logins over connections that did not negotiate TLS.
+    tls_required: bool,
     connections: Arc<ConnectionManager>,
     pids: RandomPidSecretKeyGenerator,
     parser: Arc<StrataQueryParser>,
 }
 
 impl Frontend {
-    pub fn new(engine: Arc<Engine>) -> Arc<Frontend> {
+    pub fn new(engine: Arc<Engine>, tls_required: bool) -> Arc<Frontend> {
         Arc::new(Frontend {
             engine,
+            tls_required,
             connections: Arc::new(ConnectionManager::new()),
             pids: RandomPidSecretKeyGenerator::default(),
             parser: Arc::new(StrataQueryParser),
@@ -124,6 +127,12 @@ impl StartupHandler for Handler {
         save_startup_parameters_to_metadata(client, startup);
         if self.over_limit {
             return Err(fatal("53300", "sorry, too many clients already"));
+        }
+        if self.frontend.tls_required && !client.is_secure() {
+            return Err(fatal(
+                "28000",
+                "this server requires TLS: connect with sslmode=require",
+            ));
         }
         let user = client
             .metadata()

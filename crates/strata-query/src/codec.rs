@@ -11,8 +11,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
 use strata_catalog::{ColumnType, TableDef, now_micros};
-use strata_sql::TableKind;
 use strata_common::{Result, StrataError};
+use strata_sql::TableKind;
 
 pub const FLAG_DELETED: u8 = 1;
 /// Set by flushes (cold tier) on hot versions that supersede a cold row.
@@ -49,9 +49,7 @@ impl StoredRow {
 /// has removed it yet.
 fn expired(table: &TableDef, written_at: Option<i64>, now: i64) -> bool {
     match (table.ttl_seconds, written_at) {
-        (Some(ttl), Some(at)) => {
-            now.saturating_sub(at) >= (ttl as i64).saturating_mul(1_000_000)
-        }
+        (Some(ttl), Some(at)) => now.saturating_sub(at) >= (ttl as i64).saturating_mul(1_000_000),
         _ => false,
     }
 }

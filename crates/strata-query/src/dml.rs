@@ -372,8 +372,7 @@ pub(crate) async fn execute_point_select(
     if !key.is_null() {
         let user = partition(session, &p.table)?;
         let k = keys::row_key(p.table.id, &user, &key)?;
-        if let Some(values) = live_row(&session.engine.tiers, &p.table, &user, &k).await?
-        {
+        if let Some(values) = live_row(&session.engine.tiers, &p.table, &user, &k).await? {
             rows.push(crate::codec::StoredRow {
                 seq: 0,
                 flags: 0,

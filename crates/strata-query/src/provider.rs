@@ -3,8 +3,8 @@
 //! and one `TableProvider` per table that plans a scan across both tiers.
 
 use crate::merged::MergedScanExec;
-use crate::session::ActingUser;
 use crate::scan::KeySelection;
+use crate::session::ActingUser;
 use crate::system::SystemSchema;
 use crate::tiers::Tiers;
 use async_trait::async_trait;

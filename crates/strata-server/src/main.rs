@@ -4,6 +4,7 @@
 
 mod cli;
 mod server;
+mod tls;
 
 use clap::Parser;
 

@@ -27,6 +27,8 @@ pub fn init_logging(format: &str) {
 }
 
 pub async fn serve(config: Config) -> Result<(), String> {
+    // A TLS misconfiguration stops the server before it touches any data.
+    let tls = crate::tls::acceptor(&config.tls)?;
     let store = Arc::new(
         Store::open(&config.data_dir.join("hot"), config.sync_writes).map_err(|e| e.to_string())?,
     );
@@ -45,13 +47,17 @@ pub async fn serve(config: Config) -> Result<(), String> {
     jobs.start(Duration::from_secs(config.flush.check_interval_seconds))
         .await
         .map_err(|e| format!("startup recovery failed: {e}"))?;
-    let frontend = Frontend::new(engine);
+    let frontend = Frontend::new(engine, config.tls.required);
 
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("ready to accept connections on {addr}");
+    tracing::info!(
+        tls = tls.is_some(),
+        tls_required = config.tls.required,
+        "ready to accept connections on {addr}"
+    );
 
     let active = Arc::new(AtomicUsize::new(0));
     let shutdown = shutdown_signal();
@@ -74,9 +80,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 let over_limit = count > config.max_connections;
                 let handlers = frontend.connection(over_limit);
                 let active = active.clone();
+                let tls = tls.clone();
                 let span = tracing::info_span!("connection", %peer);
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                         tracing::debug!(error = %e, "connection closed with an error");
                     }
                     active.fetch_sub(1, Ordering::SeqCst);

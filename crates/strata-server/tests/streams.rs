@@ -77,8 +77,14 @@ async fn rows_expire_at_ttl_and_are_evicted() {
             .expect_err("flush of a stream table");
         assert_eq!(sqlstate(&err).as_deref(), Some("55000"), "{err}");
         let message = err.as_db_error().map(|d| d.message().to_string());
-        assert!(message.as_deref().is_some_and(|m| m.contains("STREAM")), "{message:?}");
-        let all = client.simple_query("FLUSH ALL IN s").await.expect("flush all");
+        assert!(
+            message.as_deref().is_some_and(|m| m.contains("STREAM")),
+            "{message:?}"
+        );
+        let all = client
+            .simple_query("FLUSH ALL IN s")
+            .await
+            .expect("flush all");
         let tables: Vec<String> = all
             .iter()
             .filter_map(|m| match m {
@@ -91,7 +97,13 @@ async fn rows_expire_at_ttl_and_are_evicted() {
         // Past the TTL every read path misses the rows at once.
         tokio::time::sleep(Duration::from_millis(2100).saturating_sub(written.elapsed())).await;
         assert_eq!(count(&client, "SELECT count(*) FROM s.ev").await, 0);
-        assert!(client.query(&point, &[&2i64]).await.expect("point").is_empty());
+        assert!(
+            client
+                .query(&point, &[&2i64])
+                .await
+                .expect("point")
+                .is_empty()
+        );
         assert_eq!(
             client
                 .execute("UPDATE s.ev SET v = 'z' WHERE id = 1", &[])
