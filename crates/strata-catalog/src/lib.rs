@@ -2,13 +2,17 @@
 //! in the hot tier's `catalog` column family and cached in memory. Every change
 //! is one RocksDB write, so a crash leaves either the old or the new definition.
 //! Table ids are numeric and never reused; they prefix every key of the table's
-//! rows, so dropping a table is one range delete.
+//! rows, so dropping a table is one range delete. Users and their roles live
+//! here too, with SCRAM verifiers in place of passwords.
 
 mod defs;
+pub mod password;
 mod types;
+mod users;
 
 pub use defs::{ColumnDef, DELETED_COLUMN, NamespaceDef, SEQ_COLUMN, TableDef, WIRE_TYPE_KEY};
 pub use types::{ColumnType, UTC};
+pub use users::{ROOT_USER, Role, UserDef, verifier_for};
 
 use parking_lot::RwLock;
 use rocksdb::WriteBatch;
@@ -39,6 +43,7 @@ fn table_key(ns: &str, name: &str) -> Vec<u8> {
 struct State {
     namespaces: BTreeMap<String, NamespaceDef>,
     tables: BTreeMap<(String, String), Arc<TableDef>>,
+    users: BTreeMap<String, Arc<UserDef>>,
     next_table_id: u32,
 }
 
@@ -76,6 +81,9 @@ impl Catalog {
                 state
                     .tables
                     .insert((t.namespace.clone(), t.name.clone()), Arc::new(t));
+            } else if k.starts_with(b"user\0") {
+                let u: UserDef = serde_json::from_slice(v)?;
+                state.users.insert(u.name.clone(), Arc::new(u));
             } else if k == NEXT_TABLE_ID_KEY {
                 let bytes: [u8; 4] = v
                     .try_into()
@@ -87,6 +95,7 @@ impl Catalog {
         tracing::info!(
             namespaces = state.namespaces.len(),
             tables = state.tables.len(),
+            users = state.users.len(),
             "catalog loaded"
         );
         let catalog = Catalog {

@@ -89,3 +89,42 @@ fn errors_carry_sqlstates() {
     assert!(cat.drop_namespace("app", false, true).unwrap());
     assert!(cat.table("app", "t").is_none());
 }
+
+#[test]
+fn users_survive_reopen_and_keep_only_verifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cat = open(dir.path());
+        cat.bootstrap_root(Some("rootpw")).unwrap();
+        let v = verifier_for("secret").unwrap();
+        cat.create_user(UserDef::new("alice", Role::Service, Some(v)))
+            .unwrap();
+        let dup = cat
+            .create_user(UserDef::new("alice", Role::User, None))
+            .unwrap_err();
+        assert_eq!(dup.sqlstate(), "42710");
+        assert_eq!(
+            cat.drop_user("root", false).unwrap_err().sqlstate(),
+            "2BP01"
+        );
+        assert_eq!(
+            cat.drop_user("nobody", false).unwrap_err().sqlstate(),
+            "42704"
+        );
+        assert!(!cat.drop_user("nobody", true).unwrap());
+    }
+    let cat = open(dir.path());
+    // A second bootstrap keeps the first root.
+    cat.bootstrap_root(Some("other")).unwrap();
+    let root = cat.user("root").unwrap();
+    assert_eq!(root.role, Role::System);
+    assert!(root.scram_verifier().unwrap().matches_password("rootpw"));
+    let alice = cat.user("alice").unwrap();
+    assert_eq!(cat.role_of("alice"), Some(Role::Service));
+    let text = alice.verifier.clone().unwrap();
+    assert!(text.starts_with("SCRAM-SHA-256$4096:"));
+    assert!(!text.contains("secret"));
+    assert!(Role::User < Role::Service && Role::Service < Role::Dba && Role::Dba < Role::System);
+    let a = cat.mock_auth_secret().unwrap();
+    assert_eq!(a, cat.mock_auth_secret().unwrap());
+}

@@ -62,6 +62,12 @@ pub enum StrataError {
     #[error("{0}")]
     UndefinedObject(String),
     #[error("{0}")]
+    DuplicateObject(String),
+    #[error("{0}")]
+    InvalidPassword(String),
+    #[error("{0}")]
+    ObjectInUse(String),
+    #[error("{0}")]
     ObjectNotInPrerequisiteState(String),
     #[error("storage error: {0}")]
     Storage(String),
@@ -101,6 +107,9 @@ impl StrataError {
             QueryCanceled => "57014",
             ProtocolViolation(_) => "08P01",
             UndefinedObject(_) => "42704",
+            DuplicateObject(_) => "42710",
+            InvalidPassword(_) => "28P01",
+            ObjectInUse(_) => "55006",
             ObjectNotInPrerequisiteState(_) => "55000",
             Storage(_) => "58030",
             Internal(_) => "XX000",

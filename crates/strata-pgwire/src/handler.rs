@@ -2,27 +2,26 @@
 //! per connection; `ConnectionHandlers` is made for each accepted socket. A
 //! connection's `Session` is stored in pgwire's per-connection extension store
 //! at login, which is what keeps concurrent logins from ever sharing state.
+//! Login itself (SCRAM and friends) is in `login.rs`.
 
 use crate::encode::{pg_fields, to_response};
 use crate::errors::{error_info, fatal, to_pg};
+use crate::login::{AuthSettings, Login};
 use crate::params::{decode_params, described_type};
 use async_trait::async_trait;
 use futures::Sink;
-use pgwire::api::auth::{
-    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
-    save_startup_parameters_to_metadata,
-};
+use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, METADATA_USER, NoopHandler,
-    PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, ConnectionManager, NoopHandler, PgWireServerHandlers,
+    RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::PgWireBackendMessage;
 use std::fmt::Debug;
 use std::sync::Arc;
 use strata_query::{Engine, Prepared, Session};
@@ -30,23 +29,26 @@ use tracing::Instrument;
 
 /// State shared by every connection.
 pub struct Frontend {
-    engine: Arc<Engine>,
-    /// Refuse logins over connections that did not negotiate TLS.
-    tls_required: bool,
-    connections: Arc<ConnectionManager>,
-    pids: RandomPidSecretKeyGenerator,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) connections: Arc<ConnectionManager>,
+    pub(crate) pids: RandomPidSecretKeyGenerator,
     parser: Arc<StrataQueryParser>,
+    pub(crate) auth: AuthSettings,
+    /// Makes the mock salts of unknown users stable (see `scram::mock_verifier`).
+    pub(crate) mock_secret: Vec<u8>,
 }
 
 impl Frontend {
-    pub fn new(engine: Arc<Engine>, tls_required: bool) -> Arc<Frontend> {
-        Arc::new(Frontend {
+    pub fn new(engine: Arc<Engine>, auth: AuthSettings) -> strata_common::Result<Arc<Frontend>> {
+        let mock_secret = engine.catalog().mock_auth_secret()?;
+        Ok(Arc::new(Frontend {
             engine,
-            tls_required,
             connections: Arc::new(ConnectionManager::new()),
             pids: RandomPidSecretKeyGenerator::default(),
             parser: Arc::new(StrataQueryParser),
-        })
+            auth,
+            mock_secret,
+        }))
     }
 
     /// Handlers for one accepted connection. `over_limit` makes its login fail
@@ -56,6 +58,7 @@ impl Frontend {
             inner: Arc::new(Handler {
                 frontend: self.clone(),
                 over_limit,
+                login: parking_lot::Mutex::new(Login::Start),
             }),
         }
     }
@@ -89,9 +92,12 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 }
 
+/// One connection's handlers. Its login exchange lives here, so no two
+/// connections ever share authentication state.
 pub struct Handler {
-    frontend: Arc<Frontend>,
-    over_limit: bool,
+    pub(crate) frontend: Arc<Frontend>,
+    pub(crate) over_limit: bool,
+    pub(crate) login: parking_lot::Mutex<Login>,
 }
 
 fn session_of<C: ClientInfo>(client: &C) -> PgWireResult<Arc<Session>> {
@@ -102,67 +108,10 @@ fn session_of<C: ClientInfo>(client: &C) -> PgWireResult<Arc<Session>> {
         .ok_or_else(|| fatal("08P01", "no session: the connection has not logged in"))
 }
 
-fn server_parameters() -> DefaultServerParameterProvider {
+pub(crate) fn server_parameters() -> DefaultServerParameterProvider {
     let mut p = DefaultServerParameterProvider::default();
     p.server_version = "15.0".into();
     p
-}
-
-#[async_trait]
-impl StartupHandler for Handler {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let PgWireFrontendMessage::Startup(ref startup) = message else {
-            return Ok(());
-        };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
-        if self.over_limit {
-            return Err(fatal("53300", "sorry, too many clients already"));
-        }
-        if self.frontend.tls_required && !client.is_secure() {
-            return Err(fatal(
-                "28000",
-                "this server requires TLS: connect with sslmode=require",
-            ));
-        }
-        let user = client
-            .metadata()
-            .get(METADATA_USER)
-            .cloned()
-            .unwrap_or_default();
-        // Until users and passwords exist, only root may log in, and only from
-        // this machine.
-        if user != "root" {
-            return Err(fatal("28000", format!("role \"{user}\" does not exist")));
-        }
-        if !client.socket_addr().ip().is_loopback() {
-            return Err(fatal(
-                "28000",
-                "root may log in without a password only from loopback",
-            ));
-        }
-        let (pid, secret) = self.frontend.pids.generate(client);
-        client.set_pid_and_secret_key(pid, secret.clone());
-        let (handle, guard) = self.frontend.connections.register(pid, secret);
-        client
-            .session_extensions()
-            .insert::<Arc<ConnectionHandle>>(handle);
-        client.session_extensions().insert(guard);
-        client
-            .session_extensions()
-            .insert::<Arc<Session>>(Arc::new(self.frontend.engine.session(&user)));
-        tracing::info!(user = %user, pid, peer = %client.socket_addr(), "login");
-        finish_authentication(client, &server_parameters()).await
-    }
 }
 
 #[async_trait]

@@ -1,12 +1,16 @@
 //! The Postgres wire frontend: startup and login, the simple and extended query
 //! protocols, cancellation, and the mapping of Strata's results and errors onto
 //! protocol messages. Protocol framing is pgwire's; Arrow-to-Postgres value
-//! encoding is arrow-pg's. Per-connection state (the `Session`) lives in the
+//! encoding is arrow-pg's; SCRAM's server side is Strata's own (`scram.rs`), so
+//! only password verifiers are ever stored. Per-connection state (the `Session`) lives in the
 //! connection's own extension store, never in a handler shared by connections.
 
 mod encode;
 mod errors;
 mod handler;
+mod login;
 mod params;
+mod scram;
 
 pub use handler::{ConnectionHandlers, Frontend};
+pub use login::AuthSettings;

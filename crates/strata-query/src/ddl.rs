@@ -157,6 +157,12 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
             session.engine.tiers.jobs()?.kill(job_id)?;
             Ok(QueryOutput::command("KILL JOB"))
         }
+        Statement::CreateUser { .. }
+        | Statement::AlterUser { .. }
+        | Statement::DropUser { .. }
+        | Statement::ExecuteAs { .. } => Err(StrataError::internal(
+            "user statements are executed by the session",
+        )),
         Statement::NotYetSupported(what) => Err(StrataError::unsupported(format!(
             "{what} is not supported yet"
         ))),

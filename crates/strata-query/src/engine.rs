@@ -124,7 +124,12 @@ impl Engine {
 
     /// A new session for one connection, acting as `user`.
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
-        Session::new(self.clone(), self.base_state.clone(), user.to_string())
+        Session::new(
+            self.clone(),
+            self.base_state.clone(),
+            user.to_string(),
+            user.to_string(),
+        )
     }
 
     /// Runs a DataFrame on the query runtime and streams its batches back.

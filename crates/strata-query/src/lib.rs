@@ -1,6 +1,7 @@
 //! Query execution: DataFusion table providers over both tiers, the DML
 //! executor (INSERT with upserts, UPDATE, DELETE, RETURNING), DDL, and the
-//! per-connection `Session` that prepares and runs statements.
+//! per-connection `Session` that prepares and runs statements, and the role
+//! checks (`privileges`) every statement passes first.
 //!
 //! Reads go through DataFusion. Writes do not: each DML statement computes its
 //! rows (using DataFusion only to evaluate expressions and WHERE clauses) and
@@ -15,15 +16,20 @@ mod engine;
 mod merged;
 mod output;
 mod prepared;
+pub mod privileges;
 mod provider;
 pub mod scan;
 mod session;
 mod system;
 pub mod tiers;
+mod user_functions;
+mod users;
 mod values;
 
 pub use engine::Engine;
 pub use output::QueryOutput;
 pub use prepared::Prepared;
+pub use privileges::require_role;
 pub use session::{ActingUser, Session};
+pub use strata_catalog::{Role, UserDef};
 pub use tiers::{JobControl, Tiers, WriteCounter};

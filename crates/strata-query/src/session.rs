@@ -4,7 +4,7 @@
 use crate::engine::{CATALOG_WITH_SYSTEM_COLUMNS, Engine};
 use crate::output::QueryOutput;
 use crate::prepared::{PlanKind, Prepared, note_param, note_wire_types};
-use crate::{ddl, dml};
+use crate::{ddl, dml, privileges, user_functions, users};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
@@ -17,7 +17,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use strata_catalog::DEFAULT_NAMESPACE;
+use strata_catalog::{DEFAULT_NAMESPACE, Role};
 use strata_common::{Result, StrataError};
 use strata_sql::sqlparser::ast;
 use strata_sql::{ObjectRef, Statement};
@@ -31,6 +31,8 @@ pub struct Session {
     pub(crate) engine: Arc<Engine>,
     pub(crate) ctx: SessionContext,
     user: String,
+    /// The user that logged in; differs from `user` inside EXECUTE AS.
+    session_user: String,
     vars: Mutex<BTreeMap<String, String>>,
 }
 
@@ -61,7 +63,12 @@ const DEFAULT_VARS: &[(&str, &str)] = &[
 ];
 
 impl Session {
-    pub(crate) fn new(engine: Arc<Engine>, mut state: SessionState, user: String) -> Session {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        mut state: SessionState,
+        user: String,
+        session_user: String,
+    ) -> Session {
         state
             .config_mut()
             .set_extension(Arc::new(ActingUser(user.clone())));
@@ -70,10 +77,13 @@ impl Session {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         vars.insert("search_path".into(), DEFAULT_NAMESPACE.into());
+        let ctx = SessionContext::new_with_state(state);
+        user_functions::register(&ctx, &user, &session_user);
         Session {
             engine,
-            ctx: SessionContext::new_with_state(state),
+            ctx,
             user,
+            session_user,
             vars: Mutex::new(vars),
         }
     }
@@ -88,9 +98,29 @@ impl Session {
     /// delegated statement (`EXECUTE AS USER`). Privilege checks are the
     /// caller's business.
     pub fn as_user(&self, user: &str) -> Session {
-        let s = Session::new(self.engine.clone(), self.ctx.state(), user.to_string());
+        let s = Session::new(
+            self.engine.clone(),
+            self.ctx.state(),
+            user.to_string(),
+            self.session_user.clone(),
+        );
         *s.vars.lock() = self.vars.lock().clone();
         s
+    }
+
+    /// The user that logged in, whatever user a statement acts as.
+    pub fn session_user(&self) -> &str {
+        &self.session_user
+    }
+
+    /// The acting user's role, read from the catalog on every call so that
+    /// ALTER USER applies at once; a user dropped while logged in has the
+    /// lowest role.
+    pub fn role(&self) -> Role {
+        self.engine
+            .catalog
+            .role_of(&self.user)
+            .unwrap_or(Role::User)
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -141,6 +171,29 @@ impl Session {
             schema: None,
             catalog_version,
         };
+        if let Statement::ExecuteAs {
+            user,
+            statement,
+            sql: inner_sql,
+        } = &stmt
+        {
+            // The inner statement is planned as the target so Describe shows
+            // its columns; it is planned again when it runs.
+            privileges::check_delegation(self, user)?;
+            let inner = Box::pin(
+                self.as_user(user)
+                    .prepare_statement(inner_sql, (**statement).clone()),
+            )
+            .await?;
+            if !inner.param_types.is_empty() {
+                return Err(StrataError::unsupported(
+                    "parameters inside EXECUTE AS USER are not supported",
+                ));
+            }
+            let mut p = command(stmt);
+            p.schema = inner.schema.clone();
+            return Ok(Arc::new(p));
+        }
         let Statement::Sql(ast) = stmt else {
             let mut p = command(stmt);
             p.schema = match &p.kind {
@@ -300,7 +353,22 @@ impl Session {
     }
 
     async fn execute_command(&self, stmt: &Statement) -> Result<QueryOutput> {
+        privileges::check_statement(self, stmt)?;
         match stmt {
+            Statement::ExecuteAs {
+                user,
+                statement,
+                sql,
+            } => {
+                privileges::check_delegation(self, user)?;
+                tracing::debug!(acting_as = %user, "execute as");
+                let delegate = self.as_user(user);
+                let p = Box::pin(delegate.prepare_statement(sql, (**statement).clone())).await?;
+                Box::pin(delegate.execute(&p, vec![])).await
+            }
+            Statement::CreateUser { .. }
+            | Statement::AlterUser { .. }
+            | Statement::DropUser { .. } => users::execute(self, stmt),
             Statement::Sql(ast) => match ast.as_ref() {
                 ast::Statement::Set(set) => self.set(set),
                 ast::Statement::ShowVariable { variable } => self.show(&variable_name(variable)),

@@ -13,7 +13,7 @@ use datafusion::error::Result as DfResult;
 use std::sync::Arc;
 use strata_catalog::Catalog;
 
-const TABLES: &[&str] = &["namespaces", "tables", "columns", "jobs"];
+const TABLES: &[&str] = &["namespaces", "tables", "columns", "jobs", "users"];
 
 #[derive(Debug)]
 pub struct SystemSchema {
@@ -196,6 +196,27 @@ impl SystemSchema {
                             rows.iter().map(|r| r.6).collect::<Vec<_>>(),
                         )),
                         opt_strings(rows.iter().map(|r| r.7.clone()).collect()),
+                    ],
+                )?
+            }
+            // Never the verifier: only what a client may know about a user.
+            "users" => {
+                let users = self.catalog.users();
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("user_id", DataType::Utf8, false),
+                    Field::new("role", DataType::Utf8, false),
+                    Field::new("storage_id", DataType::Utf8, true),
+                    ts_field("created_at"),
+                    ts_field("updated_at"),
+                ]));
+                RecordBatch::try_new(
+                    schema,
+                    vec![
+                        strings(users.iter().map(|u| u.name.clone()).collect()),
+                        strings(users.iter().map(|u| u.role.to_string()).collect()),
+                        opt_strings(users.iter().map(|u| u.storage_id.clone()).collect()),
+                        ts_array(users.iter().map(|u| u.created_at).collect()),
+                        ts_array(users.iter().map(|u| u.updated_at).collect()),
                     ],
                 )?
             }

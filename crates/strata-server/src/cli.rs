@@ -55,7 +55,10 @@ impl Cli {
             }
             None => Config::default(),
         };
-        if let Ok(p) = std::env::var("STRATA_ROOT_PASSWORD") {
+        // The environment wins over the file; an empty value means "not set".
+        if let Ok(p) = std::env::var("STRATA_ROOT_PASSWORD")
+            && !p.is_empty()
+        {
             config.auth.root_password = Some(p);
         }
         if let Some(l) = args.listen {

@@ -7,7 +7,7 @@ use strata_catalog::Catalog;
 use strata_cold::ColdStore;
 use strata_common::config::Config;
 use strata_jobs::{Control, JobManager};
-use strata_pgwire::Frontend;
+use strata_pgwire::{AuthSettings, Frontend};
 use strata_query::{Engine, Tiers};
 use strata_store::Store;
 use tokio::net::TcpListener;
@@ -35,6 +35,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let policy =
         strata_sql::FlushPolicy::parse(&config.flush.default_policy).map_err(|e| e.to_string())?;
     let catalog = Arc::new(Catalog::open(store.clone(), policy).map_err(|e| e.to_string())?);
+    catalog
+        .bootstrap_root(
+            config
+                .auth
+                .root_password
+                .as_deref()
+                .filter(|p| !p.is_empty()),
+        )
+        .map_err(|e| format!("cannot create the root user: {e}"))?;
     let cold = Arc::new(
         ColdStore::local("local", &config.data_dir.join("storage")).map_err(|e| e.to_string())?,
     );
@@ -47,7 +56,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
     jobs.start(Duration::from_secs(config.flush.check_interval_seconds))
         .await
         .map_err(|e| format!("startup recovery failed: {e}"))?;
-    let frontend = Frontend::new(engine, config.tls.required);
+    let auth = AuthSettings {
+        allow_cleartext: config.auth.allow_cleartext,
+        tls_required: config.tls.required,
+    };
+    let frontend = Frontend::new(engine, auth).map_err(|e| e.to_string())?;
 
     let listener = TcpListener::bind(&config.listen)
         .await

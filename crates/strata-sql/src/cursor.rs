@@ -143,6 +143,18 @@ impl Cursor {
         Ok(v)
     }
 
+    /// A single-quoted string, nothing else.
+    pub(crate) fn string(&mut self) -> Result<String> {
+        match self.peek() {
+            Some(Token::SingleQuotedString(s)) => {
+                let v = s.clone();
+                self.pos += 1;
+                Ok(v)
+            }
+            _ => Err(self.unexpected("a quoted string")),
+        }
+    }
+
     pub(crate) fn number(&mut self) -> Result<u64> {
         match self.peek() {
             Some(Token::Number(n, _)) => {

@@ -1,11 +1,13 @@
 //! Strata's SQL dialect. It splits a query string into statements, recognises
 //! Strata's own statements (namespaces, the table kinds and their options, SHOW,
-//! and the flush/job/storage/user statements of later milestones) and hands every
+//! the flush/job statements, users and EXECUTE AS; storage and live-query
+//! statements of later milestones) and hands every
 //! other statement to DataFusion's SQL parser untouched, as a `sqlparser` AST.
 
 mod cursor;
 mod options;
 mod parse;
+mod users;
 
 pub use datafusion::sql::sqlparser;
 pub use options::{AccessLevel, FlushPolicy, TableKind, TableOptions};
@@ -51,11 +53,46 @@ pub enum Statement {
     KillJob {
         job_id: String,
     },
+    /// `CREATE USER name [WITH] [PASSWORD 'p'] [ROLE r]`.
+    CreateUser {
+        name: String,
+        password: Option<Secret>,
+        role: Option<String>,
+    },
+    /// `ALTER USER name [WITH] [PASSWORD 'p'] [[SET] ROLE r]`.
+    AlterUser {
+        name: String,
+        password: Option<Secret>,
+        role: Option<String>,
+    },
+    /// `DROP USER [IF EXISTS] name [, name ...]`.
+    DropUser {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `EXECUTE AS USER 'name' ( statement )`: one statement run as another user.
+    ExecuteAs {
+        user: String,
+        statement: Box<Statement>,
+        /// The inner statement's text, for planning and re-planning it alone.
+        sql: String,
+    },
     /// A Strata statement that belongs to a later milestone; it parses so the
     /// client gets "not supported yet" rather than a syntax error.
     NotYetSupported(&'static str),
     /// Any other statement, for DataFusion or the DML executor.
     Sql(Box<ast::Statement>),
+}
+
+/// A password from a statement; its Debug form is redacted so a logged
+/// statement never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// A possibly namespace-qualified object name, already case-normalised.

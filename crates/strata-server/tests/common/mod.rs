@@ -49,6 +49,17 @@ pub struct TestServer {
     log: SharedLog,
     /// Incremented on every (re)start; used to tag log lines.
     generation: u32,
+    /// Extra environment for the server process (kept across restarts).
+    env: Vec<(String, String)>,
+}
+
+/// How to start a test server beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Environment variables for the server, e.g. `STRATA_ROOT_PASSWORD`.
+    pub env: Vec<(String, String)>,
+    /// TOML appended to the test config (which sets only the flush tick).
+    pub config: String,
 }
 
 impl TestServer {
@@ -65,6 +76,18 @@ impl TestServer {
     /// Like [`TestServer::start`] but returns the failure (with the server
     /// log) instead of panicking.
     pub async fn try_start() -> Result<TestServer, String> {
+        Self::try_start_with(ServerOptions::default()).await
+    }
+
+    /// Starts a server with extra environment and configuration.
+    pub async fn start_with(options: ServerOptions) -> TestServer {
+        match Self::try_start_with(options).await {
+            Ok(server) => server,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub async fn try_start_with(options: ServerOptions) -> Result<TestServer, String> {
         let mut data_dir = tempfile::Builder::new()
             .prefix("strata-test-")
             .tempdir()
@@ -83,7 +106,10 @@ impl TestServer {
                 child: None,
                 log: Arc::clone(&log),
                 generation: 0,
+                env: options.env.clone(),
             };
+            write_config(server.data_dir(), &options.config)
+                .map_err(|e| format!("cannot write test config: {e}"))?;
             match server.spawn().await {
                 Ok(()) => return Ok(server),
                 Err(SpawnError::Exited(msg)) if attempt < 3 => {
@@ -132,6 +158,15 @@ impl TestServer {
     /// Opens a new connection, bounded by [`CONNECT_TIMEOUT`].
     pub async fn try_client(&self) -> Result<Client, String> {
         connect(self.port).await
+    }
+
+    /// Connects as `user` with `password`. Panics (with the server log) if
+    /// the login fails.
+    pub async fn client_as(&self, user: &str, password: Option<&str>) -> Client {
+        match connect_as(self.port, user, password).await {
+            Ok(client) => client,
+            Err(e) => panic!("login as {user} failed: {e}\n{}", self.log_tail()),
+        }
     }
 
     /// Stops the server with SIGTERM, waits for it to exit, then starts it
@@ -200,8 +235,9 @@ impl TestServer {
         let dir = self.data_dir.path().to_path_buf();
         let log = Arc::clone(&self.log);
         let generation = self.generation;
+        let env = self.env.clone();
         let child =
-            tokio::task::spawn_blocking(move || spawn_and_wait(port, &dir, &log, generation))
+            tokio::task::spawn_blocking(move || spawn_and_wait(port, &dir, &log, generation, &env))
                 .await
                 .map_err(|e| SpawnError::Other(format!("spawn task failed: {e}")))??;
         self.child = Some(child);
@@ -299,6 +335,36 @@ pub async fn connect_with_handle(
     Ok((client, handle))
 }
 
+/// Connects to `port` as `user` (SCRAM or cleartext, whatever the server
+/// asks for), bounded by [`CONNECT_TIMEOUT`]; the login error is returned so
+/// a test can check its SQLSTATE.
+pub async fn connect_as(
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .dbname("strata")
+        .connect_timeout(CONNECT_TIMEOUT);
+    if let Some(p) = password {
+        config.password(p);
+    }
+    let (client, connection) = timed(
+        "connecting with a password",
+        CONNECT_TIMEOUT,
+        config.connect(NoTls),
+    )
+    .await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
 /// Awaits `fut`, panicking with `what` if it takes longer than `limit`.
 pub async fn timed<F: Future>(what: &str, limit: Duration, fut: F) -> F::Output {
     match tokio::time::timeout(limit, fut).await {
@@ -330,12 +396,13 @@ fn spawn_and_wait(
     dir: &Path,
     log: &SharedLog,
     generation: u32,
+    env: &[(String, String)],
 ) -> Result<Child, SpawnError> {
     let listen = format!("127.0.0.1:{port}");
     // A short scheduler tick so flush-policy tests do not wait 5 s per check.
     let config = dir.join("strata-test.toml");
     if !config.exists() {
-        std::fs::write(&config, "[flush]\ncheck_interval_seconds = 1\n")
+        write_config(dir, "")
             .map_err(|e| SpawnError::Other(format!("cannot write test config: {e}")))?;
     }
     let mut child = Command::new(strata_bin())
@@ -348,6 +415,8 @@ fn spawn_and_wait(
         .arg(dir)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .env_remove("STRATA_ROOT_PASSWORD")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -402,6 +471,15 @@ fn spawn_and_wait(
             )));
         }
     }
+}
+
+/// The test config: a short scheduler tick so flush-policy tests do not wait
+/// 5 s per check, plus whatever a test adds.
+fn write_config(dir: &Path, extra: &str) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("strata-test.toml"),
+        format!("[flush]\ncheck_interval_seconds = 1\n{extra}\n"),
+    )
 }
 
 /// Copies lines from a child pipe into the shared log and the ready channel

@@ -1,0 +1,291 @@
+//! Login: SCRAM-SHA-256 against the catalog's verifiers (cleartext only when
+//! configured), the loopback rule for a root without a password, and the
+//! registration of a logged-in connection. Unknown users and wrong passwords
+//! fail alike with 28P01 after a full exchange, as in Postgres.
+
+use crate::errors::fatal;
+use crate::handler::{Handler, server_parameters};
+use crate::scram::{self, ScramError, ScramPending};
+use async_trait::async_trait;
+use bytes::{Buf, Bytes};
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::{
+    ClientInfo, ConnectionHandle, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use std::fmt::Debug;
+use std::sync::Arc;
+use strata_catalog::{ROOT_USER, password::ScramVerifier};
+use strata_query::Session;
+
+/// Authentication options from the `[auth]` config section.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Ask for the password in cleartext instead of running SCRAM (only
+    /// sensible over TLS); it is still checked against the SCRAM verifier.
+    pub allow_cleartext: bool,
+    /// Refuse logins over connections that did not negotiate TLS.
+    pub tls_required: bool,
+}
+
+/// Where a connection's login stands.
+#[derive(Debug, Default)]
+pub enum Login {
+    #[default]
+    Start,
+    Cleartext {
+        user: String,
+    },
+    ScramFirst {
+        user: String,
+        verifier: ScramVerifier,
+        mock: bool,
+    },
+    ScramFinal {
+        user: String,
+        pending: ScramPending,
+    },
+    Done,
+}
+
+fn auth_failed(user: &str) -> PgWireError {
+    fatal(
+        "28P01",
+        format!("password authentication failed for user \"{user}\""),
+    )
+}
+
+#[async_trait]
+impl StartupHandler for Handler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                if self.over_limit {
+                    return Err(fatal("53300", "sorry, too many clients already"));
+                }
+                if self.frontend.auth.tls_required && !client.is_secure() {
+                    return Err(fatal(
+                        "28000",
+                        "this server requires TLS: connect with sslmode=require",
+                    ));
+                }
+                let user = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default();
+                self.start(client, user).await
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(msg) => {
+                let state = std::mem::take(&mut *self.login.lock());
+                self.password_message(client, state, msg).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Handler {
+    async fn start<C>(&self, client: &mut C, user: String) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let def = self.frontend.engine.catalog().user(&user);
+        if let Some(d) = &def
+            && d.name == ROOT_USER
+            && d.verifier.is_none()
+        {
+            // Until root has a password, only someone on this machine can be root.
+            if client.socket_addr().ip().is_loopback() {
+                return self.complete(client, user).await;
+            }
+            tracing::warn!(peer = %client.socket_addr(), "root without a password refused from a remote address");
+            return Err(fatal(
+                "28000",
+                "root has no password and may log in only from loopback",
+            ));
+        }
+        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+        if self.frontend.auth.allow_cleartext {
+            *self.login.lock() = Login::Cleartext { user };
+            client
+                .send(PgWireBackendMessage::Authentication(
+                    Authentication::CleartextPassword,
+                ))
+                .await?;
+            return Ok(());
+        }
+        let (verifier, mock) = match def.and_then(|d| d.scram_verifier()) {
+            Some(v) => (v, false),
+            None => (
+                scram::mock_verifier(&self.frontend.mock_secret, &user),
+                true,
+            ),
+        };
+        *self.login.lock() = Login::ScramFirst {
+            user,
+            verifier,
+            mock,
+        };
+        client
+            .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                vec![scram::MECHANISM.to_string()],
+            )))
+            .await?;
+        Ok(())
+    }
+
+    async fn password_message<C>(
+        &self,
+        client: &mut C,
+        state: Login,
+        msg: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match state {
+            Login::Cleartext { user } => {
+                let given = msg.into_password()?.password;
+                let ok = self
+                    .frontend
+                    .engine
+                    .catalog()
+                    .user(&user)
+                    .and_then(|d| d.scram_verifier())
+                    .is_some_and(|v| v.matches_password(&given));
+                if !ok {
+                    return Err(self.failed(client, &user));
+                }
+                self.complete(client, user).await
+            }
+            Login::ScramFirst {
+                user,
+                verifier,
+                mock,
+            } => {
+                let (mechanism, data) = sasl_initial(msg)?;
+                if mechanism != scram::MECHANISM {
+                    return Err(fatal(
+                        "08P01",
+                        "client selected an invalid SASL authentication mechanism",
+                    ));
+                }
+                let data = data.ok_or_else(|| fatal("08P01", "malformed SCRAM message"))?;
+                let nonce = scram::server_nonce().map_err(crate::errors::to_pg)?;
+                let pending = scram::client_first(&data, verifier, mock, &nonce)
+                    .map_err(|e| self.scram_error(client, &user, e))?;
+                let server_first = Bytes::from(pending.server_first().to_string());
+                *self.login.lock() = Login::ScramFinal { user, pending };
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::SASLContinue(server_first),
+                    ))
+                    .await?;
+                Ok(())
+            }
+            Login::ScramFinal { user, pending } => {
+                let data = msg.into_sasl_response()?.data;
+                let server_final = pending
+                    .client_final(&data)
+                    .map_err(|e| self.scram_error(client, &user, e))?;
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::SASLFinal(Bytes::from(server_final)),
+                    ))
+                    .await?;
+                self.complete(client, user).await
+            }
+            Login::Start | Login::Done => Err(fatal("08P01", "unexpected password message")),
+        }
+    }
+
+    fn scram_error<C: ClientInfo>(&self, client: &C, user: &str, e: ScramError) -> PgWireError {
+        match e {
+            ScramError::Failed => self.failed(client, user),
+            ScramError::Protocol(m) => {
+                tracing::info!(user = %user, peer = %client.socket_addr(), error = %m, "login failed: SCRAM protocol error");
+                fatal("08P01", m)
+            }
+        }
+    }
+
+    fn failed<C: ClientInfo>(&self, client: &C, user: &str) -> PgWireError {
+        // The log may say why; the client may not.
+        let known = self.frontend.engine.catalog().user(user).is_some();
+        tracing::info!(user = %user, peer = %client.socket_addr(), known_user = known, "login failed");
+        auth_failed(user)
+    }
+
+    /// A successful login: register the connection for cancellation and give
+    /// it its session.
+    async fn complete<C>(&self, client: &mut C, user: String) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        *self.login.lock() = Login::Done;
+        let (pid, secret) = self.frontend.pids.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let (handle, guard) = self.frontend.connections.register(pid, secret);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+        client
+            .session_extensions()
+            .insert::<Arc<Session>>(Arc::new(self.frontend.engine.session(&user)));
+        tracing::info!(user = %user, pid, peer = %client.socket_addr(), "login");
+        finish_authentication(client, &server_parameters()).await
+    }
+}
+
+/// SASLInitialResponse: mechanism name, then the data's length (-1: none) and
+/// the data. Parsed here with bounds checks, since a client controls it.
+fn sasl_initial(msg: PasswordMessageFamily) -> PgWireResult<(String, Option<Bytes>)> {
+    let malformed = || fatal("08P01", "malformed SASLInitialResponse message");
+    let mut body = match msg {
+        PasswordMessageFamily::Raw(body) => body,
+        other => {
+            let r = other.into_sasl_initial_response()?;
+            return Ok((r.auth_method, r.data));
+        }
+    };
+    let nul = body.iter().position(|b| *b == 0).ok_or_else(malformed)?;
+    let mechanism = String::from_utf8(body.split_to(nul).to_vec()).map_err(|_| malformed())?;
+    body.advance(1);
+    if body.remaining() < 4 {
+        return Err(malformed());
+    }
+    let len = body.get_i32();
+    if len < 0 {
+        return Ok((mechanism, None));
+    }
+    let len = usize::try_from(len).map_err(|_| malformed())?;
+    if body.remaining() < len {
+        return Err(malformed());
+    }
+    Ok((mechanism, Some(body.split_to(len).freeze())))
+}
