@@ -52,6 +52,7 @@ fn writable_table(session: &Session, name: &ast::ObjectName) -> Result<Arc<Table
         )));
     }
     let def = session.engine.catalog.require_table(&ns, &t)?;
+    crate::privileges::check_table_access(&session.engine.catalog, session.user(), &def, true)?;
     Ok(def)
 }
 
@@ -362,6 +363,12 @@ pub(crate) async fn execute_point_select(
     schema: Option<SchemaRef>,
 ) -> Result<QueryOutput> {
     let schema = schema.ok_or_else(|| StrataError::internal("point select without schema"))?;
+    crate::privileges::check_table_access(
+        &session.engine.catalog,
+        session.user(),
+        &p.table,
+        false,
+    )?;
     let pk_col = p.table.pk();
     let key = match &p.key {
         ValueSrc::Const(v) => v.clone(),

@@ -3,10 +3,10 @@
 //! the catalog on each check, so ALTER USER takes effect at once.
 
 use crate::session::Session;
-use strata_catalog::{Role, UserDef};
+use strata_catalog::{Catalog, Role, TableDef, UserDef};
 use strata_common::{Result, StrataError};
-use strata_sql::Statement;
 use strata_sql::sqlparser::ast;
+use strata_sql::{AccessLevel, Statement, TableKind};
 
 /// Fails with 42501 unless the session's acting user has at least `min`.
 pub fn require_role(session: &Session, min: Role) -> Result<()> {
@@ -85,4 +85,48 @@ pub(crate) fn check_delegation(session: &Session, target: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether a user of role `role` may read (or, with `write`, change) a table.
+/// USER tables are open to everyone because each user only ever reaches its
+/// own partition. SHARED and STREAM tables (one partition for all) follow
+/// their ACCESS_LEVEL:
+///
+/// | level      | read           | write          |
+/// |------------|----------------|----------------|
+/// | PUBLIC     | every role     | service and up |
+/// | PRIVATE    | service and up | service and up |
+/// | RESTRICTED | service and up | dba and up     |
+pub(crate) fn may_access(role: Role, table: &TableDef, write: bool) -> bool {
+    if table.kind == TableKind::User {
+        return true;
+    }
+    let min = match (table.access_level, write) {
+        (AccessLevel::Public, false) => Role::User,
+        (AccessLevel::Public, true) | (AccessLevel::Private, _) => Role::Service,
+        (AccessLevel::Restricted, false) => Role::Service,
+        (AccessLevel::Restricted, true) => Role::Dba,
+    };
+    role >= min
+}
+
+/// `may_access` for a user by name, failing with 42501. A user the catalog no
+/// longer knows has the lowest role.
+pub(crate) fn check_table_access(
+    catalog: &Catalog,
+    user: &str,
+    table: &TableDef,
+    write: bool,
+) -> Result<()> {
+    let role = catalog.role_of(user).unwrap_or_default();
+    if may_access(role, table, write) {
+        return Ok(());
+    }
+    Err(denied(format!(
+        "permission denied to {} {} table {}: its access level is {} and user \"{user}\" has role {role}",
+        if write { "write to" } else { "read from" },
+        table.kind.as_str(),
+        table.qualified_name(),
+        table.access_level.as_str(),
+    )))
 }

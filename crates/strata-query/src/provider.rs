@@ -189,6 +189,13 @@ impl TableProvider for StrataTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&projection)?);
+        let user = state
+            .config()
+            .get_extension::<ActingUser>()
+            .map(|u| u.0.clone())
+            .unwrap_or_default();
+        crate::privileges::check_table_access(&self.tiers.catalog, &user, &self.def, false)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let selection = KeySelection::from_filters(&self.def, filters);
         // A LIMIT is only pushed down when every filter was applied exactly,
         // which DataFusion guarantees by not passing one otherwise.
