@@ -136,12 +136,15 @@ async fn users_see_exactly_their_own_rows() {
                             &[&id, &body, &(step as i64)],
                         )
                         .await;
-                    if model.contains_key(&id) {
-                        let e = r.expect_err("duplicate insert");
-                        assert_eq!(sqlstate(&e).as_deref(), Some("23505"), "step {step}");
-                    } else {
-                        assert_eq!(r.expect("insert"), 1, "step {step}");
-                        model.insert(id, (body, step as i64));
+                    match model.entry(id) {
+                        std::collections::btree_map::Entry::Occupied(_) => {
+                            let e = r.expect_err("duplicate insert");
+                            assert_eq!(sqlstate(&e).as_deref(), Some("23505"), "step {step}");
+                        }
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            assert_eq!(r.expect("insert"), 1, "step {step}");
+                            slot.insert((body, step as i64));
+                        }
                     }
                 }
                 3 => {
