@@ -160,12 +160,12 @@ async fn users_see_exactly_their_own_rows() {
                 4 => {
                     // A range update touches only this user's rows.
                     let n = client
-                        .execute("UPDATE app.notes SET n = n * 2 WHERE id < $1", &[&id])
+                        .execute("UPDATE app.notes SET n = n + 10 WHERE id < $1", &[&id])
                         .await
                         .expect("range update");
                     let mut expect = 0;
                     for (_, v) in model.range_mut(..id) {
-                        v.1 *= 2;
+                        v.1 += 10;
                         expect += 1;
                     }
                     assert_eq!(n, expect, "step {step}");
