@@ -35,8 +35,8 @@ use strata_store::{CF_DATA, CF_PK_INDEX};
 
 /// The partition a statement of `session` reads and writes in `table`: the
 /// acting user's for a USER table, the single "" partition otherwise.
-fn partition(session: &Session, table: &TableDef) -> Result<String> {
-    crate::provider::partition_of(table, || Some(session.user().to_string()))
+fn partition(session: &Session, table: &TableDef) -> String {
+    crate::provider::partition_of(table, session.user())
 }
 
 fn quote(name: &str) -> String {
@@ -377,7 +377,7 @@ pub(crate) async fn execute_point_select(
     };
     let mut rows = vec![];
     if !key.is_null() {
-        let user = partition(session, &p.table)?;
+        let user = partition(session, &p.table);
         let k = keys::row_key(p.table.id, &user, &key)?;
         if let Some(values) = live_row(&session.engine.tiers, &p.table, &user, &k).await? {
             rows.push(crate::codec::StoredRow {
@@ -801,7 +801,7 @@ pub(crate) async fn execute_insert(
     let table = &p.table;
     let rows = insert_rows(session, p, params).await?;
     let pk = table.pk_index();
-    let user = partition(session, table)?;
+    let user = partition(session, table);
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     // Final row per key, in statement order.
@@ -870,7 +870,7 @@ fn commit(
     let store = &session.engine.store;
     let cf = store.cf(CF_DATA)?;
     let index = store.cf(CF_PK_INDEX)?;
-    let user = partition(session, table)?;
+    let user = partition(session, table);
     // Cold versions this statement supersedes (found before taking the commit lock).
     let mut superseded = vec![];
     for k in deletes.iter().chain(puts.iter().map(|(k, _)| k)) {
@@ -1054,7 +1054,7 @@ pub(crate) async fn execute_update(
     let table = &p.table;
     let n = table.columns.len();
     let pk = table.pk_index();
-    let user = partition(session, table)?;
+    let user = partition(session, table);
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     let batches = matching_rows(session, &p.select, params).await?;
@@ -1155,7 +1155,7 @@ pub(crate) async fn execute_delete(
     let table = &p.table;
     let n = table.columns.len();
     let pk = table.pk_index();
-    let user = partition(session, table)?;
+    let user = partition(session, table);
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     let batches = matching_rows(session, &p.select, params).await?;

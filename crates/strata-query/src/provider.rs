@@ -132,29 +132,26 @@ impl StrataTable {
         (!predicate.always_true()).then(|| Arc::new(predicate))
     }
 
-    /// The partition a scan reads: SHARED and STREAM tables have one, ""; a
-    /// USER table's scan reads only the acting user's.
-    fn partition(&self, state: &dyn Session) -> DfResult<String> {
-        partition_of(&self.def, || {
-            state
-                .config()
-                .get_extension::<ActingUser>()
-                .map(|u| u.0.clone())
-        })
-        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+    /// The user the scan acts for; every session sets one.
+    fn acting_user(state: &dyn Session) -> DfResult<String> {
+        state
+            .config()
+            .get_extension::<ActingUser>()
+            .map(|u| u.0.clone())
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::External(Box::new(
+                    strata_common::StrataError::internal("a table was read with no acting user"),
+                ))
+            })
     }
 }
 
-/// The partition `table`'s rows of the acting user live in.
-pub(crate) fn partition_of(
-    table: &TableDef,
-    user: impl FnOnce() -> Option<String>,
-) -> strata_common::Result<String> {
+/// The partition holding `user`'s rows of `table`: the user's own for a USER
+/// table, the single "" partition of a SHARED or STREAM table.
+pub(crate) fn partition_of(table: &TableDef, user: &str) -> String {
     match table.kind {
-        TableKind::User => user().ok_or_else(|| {
-            strata_common::StrataError::internal("a USER table was read with no acting user")
-        }),
-        _ => Ok(String::new()),
+        TableKind::User => user.to_string(),
+        _ => String::new(),
     }
 }
 
@@ -189,11 +186,7 @@ impl TableProvider for StrataTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&projection)?);
-        let user = state
-            .config()
-            .get_extension::<ActingUser>()
-            .map(|u| u.0.clone())
-            .unwrap_or_default();
+        let user = Self::acting_user(state)?;
         crate::privileges::check_table_access(&self.tiers.catalog, &user, &self.def, false)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let selection = KeySelection::from_filters(&self.def, filters);
@@ -203,7 +196,7 @@ impl TableProvider for StrataTable {
         Ok(Arc::new(MergedScanExec::new(
             self.tiers.clone(),
             self.def.clone(),
-            self.partition(state)?,
+            partition_of(&self.def, &user),
             selection,
             projection,
             schema,
