@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use common::{TestServer, sqlstate, timed};
+use common::{TestServer, sqlstate, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -73,34 +73,6 @@ async fn flush(client: &Client, table: &str) -> String {
     assert!(took < Duration::from_secs(2), "FLUSH TABLE took {took:?}");
     wait_job(client, &job).await;
     job
-}
-
-async fn wait_job(client: &Client, job: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = one(
-            client,
-            &format!("SELECT status FROM system.jobs WHERE job_id = '{job}'"),
-        )
-        .await;
-        match status.as_str() {
-            "completed" => return status,
-            "failed" | "cancelled" => {
-                let err = column(
-                    client,
-                    &format!("SELECT error_message FROM system.jobs WHERE job_id = '{job}'"),
-                )
-                .await;
-                panic!("job {job} ended {status}: {err:?}");
-            }
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {job} still {status} after 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn files_under(dir: &Path, ext: &str) -> Vec<String> {

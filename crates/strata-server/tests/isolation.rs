@@ -10,11 +10,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use common::{TestServer, sqlstate, timed};
+use common::{TestServer, sqlstate, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(900);
 const USERS: [&str; 4] = ["ann", "bob", "cyd", "dee"];
@@ -70,23 +70,7 @@ async fn check(client: &Client, user: &str, model: &Model, step: usize) {
 /// Runs `FLUSH TABLE` or `COMPACT TABLE` as root and waits for the job.
 async fn run_job(root: &Client, sql: &str) -> serde_json::Value {
     let id = rows(root, sql).await[0][0].clone();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = rows(
-            root,
-            &format!(
-                "SELECT status, coalesce(result, '{{}}') FROM system.jobs WHERE job_id = '{id}'"
-            ),
-        )
-        .await;
-        match r[0][0].as_str() {
-            "completed" => return serde_json::from_str(&r[0][1]).unwrap_or_default(),
-            "failed" | "cancelled" => panic!("{sql}: job {id} {r:?}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "{sql}: job {id} still {r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_job(root, &id).await
 }
 
 async fn login_all(server: &TestServer) -> HashMap<&'static str, Client> {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, sqlstate, timed};
+use common::{ServerOptions, TestServer, sqlstate, timed};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -23,14 +23,13 @@ fn write_certificate(dir: &Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
-/// Restarts `server` with a config that has this `[tls]` section.
-async fn restart_with_tls(server: &mut TestServer, cert: &str, key: &str, required: bool) {
-    server.stop().await;
-    let config = format!(
-        "[flush]\ncheck_interval_seconds = 1\n\n[tls]\ncert = {cert:?}\nkey = {key:?}\nrequired = {required}\n"
-    );
-    std::fs::write(server.data_dir().join("strata-test.toml"), config).expect("write config");
-    server.restart().await;
+/// Starts a server whose config has this `[tls]` section.
+async fn start_with_tls(cert: &str, key: &str, required: bool) -> TestServer {
+    TestServer::start_with(ServerOptions {
+        config: format!("[tls]\ncert = {cert:?}\nkey = {key:?}\nrequired = {required}\n"),
+        ..ServerOptions::default()
+    })
+    .await
 }
 
 /// Runs psql with a libpq connection string; returns (success, stdout, stderr).
@@ -51,14 +50,12 @@ fn psql(conninfo: &str, sql: &str) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_connections_and_required_tls() {
     timed("tls", TEST_TIMEOUT, async {
-        let mut server = TestServer::start().await;
         let certs = tempfile::tempdir().expect("tempdir");
         let (cert, key) = write_certificate(certs.path());
-        let port = server.port();
-        let base = format!("host=127.0.0.1 port={port} user=root dbname=strata");
 
         // TLS offered, not required: both kinds of connection work.
-        restart_with_tls(&mut server, &cert, &key, false).await;
+        let server = start_with_tls(&cert, &key, false).await;
+        let base = format!("host=127.0.0.1 port={} user=root dbname=strata", server.port());
         let (ok, out, err) = psql(&format!("{base} sslmode=require"), "SELECT 40 + 2");
         assert!(ok, "TLS login failed: {err}\n{}", server.log_tail());
         assert_eq!(out.trim(), "42");
@@ -67,8 +64,12 @@ async fn tls_connections_and_required_tls() {
         assert_eq!(row.get::<_, i64>(0), 1);
         drop(plain);
 
+        drop(server);
+
         // TLS required.
-        restart_with_tls(&mut server, &cert, &key, true).await;
+        let server = start_with_tls(&cert, &key, true).await;
+        let port = server.port();
+        let base = format!("host=127.0.0.1 port={port} user=root dbname=strata");
         // psql reports the encryption it negotiated.
         let (ok, out, err) = psql(&format!("{base} sslmode=require"), "\\conninfo");
         assert!(ok, "TLS login failed: {err}");

@@ -573,3 +573,37 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// Waits up to 30 s for job `job` to complete and returns its result JSON.
+/// Panics with the job's error if it fails or is cancelled.
+pub async fn wait_job(client: &Client, job: &str) -> serde_json::Value {
+    let sql = format!(
+        "SELECT status, coalesce(result, '{{}}'), coalesce(error_message, '') \
+         FROM system.jobs WHERE job_id = '{job}'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = client
+            .query_one(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let status: String = row.get(0);
+        match status.as_str() {
+            "completed" => {
+                let result: String = row.get(1);
+                return serde_json::from_str(&result)
+                    .unwrap_or_else(|e| panic!("job {job} result {result:?}: {e}"));
+            }
+            "failed" | "cancelled" => {
+                let err: String = row.get(2);
+                panic!("job {job} ended {status}: {err:?}");
+            }
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job} still {status} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
