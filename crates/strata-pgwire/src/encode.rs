@@ -264,10 +264,14 @@ fn tag(name: &str, rows: Option<usize>) -> Tag {
 /// sorts that is where all the work happens.
 pub async fn to_response(out: QueryOutput, format: &Format) -> PgWireResult<Response> {
     match out {
-        QueryOutput::Command { tag: name, rows } => Ok(match name.as_str() {
-            "BEGIN" => Response::TransactionStart(tag(&name, rows)),
-            "COMMIT" => Response::TransactionEnd(tag(&name, rows)),
-            _ => Response::Execution(tag(&name, rows)),
+        QueryOutput::Command { tag: name, rows } => Ok(Response::Execution(tag(&name, rows))),
+        QueryOutput::Transaction {
+            tag: name,
+            in_block,
+        } => Ok(if in_block {
+            Response::TransactionStart(tag(&name, None))
+        } else {
+            Response::TransactionEnd(tag(&name, None))
         }),
         QueryOutput::Rows {
             schema,

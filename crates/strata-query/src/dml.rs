@@ -10,12 +10,11 @@
 //! Parquet) sets that cold row's deletion-vector bit and drops its index entry in
 //! the same batch, so readers never need to reconcile hot against cold.
 
-use crate::codec::encode_row;
-use crate::merged::live_row;
 use crate::output::QueryOutput;
 use crate::prepared::*;
 use crate::session::{Session, batch_output};
 use crate::values::{coerce, snowflake_id};
+use crate::write::{duplicate_key, visible_row, write_rows};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
@@ -25,13 +24,11 @@ use futures::TryStreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use strata_catalog::{ColumnDef, TableDef, UTC};
-use strata_cold::manifest;
 use strata_common::{Result, StrataError, keys};
 use strata_sql::sqlparser::ast;
 use strata_sql::sqlparser::dialect::PostgreSqlDialect;
 use strata_sql::sqlparser::parser::Parser;
 use strata_sql::{Statement, normalize_ident, object_ref};
-use strata_store::{CF_DATA, CF_PK_INDEX};
 
 /// The partition a statement of `session` reads and writes in `table`: the
 /// acting user's for a USER table, the single "" partition otherwise.
@@ -208,14 +205,6 @@ fn check_not_null(table: &TableDef, row: &[ScalarValue]) -> Result<()> {
     Ok(())
 }
 
-fn duplicate_key(table: &TableDef, key: &ScalarValue) -> StrataError {
-    StrataError::UniqueViolation(format!(
-        "duplicate key value violates unique constraint \"{}_pkey\": Key ({})=({key}) already exists.",
-        table.name,
-        table.pk().name
-    ))
-}
-
 // ---------------------------------------------------------------- SELECT fast path
 
 /// Recognises `SELECT cols FROM t WHERE pk = <literal or $n>` on a shared table.
@@ -379,7 +368,7 @@ pub(crate) async fn execute_point_select(
     if !key.is_null() {
         let user = partition(session, &p.table);
         let k = keys::row_key(p.table.id, &user, &key)?;
-        if let Some(values) = live_row(&session.engine.tiers, &p.table, &user, &k).await? {
+        if let Some(values) = visible_row(session, &p.table, &user, &k).await? {
             rows.push(crate::codec::StoredRow {
                 seq: 0,
                 flags: 0,
@@ -448,7 +437,7 @@ async fn returning_schema(
     let Some(items) = items else { return Ok(None) };
     match returning(table, items, &[], "").await? {
         QueryOutput::Rows { schema, .. } => Ok(Some(schema)),
-        QueryOutput::Command { .. } => Ok(None),
+        _ => Ok(None),
     }
 }
 
@@ -812,7 +801,7 @@ pub(crate) async fn execute_insert(
         let key = keys::row_key(table.id, &user, &row[pk])?;
         let existing: Option<Vec<ScalarValue>> = match index.get(&key) {
             Some(&i) => Some(pending[i].1.clone()),
-            None => live_row(&session.engine.tiers, table, &user, &key).await?,
+            None => visible_row(session, table, &user, &key).await?,
         };
         let new_row = match (existing, &p.conflict) {
             (None, _) => row,
@@ -846,7 +835,7 @@ pub(crate) async fn execute_insert(
             }
         }
     }
-    commit(session, table, &pending, &[]).map(|_| ())?;
+    write_rows(session, table, &user, &pending, &[]).await?;
     drop(_guard);
     match &p.returning {
         Some(items) => {
@@ -855,48 +844,6 @@ pub(crate) async fn execute_insert(
         }
         None => Ok(QueryOutput::count("INSERT 0", affected)),
     }
-}
-
-/// Writes new row versions and deletes keys in one batch.
-fn commit(
-    session: &Session,
-    table: &TableDef,
-    puts: &[(Vec<u8>, Vec<ScalarValue>)],
-    deletes: &[Vec<u8>],
-) -> Result<u64> {
-    if puts.is_empty() && deletes.is_empty() {
-        return Ok(0);
-    }
-    let store = &session.engine.store;
-    let cf = store.cf(CF_DATA)?;
-    let index = store.cf(CF_PK_INDEX)?;
-    let user = partition(session, table);
-    // Cold versions this statement supersedes (found before taking the commit lock).
-    let mut superseded = vec![];
-    for k in deletes.iter().chain(puts.iter().map(|(k, _)| k)) {
-        if let Some(loc) = manifest::locate(store, k)? {
-            superseded.push((k, loc));
-        }
-    }
-    let first = store.commit_with_seqs(puts.len() as u64, |first, wb| {
-        for (k, loc) in &superseded {
-            manifest::delete_row(store, wb, table.id, &user, *loc)?;
-            wb.delete_cf(index, k);
-        }
-        for k in deletes {
-            wb.delete_cf(cf, k);
-        }
-        for (i, (k, row)) in puts.iter().enumerate() {
-            wb.put_cf(cf, k, encode_row(table, first + i as u64, 0, row)?);
-        }
-        Ok(())
-    })?;
-    session
-        .engine
-        .tiers
-        .counter(table.id)
-        .add(puts.len() as u64);
-    Ok(first)
 }
 
 // ---------------------------------------------------------------- UPDATE / DELETE
@@ -1086,16 +1033,12 @@ pub(crate) async fn execute_update(
     }
     // A changed primary key must not land on a row this statement did not move.
     for (k, row) in &puts {
-        if !old_keys.contains(k)
-            && live_row(&session.engine.tiers, table, &user, k)
-                .await?
-                .is_some()
-        {
+        if !old_keys.contains(k) && visible_row(session, table, &user, k).await?.is_some() {
             return Err(duplicate_key(table, &row[pk]));
         }
     }
     deletes.retain(|k| !index.contains_key(k));
-    commit(session, table, &puts, &deletes)?;
+    write_rows(session, table, &user, &puts, &deletes).await?;
     drop(_guard);
     let count = puts.len();
     match &p.returning {
@@ -1168,7 +1111,7 @@ pub(crate) async fn execute_delete(
             rows.push(row);
         }
     }
-    commit(session, table, &[], &deletes)?;
+    write_rows(session, table, &user, &[], &deletes).await?;
     drop(_guard);
     match &p.returning {
         Some(items) => returning(table, items, &rows, "DELETE").await,

@@ -129,6 +129,7 @@ impl Engine {
             self.base_state.clone(),
             user.to_string(),
             user.to_string(),
+            crate::txn::TxnHandle::default(),
         )
     }
 

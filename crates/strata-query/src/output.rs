@@ -13,6 +13,9 @@ pub enum QueryOutput {
     },
     /// A command without rows; `rows` is appended to the tag when present.
     Command { tag: String, rows: Option<usize> },
+    /// BEGIN, COMMIT or ROLLBACK: `in_block` tells whether a transaction
+    /// block is open after it (the wire frontend reports it to the client).
+    Transaction { tag: String, in_block: bool },
 }
 
 impl QueryOutput {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for QueryOutput {
                 write!(f, "Rows({tag}, {} columns)", schema.fields().len())
             }
             QueryOutput::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
+            QueryOutput::Transaction { tag, .. } => write!(f, "Transaction({tag})"),
         }
     }
 }

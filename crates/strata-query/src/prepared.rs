@@ -113,6 +113,13 @@ pub struct Prepared {
     pub catalog_version: u64,
 }
 
+impl Prepared {
+    /// COMMIT or ROLLBACK: what may still run in an aborted transaction block.
+    pub fn ends_block(&self) -> bool {
+        matches!(&self.kind, PlanKind::Command(s) if crate::session::ends_block(s))
+    }
+}
+
 /// Records that parameter `i` (zero-based) takes values of `ty`.
 pub(crate) fn note_param(prepared: &mut Prepared, i: usize, ty: &ColumnType) {
     if prepared.param_types.len() <= i {

@@ -3,10 +3,12 @@
 //! and one `TableProvider` per table that plans a scan across both tiers.
 
 use crate::merged::MergedScanExec;
+use crate::overlay::OverlayExec;
 use crate::scan::KeySelection;
 use crate::session::ActingUser;
 use crate::system::SystemSchema;
 use crate::tiers::Tiers;
+use crate::txn::TxnHandle;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
@@ -193,15 +195,44 @@ impl TableProvider for StrataTable {
         // A LIMIT is only pushed down when every filter was applied exactly,
         // which DataFusion guarantees by not passing one otherwise.
         let predicate = self.pruning_predicate(state, filters);
-        Ok(Arc::new(MergedScanExec::new(
+        let partition = partition_of(&self.def, &user);
+        let staged = state
+            .config()
+            .get_extension::<TxnHandle>()
+            .and_then(|t| t.overlay(self.def.id, &partition));
+        let Some(staged) = staged else {
+            return Ok(Arc::new(MergedScanExec::new(
+                self.tiers.clone(),
+                self.def.clone(),
+                partition,
+                selection,
+                projection,
+                schema,
+                limit,
+                predicate,
+            )));
+        };
+        // Inside a transaction block that wrote this partition: read whole
+        // committed rows (the key decides what the block replaced) and no
+        // LIMIT, since masked rows would make a limited read come up short.
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let committed = Arc::new(MergedScanExec::new(
             self.tiers.clone(),
             self.def.clone(),
-            partition_of(&self.def, &user),
+            partition.clone(),
             selection,
+            all,
+            self.schema.clone(),
+            None,
+            predicate,
+        ));
+        Ok(Arc::new(OverlayExec::new(
+            committed,
+            self.def.clone(),
+            partition,
+            staged,
             projection,
             schema,
-            limit,
-            predicate,
         )))
     }
 }

@@ -4,6 +4,7 @@
 use crate::engine::{CATALOG_WITH_SYSTEM_COLUMNS, Engine};
 use crate::output::QueryOutput;
 use crate::prepared::{PlanKind, Prepared, note_param, note_wire_types};
+use crate::txn::{TxnHandle, TxnStatus};
 use crate::{ddl, dml, privileges, user_functions, users};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -34,6 +35,9 @@ pub struct Session {
     /// The user that logged in; differs from `user` inside EXECUTE AS.
     session_user: String,
     vars: Mutex<BTreeMap<String, String>>,
+    /// Shared with EXECUTE AS delegates and the DataFusion config (scans
+    /// overlay the block's staged rows).
+    txn: TxnHandle,
 }
 
 impl std::fmt::Debug for Session {
@@ -68,10 +72,12 @@ impl Session {
         mut state: SessionState,
         user: String,
         session_user: String,
+        txn: TxnHandle,
     ) -> Session {
         state
             .config_mut()
             .set_extension(Arc::new(ActingUser(user.clone())));
+        state.config_mut().set_extension(Arc::new(txn.clone()));
         let mut vars: BTreeMap<String, String> = DEFAULT_VARS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -85,6 +91,7 @@ impl Session {
             user,
             session_user,
             vars: Mutex::new(vars),
+            txn,
         }
     }
 
@@ -103,6 +110,7 @@ impl Session {
             self.ctx.state(),
             user.to_string(),
             self.session_user.clone(),
+            self.txn.clone(),
         );
         *s.vars.lock() = self.vars.lock().clone();
         s
@@ -149,12 +157,45 @@ impl Session {
         )
     }
 
+    /// The transaction state a ReadyForQuery reports.
+    pub fn txn_status(&self) -> TxnStatus {
+        self.txn.status()
+    }
+
+    pub(crate) fn txn(&self) -> &TxnHandle {
+        &self.txn
+    }
+
+    /// A statement failed after `execute` returned (while its rows streamed):
+    /// inside a block that aborts the block, as any other error does.
+    pub fn statement_failed(&self) {
+        self.txn.fail();
+    }
+
     /// Parses and plans one statement (extended protocol `Parse`).
     pub async fn prepare(&self, sql: &str) -> Result<Option<Arc<Prepared>>> {
-        match strata_sql::parse_one(sql)? {
-            None => Ok(None),
-            Some(stmt) => self.prepare_statement(sql, stmt).await.map(Some),
+        let result = async {
+            match strata_sql::parse_one(sql)? {
+                None => Ok(None),
+                Some(stmt) => {
+                    self.check_not_aborted(&stmt)?;
+                    self.prepare_statement(sql, stmt).await.map(Some)
+                }
+            }
         }
+        .await;
+        if result.is_err() {
+            self.txn.fail();
+        }
+        result
+    }
+
+    /// In an aborted block only COMMIT and ROLLBACK run (25P02 otherwise).
+    fn check_not_aborted(&self, stmt: &Statement) -> Result<()> {
+        if self.txn.status() == TxnStatus::Failed && !ends_block(stmt) {
+            return Err(StrataError::InFailedTransaction);
+        }
+        Ok(())
     }
 
     pub(crate) async fn prepare_statement(
@@ -274,8 +315,24 @@ impl Session {
             .await?)
     }
 
-    /// Executes a prepared statement with bound parameters.
+    /// Executes a prepared statement with bound parameters. An error inside a
+    /// transaction block aborts the block.
     pub async fn execute(
+        &self,
+        prepared: &Arc<Prepared>,
+        params: Vec<ScalarValue>,
+    ) -> Result<QueryOutput> {
+        if self.txn.status() == TxnStatus::Failed && !prepared.ends_block() {
+            return Err(StrataError::InFailedTransaction);
+        }
+        let result = self.execute_prepared(prepared, params).await;
+        if result.is_err() {
+            self.txn.fail();
+        }
+        result
+    }
+
+    async fn execute_prepared(
         &self,
         prepared: &Arc<Prepared>,
         params: Vec<ScalarValue>,
@@ -329,13 +386,23 @@ impl Session {
     pub async fn run_simple(&self, sql: &str) -> (Vec<QueryOutput>, Option<StrataError>) {
         let stmts = match strata_sql::parse_sql(sql) {
             Ok(s) => s,
-            Err(e) => return (vec![], Some(e)),
+            Err(e) => {
+                self.txn.fail();
+                return (vec![], Some(e));
+            }
         };
         let n = stmts.len();
         let mut out = Vec::with_capacity(n);
         for (i, stmt) in stmts.into_iter().enumerate() {
             let result = async {
-                let p = self.prepare_statement(sql, stmt).await?;
+                self.check_not_aborted(&stmt)?;
+                let p = match self.prepare_statement(sql, stmt).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.txn.fail();
+                        return Err(e);
+                    }
+                };
                 let o = self.execute(&p, vec![]).await?;
                 if i + 1 < n {
                     materialize(o).await
@@ -372,15 +439,34 @@ impl Session {
             Statement::Sql(ast) => match ast.as_ref() {
                 ast::Statement::Set(set) => self.set(set),
                 ast::Statement::ShowVariable { variable } => self.show(&variable_name(variable)),
-                ast::Statement::StartTransaction { .. } => Ok(QueryOutput::command("BEGIN")),
-                ast::Statement::Commit { .. } => Ok(QueryOutput::command("COMMIT")),
-                ast::Statement::Rollback { .. } => Err(StrataError::unsupported(
-                    "ROLLBACK is not supported yet: every statement commits when it completes",
-                )),
+                ast::Statement::StartTransaction { .. } => {
+                    self.txn.begin();
+                    Ok(QueryOutput::Transaction {
+                        tag: "BEGIN".into(),
+                        in_block: true,
+                    })
+                }
+                ast::Statement::Commit { .. } => self.end_block(true).await,
+                ast::Statement::Rollback {
+                    savepoint: None, ..
+                } => self.end_block(false).await,
+                ast::Statement::Savepoint { .. }
+                | ast::Statement::ReleaseSavepoint { .. }
+                | ast::Statement::Rollback { .. } => {
+                    Err(StrataError::unsupported("savepoints are not supported"))
+                }
                 other => ddl::execute(self, other).await,
             },
             other => ddl::execute_strata(self, other).await,
         }
+    }
+
+    async fn end_block(&self, commit: bool) -> Result<QueryOutput> {
+        let tag = crate::write::end_block(self, commit).await?;
+        Ok(QueryOutput::Transaction {
+            tag: tag.into(),
+            in_block: false,
+        })
     }
 
     fn set(&self, set: &ast::Set) -> Result<QueryOutput> {
@@ -456,6 +542,17 @@ impl Session {
         .map_err(|e| StrataError::internal(e.to_string()))?;
         Ok(batch_output(schema, vec![batch], "SHOW"))
     }
+}
+
+/// COMMIT and ROLLBACK (and their spellings END and ABORT).
+pub(crate) fn ends_block(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::Sql(s) if matches!(
+            s.as_ref(),
+            ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }
+        )
+    )
 }
 
 /// Parameters whose type a cast states (`$1::uuid`, `CAST($2 AS INT)`), which

@@ -1,0 +1,158 @@
+//! Transaction blocks (BEGIN … COMMIT / ROLLBACK).
+//!
+//! Outside a block every statement commits on its own. Inside one, a DML
+//! statement computes its row versions exactly as it would alone, but instead
+//! of writing them it stages them here. Reads in the block see the staged rows
+//! through an overlay (the scan in `overlay.rs`, the key lookups in `dml.rs`),
+//! and COMMIT writes every staged row of every table in one RocksDB write batch
+//! under the tables' write locks, so the block lands whole or not at all.
+//! ROLLBACK, a dropped connection or an error at COMMIT just forgets it.
+//!
+//! An error inside a block aborts it: every later statement gets 25P02 until
+//! ROLLBACK (or COMMIT, which then rolls back), as in Postgres.
+//!
+//! Isolation is read committed: statements see other sessions' commits as they
+//! happen. The one conflict COMMIT re-checks is uniqueness: a key the block
+//! inserted that another session committed meanwhile fails the COMMIT with
+//! 23505. Concurrent updates of one row are last-writer-wins.
+
+use datafusion::scalar::ScalarValue;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use strata_catalog::TableDef;
+
+/// A staged row version: the new row, or None for a deleted key.
+pub(crate) type Staged = Option<Vec<ScalarValue>>;
+
+/// One partition's staged writes, keyed by full row key.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PartitionWrites {
+    pub rows: BTreeMap<Vec<u8>, Staged>,
+    /// Keys that did not exist when first staged: COMMIT checks they still don't.
+    pub fresh: HashSet<Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Block {
+    /// (table id, partition) → staged rows, with the table definition they were
+    /// staged against.
+    pub writes: BTreeMap<(u32, String), (Arc<TableDef>, PartitionWrites)>,
+}
+
+impl Block {
+    pub fn is_empty(&self) -> bool {
+        self.writes.values().all(|(_, w)| w.rows.is_empty())
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) enum TxnState {
+    #[default]
+    Idle,
+    Active(Block),
+    /// A statement failed inside the block.
+    Failed,
+}
+
+/// The session's transaction state, shared with the DataFusion session config
+/// (so table scans can overlay staged rows) and with EXECUTE AS delegates.
+#[derive(Debug, Default, Clone)]
+pub struct TxnHandle(pub(crate) Arc<Mutex<TxnState>>);
+
+/// The wire-level status a ReadyForQuery reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+impl TxnHandle {
+    pub fn status(&self) -> TxnStatus {
+        match &*self.0.lock() {
+            TxnState::Idle => TxnStatus::Idle,
+            TxnState::Active(_) => TxnStatus::InBlock,
+            TxnState::Failed => TxnStatus::Failed,
+        }
+    }
+
+    /// BEGIN: opens a block (inside one it is a no-op, as in Postgres, which
+    /// only warns).
+    pub(crate) fn begin(&self) {
+        let mut s = self.0.lock();
+        if matches!(&*s, TxnState::Idle) {
+            *s = TxnState::Active(Block::default());
+        } else {
+            tracing::warn!("there is already a transaction in progress");
+        }
+    }
+
+    pub(crate) fn in_block(&self) -> bool {
+        matches!(&*self.0.lock(), TxnState::Active(_))
+    }
+
+    /// A statement inside a block failed: the block is aborted.
+    pub(crate) fn fail(&self) {
+        let mut s = self.0.lock();
+        if matches!(&*s, TxnState::Active(_)) {
+            *s = TxnState::Failed;
+        }
+    }
+
+    /// The staged version of one key: None when the block has not touched it,
+    /// Some(None) when the block deleted it.
+    pub(crate) fn lookup(&self, table_id: u32, partition: &str, key: &[u8]) -> Option<Staged> {
+        match &*self.0.lock() {
+            TxnState::Active(b) => b
+                .writes
+                .get(&(table_id, partition.to_string()))
+                .and_then(|(_, w)| w.rows.get(key).cloned()),
+            _ => None,
+        }
+    }
+
+    /// A copy of one partition's staged rows for a scan; None when there are none.
+    pub(crate) fn overlay(
+        &self,
+        table_id: u32,
+        partition: &str,
+    ) -> Option<Arc<BTreeMap<Vec<u8>, Staged>>> {
+        match &*self.0.lock() {
+            TxnState::Active(b) => b
+                .writes
+                .get(&(table_id, partition.to_string()))
+                .filter(|(_, w)| !w.rows.is_empty())
+                .map(|(_, w)| Arc::new(w.rows.clone())),
+            _ => None,
+        }
+    }
+
+    /// Stages one statement's writes. `fresh` are the put keys that exist
+    /// neither in the block nor outside it (the caller looked them up).
+    pub(crate) fn stage(
+        &self,
+        table: &Arc<TableDef>,
+        partition: &str,
+        puts: &[(Vec<u8>, Vec<ScalarValue>)],
+        deletes: &[Vec<u8>],
+        fresh: Vec<Vec<u8>>,
+    ) {
+        let mut s = self.0.lock();
+        let TxnState::Active(block) = &mut *s else {
+            return;
+        };
+        let (def, w) = block
+            .writes
+            .entry((table.id, partition.to_string()))
+            .or_insert_with(|| (table.clone(), PartitionWrites::default()));
+        *def = table.clone();
+        for k in deletes {
+            w.rows.insert(k.clone(), None);
+        }
+        for (k, row) in puts {
+            w.rows.insert(k.clone(), Some(row.clone()));
+        }
+        w.fresh.extend(fresh);
+    }
+}

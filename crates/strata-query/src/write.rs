@@ -1,0 +1,218 @@
+//! Where a DML statement's row versions go: straight into one RocksDB write
+//! batch, or, inside a transaction block, into the block (see `txn.rs`) until
+//! COMMIT writes every table's staged rows in one batch.
+//!
+//! A write that supersedes a key's cold version sets that cold row's
+//! deletion-vector bit and drops its primary-key index entry in the same batch,
+//! so a key never has two live versions.
+
+use crate::codec::encode_row;
+use crate::merged::live_row;
+use crate::session::Session;
+use crate::txn::{Block, TxnState};
+use datafusion::scalar::ScalarValue;
+use std::sync::Arc;
+use strata_catalog::TableDef;
+use strata_cold::manifest::{self, Location};
+use strata_common::{Result, StrataError};
+use strata_store::{Batch as WriteBatch, CF_DATA, CF_PK_INDEX, Store};
+
+pub(crate) type Put = (Vec<u8>, Vec<ScalarValue>);
+
+pub(crate) fn duplicate_key(table: &TableDef, key: &ScalarValue) -> StrataError {
+    StrataError::UniqueViolation(format!(
+        "duplicate key value violates unique constraint \"{}_pkey\": Key ({})=({key}) already exists.",
+        table.name,
+        table.pk().name
+    ))
+}
+
+/// The live version of a key as this session sees it: the block's staged
+/// version when it has one, else the committed one.
+pub(crate) async fn visible_row(
+    session: &Session,
+    table: &Arc<TableDef>,
+    partition: &str,
+    key: &[u8],
+) -> Result<Option<Vec<ScalarValue>>> {
+    if let Some(staged) = session.txn().lookup(table.id, partition, key) {
+        return Ok(staged);
+    }
+    live_row(&session.engine.tiers, table, partition, key).await
+}
+
+/// Applies one statement's writes: at once, or staged in the open block.
+/// Call with the table's write lock held.
+pub(crate) async fn write_rows(
+    session: &Session,
+    table: &Arc<TableDef>,
+    partition: &str,
+    puts: &[Put],
+    deletes: &[Vec<u8>],
+) -> Result<()> {
+    if puts.is_empty() && deletes.is_empty() {
+        return Ok(());
+    }
+    let txn = session.txn();
+    if !txn.in_block() {
+        return commit(session.engine.store(), table, partition, puts, deletes).map(|_| {
+            session
+                .engine
+                .tiers
+                .counter(table.id)
+                .add(puts.len() as u64);
+        });
+    }
+    let mut fresh = vec![];
+    for (k, _) in puts {
+        if txn.lookup(table.id, partition, k).is_none()
+            && live_row(&session.engine.tiers, table, partition, k)
+                .await?
+                .is_none()
+        {
+            fresh.push(k.clone());
+        }
+    }
+    txn.stage(table, partition, puts, deletes, fresh);
+    Ok(())
+}
+
+/// One partition's writes, ready for a batch.
+struct Group<'a> {
+    table: &'a TableDef,
+    partition: &'a str,
+    puts: Vec<Put>,
+    deletes: Vec<Vec<u8>>,
+    superseded: Vec<(Vec<u8>, Location)>,
+}
+
+impl<'a> Group<'a> {
+    fn new(
+        store: &Store,
+        table: &'a TableDef,
+        partition: &'a str,
+        puts: Vec<Put>,
+        deletes: Vec<Vec<u8>>,
+    ) -> Result<Self> {
+        // Cold versions these writes supersede, found before the commit lock.
+        let mut superseded = vec![];
+        for k in deletes.iter().chain(puts.iter().map(|(k, _)| k)) {
+            if let Some(loc) = manifest::locate(store, k)? {
+                superseded.push((k.clone(), loc));
+            }
+        }
+        Ok(Group {
+            table,
+            partition,
+            puts,
+            deletes,
+            superseded,
+        })
+    }
+
+    /// Adds this group's operations to `wb`, numbering its puts from `first`.
+    fn fill(&self, store: &Store, wb: &mut WriteBatch, first: u64) -> Result<()> {
+        let cf = store.cf(CF_DATA)?;
+        let index = store.cf(CF_PK_INDEX)?;
+        for (k, loc) in &self.superseded {
+            manifest::delete_row(store, wb, self.table.id, self.partition, *loc)?;
+            wb.delete_cf(index, k);
+        }
+        for k in &self.deletes {
+            wb.delete_cf(cf, k);
+        }
+        for (i, (k, row)) in self.puts.iter().enumerate() {
+            wb.put_cf(cf, k, encode_row(self.table, first + i as u64, 0, row)?);
+        }
+        Ok(())
+    }
+}
+
+/// Writes new row versions and deletes keys of one partition in one batch.
+fn commit(
+    store: &Store,
+    table: &TableDef,
+    partition: &str,
+    puts: &[Put],
+    deletes: &[Vec<u8>],
+) -> Result<u64> {
+    let group = Group::new(store, table, partition, puts.to_vec(), deletes.to_vec())?;
+    store.commit_with_seqs(puts.len() as u64, |first, wb| group.fill(store, wb, first))
+}
+
+/// COMMIT of a transaction block: every staged write of every table in one
+/// batch, under the write locks of all the tables (taken in id order, so two
+/// committing blocks cannot deadlock).
+pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> {
+    if block.is_empty() {
+        return Ok(());
+    }
+    let engine = &session.engine;
+    let mut ids: Vec<u32> = block.writes.keys().map(|(id, _)| *id).collect();
+    ids.dedup();
+    let mut guards = Vec::with_capacity(ids.len());
+    for id in &ids {
+        guards.push(engine.write_lock(*id).lock_owned().await);
+    }
+    let store = engine.store();
+    let mut groups = Vec::with_capacity(block.writes.len());
+    for ((_, partition), (table, w)) in &block.writes {
+        // A table dropped (or dropped and re-created) since the block wrote it.
+        match engine.catalog.table(&table.namespace, &table.name) {
+            Some(t) if t.id == table.id => {}
+            _ => return Err(StrataError::UndefinedTable(table.qualified_name())),
+        }
+        let mut puts = vec![];
+        let mut deletes = vec![];
+        for (k, v) in &w.rows {
+            match v {
+                Some(row) => {
+                    if w.fresh.contains(k)
+                        && live_row(&engine.tiers, table, partition, k)
+                            .await?
+                            .is_some()
+                    {
+                        return Err(duplicate_key(table, &row[table.pk_index()]));
+                    }
+                    puts.push((k.clone(), row.clone()));
+                }
+                // A key the block inserted and deleted again was never ours to
+                // delete: another session may have inserted it meanwhile.
+                None if w.fresh.contains(k) => {}
+                None => deletes.push(k.clone()),
+            }
+        }
+        groups.push(Group::new(store, table, partition, puts, deletes)?);
+    }
+    let total: u64 = groups.iter().map(|g| g.puts.len() as u64).sum();
+    store.commit_with_seqs(total, |first, wb| {
+        let mut next = first;
+        for g in &groups {
+            g.fill(store, wb, next)?;
+            next += g.puts.len() as u64;
+        }
+        Ok(())
+    })?;
+    for g in &groups {
+        engine.tiers.counter(g.table.id).add(g.puts.len() as u64);
+    }
+    drop(guards);
+    Ok(())
+}
+
+/// Ends the session's block: COMMIT (`commit` true) or ROLLBACK. Returns the
+/// command tag; COMMIT of an aborted block rolls it back, as in Postgres.
+pub(crate) async fn end_block(session: &Session, commit: bool) -> Result<&'static str> {
+    let state = std::mem::take(&mut *session.txn().0.lock());
+    match state {
+        TxnState::Active(block) if commit => {
+            commit_block(session, block).await?;
+            Ok("COMMIT")
+        }
+        TxnState::Idle => {
+            tracing::warn!("there is no transaction in progress");
+            Ok(if commit { "COMMIT" } else { "ROLLBACK" })
+        }
+        _ => Ok("ROLLBACK"),
+    }
+}
