@@ -157,6 +157,7 @@ impl ColumnType {
             ColumnType::Uuid => Some("uuid"),
             ColumnType::Json => Some("json"),
             ColumnType::Jsonb => Some("jsonb"),
+            ColumnType::Varchar(_) => Some("varchar"),
             _ => None,
         }
     }

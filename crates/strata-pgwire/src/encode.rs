@@ -1,17 +1,23 @@
 //! Results as protocol responses: Arrow batches become DataRows through arrow-pg,
 //! streamed batch by batch.
 
-use arrow::array::{Array, Decimal128Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::timezone::Tz;
+use arrow::array::{Array, AsArray, Decimal128Array, RecordBatch, StringArray};
+use arrow::datatypes::{
+    ArrowTimestampType, DataType, Field, Schema, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+};
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use arrow_pg::encoder::{Encoder, encode_value};
 use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use futures::StreamExt;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
-use pgwire::error::PgWireResult;
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
 use pgwire::types::format::FormatOptions;
@@ -23,7 +29,8 @@ use strata_query::QueryOutput;
 
 use crate::errors::to_pg;
 
-/// Column descriptions; UUID and JSON columns (text in Arrow) keep their own type.
+/// Column descriptions; UUID, JSON and VARCHAR columns (text in Arrow) keep their
+/// own type.
 pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     let mut fields = arrow_schema_to_pg_fields(schema, format, None)?;
     for (i, f) in schema.fields().iter().enumerate() {
@@ -40,8 +47,15 @@ fn wire_type(f: &Field) -> Option<Type> {
         Some("uuid") => Some(Type::UUID),
         Some("json") => Some(Type::JSON),
         Some("jsonb") => Some(Type::JSONB),
+        Some("varchar") => Some(Type::VARCHAR),
         _ => None,
     }
+}
+
+/// Whether a column's values are encoded through [`TextBacked`]: text in Arrow
+/// with a wire format of its own type's (VARCHAR's is text's: arrow-pg's).
+fn text_backed(f: &Field) -> bool {
+    matches!(wire_type(f), Some(Type::UUID | Type::JSON | Type::JSONB))
 }
 
 /// A UUID or JSON value held as text, written in its type's wire format.
@@ -182,20 +196,42 @@ impl ToSqlText for Numeric {
     }
 }
 
-/// Encodes a batch's rows: arrow-pg for every column but the text-backed ones.
+/// How a column's values are encoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// arrow-pg's encoding.
+    Plain,
+    /// UUID or JSON held as text.
+    TextBacked,
+    /// NUMERIC in binary, keeping its scale.
+    Numeric,
+    /// TIME or TIMESTAMP in text, in Postgres' form.
+    Temporal,
+}
+
+fn encoding(f: &Field, pg: &FieldInfo) -> Encoding {
+    let binary = pg.format() == FieldFormat::Binary;
+    match f.data_type() {
+        _ if text_backed(f) => Encoding::TextBacked,
+        DataType::Decimal128(..) if binary => Encoding::Numeric,
+        DataType::Time32(_) | DataType::Time64(_) | DataType::Timestamp(..) if !binary => {
+            Encoding::Temporal
+        }
+        _ => Encoding::Plain,
+    }
+}
+
+/// Encodes a batch's rows: arrow-pg for every column but the ones it encodes
+/// differently from Postgres.
 fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWireResult<DataRow>> {
     let schema = batch.schema();
-    let special: Vec<bool> = schema
+    let encodings: Vec<Encoding> = schema
         .fields()
         .iter()
         .zip(fields.iter())
-        .map(|(f, pg)| {
-            wire_type(f).is_some()
-                || (matches!(f.data_type(), DataType::Decimal128(..))
-                    && pg.format() == FieldFormat::Binary)
-        })
+        .map(|(f, pg)| encoding(f, pg))
         .collect();
-    if !special.iter().any(|s| *s) {
+    if encodings.iter().all(|e| *e == Encoding::Plain) {
         return encode_recordbatch(fields.clone(), batch.clone()).collect();
     }
     let mut encoder = DataRowEncoder::new(fields.clone());
@@ -205,30 +241,29 @@ fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWire
         for c in 0..batch.num_columns() {
             let array = batch.column(c);
             let field = &fields[c];
-            result = if special[c]
-                && let Some(d) = array.as_any().downcast_ref::<Decimal128Array>()
-            {
-                if d.is_valid(r) {
-                    Encoder::encode_field(
+            result = match encodings[c] {
+                Encoding::Numeric => match array.as_any().downcast_ref::<Decimal128Array>() {
+                    Some(d) if d.is_valid(r) => Encoder::encode_field(
                         &mut encoder,
                         &Numeric {
                             value: d.value(r),
                             scale: d.scale(),
                         },
                         field,
-                    )
-                } else {
-                    Encoder::encode_field(&mut encoder, &None::<i8>, field)
-                }
-            } else if special[c] {
-                match array.as_any().downcast_ref::<StringArray>() {
+                    ),
+                    _ => Encoder::encode_field(&mut encoder, &None::<i8>, field),
+                },
+                Encoding::TextBacked => match array.as_any().downcast_ref::<StringArray>() {
                     Some(a) if a.is_valid(r) => {
                         Encoder::encode_field(&mut encoder, &TextBacked(a.value(r)), field)
                     }
                     _ => Encoder::encode_field(&mut encoder, &None::<i8>, field),
-                }
-            } else {
-                encode_value(&mut encoder, array, r, schema.field(c), field)
+                },
+                Encoding::Temporal => match temporal_at(array.as_ref(), r) {
+                    Ok(v) => Encoder::encode_field(&mut encoder, &v, field),
+                    Err(e) => Err(e),
+                },
+                Encoding::Plain => encode_value(&mut encoder, array, r, schema.field(c), field),
             };
             if result.is_err() {
                 break;
@@ -237,6 +272,169 @@ fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWire
         rows.push(result.map(|_| encoder.take_row()));
     }
     rows
+}
+
+/// A TIME or TIMESTAMP value, written in text as Postgres writes it with
+/// DateStyle ISO: the fraction of a second only when it is not zero, without
+/// trailing zeros (`12:00:00`, `12:00:00.5`), and a time zone offset of hours,
+/// then minutes and seconds only when not zero (`+00`, `+05:30`).
+#[derive(Debug)]
+enum Temporal {
+    Time(NaiveTime),
+    Timestamp(NaiveDateTime),
+    TimestampTz(DateTime<FixedOffset>),
+}
+
+fn time_text(t: &NaiveTime) -> String {
+    let micros = (t.nanosecond() / 1000).min(999_999);
+    let mut s = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
+    if micros != 0 {
+        let frac = format!("{micros:06}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s
+}
+
+/// The date and whether it is BC (Postgres has no year 0: it is 1 BC).
+fn date_text(d: &NaiveDate) -> (String, bool) {
+    let y = d.year();
+    let (year, bc) = if y <= 0 { (1 - y, true) } else { (y, false) };
+    (format!("{year:04}-{:02}-{:02}", d.month(), d.day()), bc)
+}
+
+fn offset_text(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let abs = seconds.unsigned_abs();
+    let (h, m, s) = (abs / 3600, abs % 3600 / 60, abs % 60);
+    let mut out = format!("{sign}{h:02}");
+    if m != 0 || s != 0 {
+        out.push_str(&format!(":{m:02}"));
+    }
+    if s != 0 {
+        out.push_str(&format!(":{s:02}"));
+    }
+    out
+}
+
+impl Temporal {
+    fn text(&self) -> String {
+        let (datetime, offset) = match self {
+            Temporal::Time(t) => return time_text(t),
+            Temporal::Timestamp(t) => (*t, None),
+            Temporal::TimestampTz(t) => (t.naive_local(), Some(t.offset().local_minus_utc())),
+        };
+        let (date, bc) = date_text(&datetime.date());
+        let mut s = format!("{date} {}", time_text(&datetime.time()));
+        if let Some(o) = offset {
+            s.push_str(&offset_text(o));
+        }
+        if bc {
+            s.push_str(" BC");
+        }
+        s
+    }
+}
+
+impl ToSql for Temporal {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Temporal::Time(t) => t.to_sql(ty, out),
+            Temporal::Timestamp(t) => t.to_sql(ty, out),
+            Temporal::TimestampTz(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ)
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Temporal {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _format_options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_slice(self.text().as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+fn out_of_range() -> PgWireError {
+    to_pg(StrataError::NumericOutOfRange(
+        "time or timestamp out of range".into(),
+    ))
+}
+
+fn timestamp_at<T: ArrowTimestampType>(
+    array: &dyn Array,
+    r: usize,
+    tz: Option<&str>,
+) -> PgWireResult<Temporal> {
+    let a = array.as_primitive_opt::<T>().ok_or_else(out_of_range)?;
+    match tz {
+        None => a
+            .value_as_datetime(r)
+            .map(Temporal::Timestamp)
+            .ok_or_else(out_of_range),
+        Some(tz) => {
+            let tz: Tz = tz.parse().map_err(|e: arrow::error::ArrowError| {
+                to_pg(StrataError::internal(e.to_string()))
+            })?;
+            a.value_as_datetime_with_tz(r, tz)
+                .map(|d| Temporal::TimestampTz(d.fixed_offset()))
+                .ok_or_else(out_of_range)
+        }
+    }
+}
+
+/// Row `r` of a TIME or TIMESTAMP column, None for NULL.
+fn temporal_at(array: &dyn Array, r: usize) -> PgWireResult<Option<Temporal>> {
+    if array.is_null(r) {
+        return Ok(None);
+    }
+    let time = |t: Option<NaiveTime>| t.map(Temporal::Time).ok_or_else(out_of_range);
+    let v = match array.data_type() {
+        DataType::Time32(TimeUnit::Second) => time(
+            array
+                .as_primitive_opt::<Time32SecondType>()
+                .and_then(|a| a.value_as_time(r)),
+        )?,
+        DataType::Time32(_) => time(
+            array
+                .as_primitive_opt::<Time32MillisecondType>()
+                .and_then(|a| a.value_as_time(r)),
+        )?,
+        DataType::Time64(TimeUnit::Nanosecond) => time(
+            array
+                .as_primitive_opt::<Time64NanosecondType>()
+                .and_then(|a| a.value_as_time(r)),
+        )?,
+        DataType::Time64(_) => time(
+            array
+                .as_primitive_opt::<Time64MicrosecondType>()
+                .and_then(|a| a.value_as_time(r)),
+        )?,
+        DataType::Timestamp(unit, tz) => {
+            let tz = tz.as_deref();
+            match unit {
+                TimeUnit::Second => timestamp_at::<TimestampSecondType>(array, r, tz)?,
+                TimeUnit::Millisecond => timestamp_at::<TimestampMillisecondType>(array, r, tz)?,
+                TimeUnit::Microsecond => timestamp_at::<TimestampMicrosecondType>(array, r, tz)?,
+                TimeUnit::Nanosecond => timestamp_at::<TimestampNanosecondType>(array, r, tz)?,
+            }
+        }
+        _ => return Err(out_of_range()),
+    };
+    Ok(Some(v))
 }
 
 pub fn pg_type(dt: &DataType) -> Type {

@@ -9,12 +9,14 @@ use crate::errors::{error_info, fatal, to_pg};
 use crate::login::{AuthSettings, Login};
 use crate::params::{decode_params, described_type};
 use async_trait::async_trait;
-use futures::Sink;
+use futures::{Sink, SinkExt};
+use pgwire::api::DEFAULT_NAME;
 use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, NoopHandler, PgWireServerHandlers,
@@ -22,6 +24,8 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use std::fmt::Debug;
 use std::sync::Arc;
 use strata_query::{Engine, Prepared, Session};
@@ -192,6 +196,51 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.frontend.parser.clone()
+    }
+
+    /// A statement that returns no rows but takes parameters (a plain INSERT)
+    /// is described as ParameterDescription + NoData. pgwire's default sends an
+    /// empty RowDescription then, which pgjdbc takes for a result set.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+            if let Some(Entry::Value(stored)) = client.portal_store().get_statement(name)
+                && stored.statement.schema.is_none()
+            {
+                let server = self
+                    .frontend
+                    .parser
+                    .get_parameter_types(&stored.statement)?;
+                let oids = (0..stored.parameter_types.len().max(server.len()))
+                    .map(|i| {
+                        stored
+                            .parameter_types
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .or_else(|| server.get(i).cloned())
+                            .unwrap_or(Type::UNKNOWN)
+                            .oid()
+                    })
+                    .collect();
+                client
+                    .send(PgWireBackendMessage::ParameterDescription(
+                        ParameterDescription::new(oids),
+                    ))
+                    .await?;
+                client
+                    .send(PgWireBackendMessage::NoData(NoData::new()))
+                    .await?;
+                return Ok(());
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_query<C>(

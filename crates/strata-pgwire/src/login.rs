@@ -16,7 +16,7 @@ use pgwire::api::auth::{
 use pgwire::api::{
     ClientInfo, ConnectionHandle, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
 };
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use std::fmt::Debug;
@@ -64,6 +64,47 @@ fn auth_failed(user: &str) -> PgWireError {
 #[async_trait]
 impl StartupHandler for Handler {
     async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self.startup_message(client, message).await {
+            Err(e) => close_on_fatal(client, e).await,
+            ok => ok,
+        }
+    }
+}
+
+/// A FATAL error ends the connection, as in Postgres: the ErrorResponse is the
+/// last message, with no ReadyForQuery after it (which pgwire would send for an
+/// error the handler returned), and the server closes its side.
+async fn close_on_fatal<C>(client: &mut C, e: PgWireError) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if matches!(e, PgWireError::IoError(_)) {
+        return Err(e);
+    }
+    let info = ErrorInfo::from(e);
+    if !info.is_fatal() {
+        return Err(PgWireError::UserError(Box::new(info)));
+    }
+    client
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await?;
+    client.close().await?;
+    Ok(())
+}
+
+impl Handler {
+    async fn startup_message<C>(
         &self,
         client: &mut C,
         message: PgWireFrontendMessage,

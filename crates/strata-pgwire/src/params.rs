@@ -61,12 +61,32 @@ pub fn decode_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<ScalarV
             match &portal.parameters[idx] {
                 None => Ok(typed_null(&ty)),
                 Some(raw) if portal.parameter_format.is_binary(idx) => decode_binary(&ty, raw, idx),
-                Some(raw) => std::str::from_utf8(raw)
-                    .map(|s| ScalarValue::Utf8(Some(s.to_string())))
-                    .map_err(|_| bad_param(idx, "not valid UTF-8")),
+                Some(raw) => {
+                    let text =
+                        std::str::from_utf8(raw).map_err(|_| bad_param(idx, "not valid UTF-8"))?;
+                    text_param(&portal.statement.statement, idx, text)
+                }
             }
         })
         .collect()
+}
+
+/// A text-format parameter: a string the engine casts to the parameter's type,
+/// except an array in Postgres' text form (`{1,2,NULL}`), which Arrow's casts do
+/// not read; it becomes a list of the element type the statement expects.
+fn text_param(p: &Prepared, idx: usize, text: &str) -> PgWireResult<ScalarValue> {
+    match p.param_types.get(idx) {
+        Some(Some(DataType::List(item))) => {
+            strata_sql::pgtext::parse_text_array(text, item.data_type()).map_err(|e| {
+                PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".into(),
+                    e.sqlstate().into(),
+                    format!("{e} (parameter ${})", idx + 1),
+                )))
+            })
+        }
+        _ => Ok(ScalarValue::Utf8(Some(text.to_string()))),
+    }
 }
 
 fn typed_null(ty: &Type) -> ScalarValue {

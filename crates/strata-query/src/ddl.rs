@@ -44,14 +44,20 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
         Statement::CreateNamespace {
             name,
             if_not_exists,
+            schema,
         } => {
             catalog.create_namespace(name, *if_not_exists)?;
-            Ok(QueryOutput::command("CREATE NAMESPACE"))
+            Ok(QueryOutput::command(if *schema {
+                "CREATE SCHEMA"
+            } else {
+                "CREATE NAMESPACE"
+            }))
         }
         Statement::DropNamespace {
             name,
             if_exists,
             cascade,
+            schema,
         } => {
             let tables: Vec<u32> = catalog
                 .tables()
@@ -64,7 +70,11 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
                     forget_cold(session, id);
                 }
             }
-            Ok(QueryOutput::command("DROP NAMESPACE"))
+            Ok(QueryOutput::command(if *schema {
+                "DROP SCHEMA"
+            } else {
+                "DROP NAMESPACE"
+            }))
         }
         Statement::CreateTable(ct) => {
             let (ns, _) = session.resolve(&ct.table);

@@ -71,14 +71,10 @@ impl Engine {
         let store = tiers.store.clone();
         let catalog = tiers.catalog.clone();
         let list = MemoryCatalogProviderList::new();
-        list.register_catalog(
-            CATALOG.into(),
-            Arc::new(StrataCatalogProvider::new(tiers.clone(), false)),
-        );
-        list.register_catalog(
-            CATALOG_WITH_SYSTEM_COLUMNS.into(),
-            Arc::new(StrataCatalogProvider::new(tiers.clone(), true)),
-        );
+        let strata = Arc::new(StrataCatalogProvider::new(tiers.clone(), false));
+        list.register_catalog(CATALOG.into(), strata.clone());
+        let strata_sys = Arc::new(StrataCatalogProvider::new(tiers.clone(), true));
+        list.register_catalog(CATALOG_WITH_SYSTEM_COLUMNS.into(), strata_sys.clone());
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, DEFAULT_NAMESPACE)
             .with_create_default_catalog_and_schema(false)
@@ -89,6 +85,9 @@ impl Engine {
             .with_catalog_list(Arc::new(list))
             .with_default_features()
             .build();
+        let base_state =
+            crate::pg_catalog::install(base_state, tiers.clone(), &[&strata, &strata_sys])
+                .map_err(std::io::Error::other)?;
         // More threads than cores: the OS time-slices a short query in beside a
         // long one instead of queueing it behind it.
         let threads = 2 * std::thread::available_parallelism()

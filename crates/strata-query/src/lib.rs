@@ -10,12 +10,14 @@
 //! single-row INSERTs and primary-key SELECTs skip DataFusion entirely.
 
 pub mod codec;
+mod compat;
 mod ddl;
 mod dml;
 mod engine;
 mod merged;
 mod output;
 mod overlay;
+mod pg_catalog;
 mod prepared;
 pub mod privileges;
 mod provider;

@@ -30,6 +30,8 @@ use strata_sql::TableKind;
 pub struct StrataCatalogProvider {
     tiers: Arc<Tiers>,
     with_system_columns: bool,
+    /// Schemas that are not namespaces (`pg_catalog`), added at startup.
+    extra: parking_lot::RwLock<Vec<(String, Arc<dyn SchemaProvider>)>>,
 }
 
 impl StrataCatalogProvider {
@@ -37,7 +39,12 @@ impl StrataCatalogProvider {
         StrataCatalogProvider {
             tiers,
             with_system_columns,
+            extra: Default::default(),
         }
+    }
+
+    pub(crate) fn add_schema(&self, name: &str, schema: Arc<dyn SchemaProvider>) {
+        self.extra.write().push((name.to_string(), schema));
     }
 }
 
@@ -51,10 +58,14 @@ impl CatalogProvider for StrataCatalogProvider {
             .map(|n| n.name)
             .collect();
         names.push("system".into());
+        names.extend(self.extra.read().iter().map(|(n, _)| n.clone()));
         names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if let Some((_, s)) = self.extra.read().iter().find(|(n, _)| n == name) {
+            return Some(s.clone());
+        }
         if name == "system" {
             return Some(Arc::new(SystemSchema::new(self.tiers.clone())));
         }

@@ -34,7 +34,7 @@ pub struct Session {
     user: String,
     /// The user that logged in; differs from `user` inside EXECUTE AS.
     session_user: String,
-    vars: Mutex<BTreeMap<String, String>>,
+    vars: user_functions::Vars,
     /// Shared with EXECUTE AS delegates and the DataFusion config (scans
     /// overlay the block's staged rows).
     txn: TxnHandle,
@@ -85,12 +85,14 @@ impl Session {
         vars.insert("search_path".into(), DEFAULT_NAMESPACE.into());
         let ctx = SessionContext::new_with_state(state);
         user_functions::register(&ctx, &user, &session_user);
+        let vars = Arc::new(Mutex::new(vars));
+        user_functions::register_settings(&ctx, &vars);
         Session {
             engine,
             ctx,
             user,
             session_user,
-            vars: Mutex::new(vars),
+            vars,
             txn,
         }
     }
@@ -175,7 +177,7 @@ impl Session {
     /// Parses and plans one statement (extended protocol `Parse`).
     pub async fn prepare(&self, sql: &str) -> Result<Option<Arc<Prepared>>> {
         let result = async {
-            match strata_sql::parse_one(sql)? {
+            match crate::compat::parse_one(sql)? {
                 None => Ok(None),
                 Some(stmt) => {
                     self.check_not_aborted(&stmt)?;
@@ -384,7 +386,7 @@ impl Session {
     /// first error. Results of all but the last statement are read fully before
     /// the next statement runs, as Postgres does.
     pub async fn run_simple(&self, sql: &str) -> (Vec<QueryOutput>, Option<StrataError>) {
-        let stmts = match strata_sql::parse_sql(sql) {
+        let stmts = match crate::compat::parse_sql(sql) {
             Ok(s) => s,
             Err(e) => {
                 self.txn.fail();

@@ -1,5 +1,6 @@
-//! `current_user` and `session_user`: per-session constants, registered on the
-//! session's own DataFusion context (each session is one user's).
+//! Functions whose answer is the session's: `current_user` and `session_user`
+//! (per-session constants), `current_setting` and `set_config` (the session's
+//! settings). They are registered on the session's own DataFusion context.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result as DfResult;
@@ -8,6 +9,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct UserName {
@@ -47,6 +51,103 @@ pub(crate) fn register(ctx: &SessionContext, current_user: &str, session_user: &
             name,
             value: value.to_string(),
             signature: Signature::nullary(Volatility::Stable),
+        }));
+    }
+}
+
+/// A session's settings, shared with `current_setting` and `set_config`.
+pub(crate) type Vars = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// `current_setting(name [, missing_ok])` and `set_config(name, value,
+/// is_local)` over the session's settings (what SHOW and SET see).
+#[derive(Debug)]
+struct Setting {
+    name: &'static str,
+    vars: Vars,
+    signature: Signature,
+}
+
+impl PartialEq for Setting {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.vars, &other.vars)
+    }
+}
+
+impl Eq for Setting {}
+
+impl std::hash::Hash for Setting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        (Arc::as_ptr(&self.vars) as usize).hash(state);
+    }
+}
+
+fn text_arg(args: &[ColumnarValue], i: usize) -> DfResult<Option<String>> {
+    match args.get(i) {
+        Some(ColumnarValue::Scalar(v)) => Ok(match v.cast_to(&DataType::Utf8)? {
+            ScalarValue::Utf8(s) => s,
+            _ => None,
+        }),
+        Some(ColumnarValue::Array(a)) if !a.is_empty() => {
+            match ScalarValue::try_from_array(a, 0)?.cast_to(&DataType::Utf8)? {
+                ScalarValue::Utf8(s) => Ok(s),
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+impl ScalarUDFImpl for Setting {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let name = text_arg(&args.args, 0)?.unwrap_or_default().to_lowercase();
+        let value = if self.name == "set_config" {
+            let value = text_arg(&args.args, 1)?.unwrap_or_default();
+            self.vars.lock().insert(name, value.clone());
+            Some(value)
+        } else {
+            let missing_ok = matches!(
+                args.args.get(1),
+                Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+            );
+            match self.vars.lock().get(&name) {
+                Some(v) => Some(v.clone()),
+                None if missing_ok => None,
+                None => {
+                    return Err(datafusion::error::DataFusionError::External(Box::new(
+                        strata_common::StrataError::UndefinedObject(format!(
+                            "unrecognized configuration parameter \"{name}\""
+                        )),
+                    )));
+                }
+            }
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value)))
+    }
+}
+
+pub(crate) fn register_settings(ctx: &SessionContext, vars: &Vars) {
+    use datafusion::logical_expr::TypeSignature;
+    for (name, arities) in [("current_setting", vec![1, 2]), ("set_config", vec![3])] {
+        ctx.register_udf(ScalarUDF::from(Setting {
+            name,
+            vars: vars.clone(),
+            signature: Signature::one_of(
+                arities.into_iter().map(TypeSignature::Any).collect(),
+                Volatility::Volatile,
+            ),
         }));
     }
 }

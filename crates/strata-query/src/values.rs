@@ -8,6 +8,7 @@ use datafusion::scalar::ScalarValue;
 use std::sync::atomic::{AtomicU64, Ordering};
 use strata_catalog::{ColumnDef, ColumnType};
 use strata_common::{Result, StrataError};
+use strata_sql::pgtext::{parse_array_literal, parse_bytea, pg_bool};
 
 /// Casts a value to a column's type and checks the type's own rules.
 pub fn coerce(col: &ColumnDef, v: ScalarValue) -> Result<ScalarValue> {
@@ -48,19 +49,10 @@ pub fn coerce(col: &ColumnDef, v: ScalarValue) -> Result<ScalarValue> {
 
 fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValue> {
     let shown = v.to_string();
-    // BYTEA text input is Postgres' hex format (`\x0a1b`); anything else is taken
-    // as the bytes of the string, as Postgres' escape format does for plain text.
+    // BYTEA text input is Postgres' hex format (`\x0a1b`) or its escape format
+    // (plain text, with `\\` and `\nnn` octal escapes).
     if let (DataType::Binary, ScalarValue::Utf8(Some(s))) = (target, &v) {
-        return match s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
-            Some(hex) => decode_hex(hex)
-                .map(|b| ScalarValue::Binary(Some(b)))
-                .ok_or_else(|| {
-                    StrataError::InvalidText(format!(
-                        "invalid hexadecimal data for type bytea: \"{s}\""
-                    ))
-                }),
-            None => Ok(ScalarValue::Binary(Some(s.as_bytes().to_vec()))),
-        };
+        return Ok(ScalarValue::Binary(Some(parse_bytea(s)?)));
     }
     // Postgres' text form of an array: {1,2,NULL} or {"a b","c"}.
     if let (DataType::List(_), ColumnType::Array(inner), ScalarValue::Utf8(Some(s))) =
@@ -89,13 +81,7 @@ fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValu
     }
     // Strings for BOOLEAN follow Postgres' spellings, which Arrow's cast lacks.
     if let (DataType::Boolean, ScalarValue::Utf8(Some(s))) = (target, &v) {
-        return match s.trim().to_ascii_lowercase().as_str() {
-            "t" | "true" | "yes" | "y" | "on" | "1" => Ok(ScalarValue::Boolean(Some(true))),
-            "f" | "false" | "no" | "n" | "off" | "0" => Ok(ScalarValue::Boolean(Some(false))),
-            _ => Err(StrataError::InvalidText(format!(
-                "invalid input syntax for type boolean: \"{s}\""
-            ))),
-        };
+        return pg_bool(s);
     }
     let from_string = matches!(
         v.data_type(),
@@ -133,71 +119,6 @@ fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValu
             ))
         }
     })
-}
-
-/// Splits a one-dimensional array literal into its items (None for NULL).
-fn parse_array_literal(s: &str) -> Option<Vec<Option<String>>> {
-    let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?;
-    let mut items = vec![];
-    if inner.trim().is_empty() {
-        return Some(items);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        let quoted = chars.peek() == Some(&'"');
-        if quoted {
-            chars.next();
-            loop {
-                match chars.next()? {
-                    '\\' => item.push(chars.next()?),
-                    '"' => break,
-                    c => item.push(c),
-                }
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                if c == '{' || c == '"' {
-                    return None; // nested arrays are not supported
-                }
-                item.push(c);
-                chars.next();
-            }
-            item = item.trim().to_string();
-        }
-        items.push(if !quoted && item.eq_ignore_ascii_case("null") {
-            None
-        } else {
-            Some(item)
-        });
-        match chars.next() {
-            Some(',') => continue,
-            None => return Some(items),
-            _ => return None,
-        }
-    }
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    let hex: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    hex.chunks(2)
-        .map(|pair| {
-            let s = std::str::from_utf8(pair).ok()?;
-            u8::from_str_radix(s, 16).ok()
-        })
-        .collect()
 }
 
 /// A 64-bit id: milliseconds since 2020-01-01 in the high bits, then a counter.

@@ -1417,3 +1417,322 @@ async fn cancel_request_cancels_a_running_query() {
         server.log_tail()
     );
 }
+
+// ---------------------------------------------------------------------------
+// What client drivers see: text-format parameters, column types, command
+// tags, failed logins
+// ---------------------------------------------------------------------------
+
+/// A parameter sent in text format, as node-postgres and psycopg send them.
+#[derive(Debug)]
+struct TextParam(&'static str);
+
+impl ToSql for TextParam {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _: &Type) -> tokio_postgres::types::Format {
+        tokio_postgres::types::Format::Text
+    }
+
+    to_sql_checked!();
+}
+
+/// Arrays sent as text parameters (`{1,2,NULL}`), in Postgres' array syntax:
+/// quoted elements, backslash escapes, NULL, the empty array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_format_array_parameters() {
+    let server = TestServer::start().await;
+    timed("text array parameters", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(
+            &client,
+            "CREATE TABLE arr (id BIGINT PRIMARY KEY, ai INT[], ai8 BIGINT[], af8 DOUBLE PRECISION[], ab BOOLEAN[], at TEXT[])",
+        )
+        .await;
+        // Parsed without parameter types, as node-postgres sends them (OID 0).
+        let insert = client
+            .prepare("INSERT INTO arr VALUES ($1, $2, $3, $4, $5, $6)")
+            .await
+            .expect("prepare insert");
+        let rows: [(i64, [&'static str; 5]); 4] = [
+            (1, ["{1,2,NULL}", "{9007199254740993,-1}", "{1.5,-2.25}", "{t,f}", r#"{a,"b c",""}"#]),
+            (2, ["{}", "{NULL}", "{}", "{NULL,t}", r#"{"x\"y","back\\slash","NULL"," sp ",NULL,"{}","a,b"}"#]),
+            (3, [r#"{"1","2",NULL}"#, r#"{"-5"}"#, r#"{"1e3", 0.5 }"#, r#"{"true","false"}"#, "{}"]),
+            (4, ["{ 7 }", "{}", "{NaN}", "{}", "{NULL}"]),
+        ];
+        for (id, [ai, ai8, af8, ab, at]) in rows {
+            let (ai, ai8, af8, ab, at) =
+                (TextParam(ai), TextParam(ai8), TextParam(af8), TextParam(ab), TextParam(at));
+            client
+                .execute(&insert, &[&id, &ai, &ai8, &af8, &ab, &at])
+                .await
+                .unwrap_or_else(|e| panic!("insert {id}: {}", describe(&e)));
+        }
+        type Arrays = (
+            Vec<Option<i32>>,
+            Vec<Option<i64>>,
+            Vec<Option<f64>>,
+            Vec<Option<bool>>,
+            Vec<Option<String>>,
+        );
+        let got: Vec<Arrays> = client
+            .query("SELECT ai, ai8, af8, ab, at FROM arr ORDER BY id", &[])
+            .await
+            .expect("select arrays")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect();
+        let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(String::from)).collect::<Vec<_>>();
+        assert_eq!(got[0].0, vec![Some(1), Some(2), None]);
+        assert_eq!(got[0].1, vec![Some(9007199254740993), Some(-1)]);
+        assert_eq!(got[0].2, vec![Some(1.5), Some(-2.25)]);
+        assert_eq!(got[0].3, vec![Some(true), Some(false)]);
+        assert_eq!(got[0].4, s(&[Some("a"), Some("b c"), Some("")]));
+        assert_eq!(got[1].0, Vec::<Option<i32>>::new());
+        assert_eq!(got[1].1, vec![None]);
+        assert_eq!(got[1].3, vec![None, Some(true)]);
+        assert_eq!(
+            got[1].4,
+            s(&[Some("x\"y"), Some("back\\slash"), Some("NULL"), Some(" sp "), None, Some("{}"), Some("a,b")])
+        );
+        assert_eq!(got[2].0, vec![Some(1), Some(2), None]);
+        assert_eq!(got[2].1, vec![Some(-5)]);
+        assert_eq!(got[2].2, vec![Some(1000.0), Some(0.5)]);
+        assert_eq!(got[2].3, vec![Some(true), Some(false)]);
+        assert_eq!(got[3].0, vec![Some(7)]);
+        assert!(got[3].2.first().copied().flatten().is_some_and(f64::is_nan));
+        assert_eq!(got[3].4, vec![None]);
+
+        // The same text in a WHERE clause's comparison with an array column.
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM arr WHERE ai = $1", &[&TextParam("{1,2,NULL}")])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or_else(|e| panic!("array parameter in WHERE: {}", describe(&e)));
+        assert_eq!(n, 2);
+
+        for (bad, why) in [
+            ("{1,2", "unterminated"),
+            ("{1,,2}", "empty element"),
+            ("{x}", "not an integer"),
+            ("{{1},{2}}", "nested"),
+        ] {
+            let e = client
+                .execute(&insert, &[&9i64, &TextParam(bad), &TextParam("{}"), &TextParam("{}"), &TextParam("{}"), &TextParam("{}")])
+                .await
+                .expect_err(why);
+            assert_eq!(sqlstate(&e).as_deref(), Some("22P02"), "{why}: {}", describe(&e));
+        }
+    })
+    .await;
+}
+
+/// Column and literal types in RowDescription as Postgres reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn described_types_match_postgres() {
+    let server = TestServer::start().await;
+    timed("described types", TEST_TIMEOUT, async {
+        let client = server.client().await;
+        simple(
+            &client,
+            "CREATE TABLE vt (id BIGINT PRIMARY KEY, vc VARCHAR(20), v VARCHAR, t TEXT)",
+        )
+        .await;
+        simple(&client, "INSERT INTO vt VALUES (1, 'abc', 'd', 'e')").await;
+        let types = |sql: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .prepare(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)))
+                    .columns()
+                    .iter()
+                    .map(|c| c.type_().clone())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            types("SELECT id, vc, v, t FROM vt").await,
+            vec![Type::INT8, Type::VARCHAR, Type::VARCHAR, Type::TEXT]
+        );
+        let row = client
+            .query_one("SELECT vc, v FROM vt", &[])
+            .await
+            .expect("select varchar");
+        assert_eq!(row.get::<_, String>(0), "abc");
+        assert_eq!(row.get::<_, String>(1), "d");
+        // An integer literal that fits is int4, as in Postgres; a larger one int8.
+        assert_eq!(types("SELECT 1").await, vec![Type::INT4]);
+        assert_eq!(
+            types("SELECT -7 AS n, 4294967296").await,
+            vec![Type::INT4, Type::INT8]
+        );
+        let row = client.query_one("SELECT 1", &[]).await.expect("SELECT 1");
+        assert_eq!(row.get::<_, i32>(0), 1);
+        assert_eq!(
+            simple_scalar(&client, "SELECT 1").await.as_deref(),
+            Some("1")
+        );
+        // Arithmetic on literals keeps 64 bits (no int4 overflow).
+        assert_eq!(
+            scalar_i64(&client, "SELECT 100000 * 100000").await,
+            10_000_000_000
+        );
+    })
+    .await;
+}
+
+/// The Postgres messages of a raw byte stream: (type, body).
+fn backend_messages(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = vec![];
+    while bytes.len() >= 5 {
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        if len < 4 || bytes.len() < 1 + len {
+            break;
+        }
+        out.push((bytes[0], bytes[5..1 + len].to_vec()));
+        bytes = &bytes[1 + len..];
+    }
+    out
+}
+
+/// The fields of an ErrorResponse body, by their one-letter codes.
+fn error_fields(body: &[u8]) -> Vec<(u8, String)> {
+    body.split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| (f[0], String::from_utf8_lossy(&f[1..]).into_owned()))
+        .collect()
+}
+
+/// CREATE/DROP SCHEMA complete with Postgres' tags; the NAMESPACE spellings with their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_statements_have_postgres_command_tags() {
+    let server = TestServer::start().await;
+    timed("schema command tags", TEST_TIMEOUT, async {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .expect("connect");
+        stream.write_all(&startup_packet()).await.expect("startup");
+        let mut seen = Vec::new();
+        while !backend_messages(&seen).iter().any(|(t, _)| *t == b'Z') {
+            let more = read_for(&mut stream, Duration::from_secs(10), 1).await;
+            assert!(!more.is_empty(), "no ReadyForQuery after startup");
+            seen.extend(more);
+        }
+        stream
+            .write_all(&query_message(
+                "CREATE SCHEMA s1; DROP SCHEMA s1; CREATE NAMESPACE n1; DROP NAMESPACE n1",
+            ))
+            .await
+            .expect("query");
+        let mut seen = Vec::new();
+        while !backend_messages(&seen).iter().any(|(t, _)| *t == b'Z') {
+            let more = read_for(&mut stream, Duration::from_secs(10), 1).await;
+            assert!(!more.is_empty(), "no ReadyForQuery after the query");
+            seen.extend(more);
+        }
+        let tags: Vec<String> = backend_messages(&seen)
+            .into_iter()
+            .filter(|(t, _)| *t == b'C')
+            .map(|(_, body)| {
+                String::from_utf8_lossy(&body)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                "CREATE SCHEMA",
+                "DROP SCHEMA",
+                "CREATE NAMESPACE",
+                "DROP NAMESPACE"
+            ]
+        );
+    })
+    .await;
+}
+
+/// A failed login ends with a FATAL ErrorResponse and the server closing the
+/// connection, with no ReadyForQuery (asyncpg fails on one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_login_is_fatal_and_closes_the_connection() {
+    let server = TestServer::start_with(common::ServerOptions {
+        config: "[auth]\nallow_cleartext = true".into(),
+        ..Default::default()
+    })
+    .await;
+    timed("failed login", TEST_TIMEOUT, async {
+        let root = server.client().await;
+        simple(&root, "CREATE USER alice PASSWORD 'alice-pw'").await;
+        for user in ["alice", "ghost"] {
+            let mut body = 196_608u32.to_be_bytes().to_vec();
+            for s in ["user", user, "database", "strata"] {
+                body.extend_from_slice(s.as_bytes());
+                body.push(0);
+            }
+            body.push(0);
+            let mut startup = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+            startup.extend_from_slice(&body);
+            let mut stream = TcpStream::connect(("127.0.0.1", server.port()))
+                .await
+                .expect("connect");
+            stream.write_all(&startup).await.expect("startup");
+            // AuthenticationCleartextPassword: 'R', length 8, code 3.
+            let mut ask = [0u8; 9];
+            stream.read_exact(&mut ask).await.expect("auth request");
+            assert_eq!(
+                ask,
+                [b'R', 0, 0, 0, 8, 0, 0, 0, 3],
+                "{user}: cleartext request"
+            );
+            let password = b"wrong\0";
+            let mut msg = vec![b'p'];
+            msg.extend_from_slice(&((password.len() + 4) as u32).to_be_bytes());
+            msg.extend_from_slice(password);
+            stream.write_all(&msg).await.expect("password");
+            // Everything until the server closes the connection.
+            let mut rest = Vec::new();
+            let closed = timed(
+                "the server closing the connection",
+                Duration::from_secs(10),
+                stream.read_to_end(&mut rest),
+            )
+            .await;
+            assert!(closed.is_ok(), "{user}: {closed:?}");
+            let messages = backend_messages(&rest);
+            let types: Vec<char> = messages.iter().map(|(t, _)| *t as char).collect();
+            assert_eq!(types, ['E'], "{user}: messages after the password");
+            let fields = error_fields(&messages[0].1);
+            assert!(
+                fields.contains(&(b'S', "FATAL".into())),
+                "{user}: {fields:?}"
+            );
+            assert!(
+                fields.contains(&(b'C', "28P01".into())),
+                "{user}: {fields:?}"
+            );
+        }
+        // The server is fine and a right password still works.
+        let alice = server.client_as("alice", Some("alice-pw")).await;
+        assert_eq!(
+            simple_scalar(&alice, "SELECT current_user")
+                .await
+                .as_deref(),
+            Some("alice")
+        );
+    })
+    .await;
+}

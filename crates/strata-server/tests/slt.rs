@@ -414,15 +414,15 @@ fn render_binary(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
         Type::DATE => chrono::NaiveDate::from_sql(ty, raw)?
             .format("%Y-%m-%d")
             .to_string(),
-        Type::TIME => chrono::NaiveTime::from_sql(ty, raw)?
-            .format("%H:%M:%S%.6f")
-            .to_string(),
-        Type::TIMESTAMP => chrono::NaiveDateTime::from_sql(ty, raw)?
-            .format("%Y-%m-%d %H:%M:%S%.6f")
-            .to_string(),
-        Type::TIMESTAMPTZ => chrono::DateTime::<chrono::Utc>::from_sql(ty, raw)?
-            .format("%Y-%m-%d %H:%M:%S%.6f+00")
-            .to_string(),
+        Type::TIME => format_time(chrono::NaiveTime::from_sql(ty, raw)?),
+        Type::TIMESTAMP => {
+            let t = chrono::NaiveDateTime::from_sql(ty, raw)?;
+            format!("{} {}", t.format("%Y-%m-%d"), format_time(t.time()))
+        }
+        Type::TIMESTAMPTZ => {
+            let t = chrono::DateTime::<chrono::Utc>::from_sql(ty, raw)?.naive_utc();
+            format!("{} {}+00", t.format("%Y-%m-%d"), format_time(t.time()))
+        }
         Type::INTERVAL => decode_interval(raw)?,
         _ => match ty.kind() {
             Kind::Array(_) => {
@@ -436,6 +436,17 @@ fn render_binary(ty: &Type, raw: &[u8]) -> Result<String, BoxError> {
             },
         },
     })
+}
+
+/// A time of day as Postgres prints it: the fraction of a second only when it
+/// is not zero, without trailing zeros.
+fn format_time(t: chrono::NaiveTime) -> String {
+    let text = t.format("%H:%M:%S%.6f").to_string();
+    match text.split_once('.') {
+        Some((hms, frac)) if frac.trim_end_matches('0').is_empty() => hms.to_string(),
+        Some(_) => text.trim_end_matches('0').to_string(),
+        None => text,
+    }
 }
 
 /// Float8 text as pgwire prints it (extra_float_digits = 1).

@@ -7,6 +7,7 @@
 mod cursor;
 mod options;
 mod parse;
+pub mod pgtext;
 mod users;
 
 pub use datafusion::sql::sqlparser;
@@ -21,11 +22,15 @@ pub enum Statement {
     CreateNamespace {
         name: String,
         if_not_exists: bool,
+        /// Said as `CREATE SCHEMA`, which is also the command tag.
+        schema: bool,
     },
     DropNamespace {
         name: String,
         if_exists: bool,
         cascade: bool,
+        /// Said as `DROP SCHEMA`, which is also the command tag.
+        schema: bool,
     },
     CreateTable(Box<CreateTable>),
     /// `ALTER TABLE t SET (KEY = value, ...)`

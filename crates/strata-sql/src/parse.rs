@@ -71,6 +71,7 @@ pub(crate) fn plain(toks: &[TokenWithSpan]) -> Vec<Token> {
 
 pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
     let mut c = Cursor::new(&plain(&toks));
+    let create_schema = c.peek_words(&["CREATE", "SCHEMA"]);
     if c.eat_words(&["CREATE", "NAMESPACE"]) || c.eat_words(&["CREATE", "SCHEMA"]) {
         let if_not_exists = c.eat_words(&["IF", "NOT", "EXISTS"]);
         let name = c.ident()?;
@@ -78,8 +79,10 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
         return Ok(Statement::CreateNamespace {
             name,
             if_not_exists,
+            schema: create_schema,
         });
     }
+    let drop_schema = c.peek_words(&["DROP", "SCHEMA"]);
     if c.eat_words(&["DROP", "NAMESPACE"]) || c.eat_words(&["DROP", "SCHEMA"]) {
         let if_exists = c.eat_words(&["IF", "EXISTS"]);
         let name = c.ident()?;
@@ -92,6 +95,7 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
             name,
             if_exists,
             cascade,
+            schema: drop_schema,
         });
     }
     if c.eat_words(&["SHOW", "NAMESPACES"]) || c.eat_words(&["SHOW", "SCHEMAS"]) {
@@ -189,9 +193,12 @@ fn parse_with_sqlparser(toks: Vec<TokenWithSpan>) -> Result<ast::Statement> {
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(toks);
-    let stmt = parser.parse_statement()?;
+    let mut stmt = parser.parse_statement()?;
     match parser.peek_token().token {
-        Token::EOF | Token::SemiColon => Ok(stmt),
+        Token::EOF | Token::SemiColon => {
+            crate::pgtext::rewrite_statement(&mut stmt)?;
+            Ok(stmt)
+        }
         other => Err(StrataError::syntax(format!(
             "syntax error at or near \"{other}\""
         ))),
@@ -385,12 +392,17 @@ mod tests {
             one("create schema if not exists x"),
             Statement::CreateNamespace {
                 if_not_exists: true,
+                schema: true,
                 ..
             }
         ));
         assert!(matches!(
             one("DROP NAMESPACE x CASCADE"),
-            Statement::DropNamespace { cascade: true, .. }
+            Statement::DropNamespace {
+                cascade: true,
+                schema: false,
+                ..
+            }
         ));
         assert!(matches!(
             one("SHOW TABLES IN app"),

@@ -1,0 +1,279 @@
+//! `pg_catalog` for tools (psql's `\d` family, JDBC metadata, drivers' type
+//! lookups), built by `datafusion-pg-catalog` over Strata's own catalog:
+//! namespaces are schemas (with `system` for the system tables), tables carry
+//! their columns, and Strata's users are the roles. Also the Postgres
+//! functions such tools call that the crate does not provide.
+//!
+//! The catalog DataFusion sees holds a second copy of every table (the one
+//! showing `_seq`/`_deleted`); pg_catalog lists only the plain one.
+
+use crate::engine::CATALOG;
+use crate::system::SystemSchema;
+use crate::tiers::Tiers;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::SchemaProvider;
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
+use datafusion_pg_catalog::pg_catalog::{self as pgc, PgCatalogSchemaProvider};
+use std::sync::Arc;
+use strata_catalog::Role as StrataRole;
+
+/// Strata's catalog as `datafusion-pg-catalog` reads it.
+#[derive(Clone)]
+pub(crate) struct StrataCatalogInfo {
+    tiers: Arc<Tiers>,
+}
+
+impl std::fmt::Debug for StrataCatalogInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StrataCatalogInfo")
+    }
+}
+
+#[async_trait]
+impl CatalogInfo for StrataCatalogInfo {
+    async fn catalog_names(&self) -> DfResult<Vec<String>> {
+        Ok(vec![CATALOG.to_string()])
+    }
+
+    async fn schema_names(&self, catalog: &str) -> DfResult<Option<Vec<String>>> {
+        if catalog != CATALOG {
+            return Ok(None);
+        }
+        let mut names: Vec<String> = self
+            .tiers
+            .catalog
+            .namespaces()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        names.extend(["system", "pg_catalog", "information_schema"].map(String::from));
+        Ok(Some(names))
+    }
+
+    async fn table_names(&self, catalog: &str, schema: &str) -> DfResult<Option<Vec<String>>> {
+        if catalog != CATALOG {
+            return Ok(None);
+        }
+        Ok(Some(match schema {
+            "system" => SystemSchema::new(self.tiers.clone()).table_names(),
+            "pg_catalog" | "information_schema" => vec![],
+            ns => self
+                .tiers
+                .catalog
+                .tables()
+                .into_iter()
+                .filter(|t| t.namespace == ns)
+                .map(|t| t.name.clone())
+                .collect(),
+        }))
+    }
+
+    async fn table_schema(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> DfResult<Option<SchemaRef>> {
+        if catalog != CATALOG {
+            return Ok(None);
+        }
+        if schema == "system" {
+            let t = SystemSchema::new(self.tiers.clone()).table(table).await?;
+            return Ok(t.map(|t| t.schema()));
+        }
+        Ok(self
+            .tiers
+            .catalog
+            .table(schema, table)
+            .map(|def| def.arrow_schema(false)))
+    }
+
+    async fn table_type(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> DfResult<Option<TableType>> {
+        Ok(self
+            .table_schema(catalog, schema, table)
+            .await?
+            .map(|_| TableType::Base))
+    }
+}
+
+/// Strata's users as Postgres roles (`pg_roles`, `\du`).
+#[derive(Clone)]
+pub(crate) struct StrataRoles {
+    tiers: Arc<Tiers>,
+}
+
+impl std::fmt::Debug for StrataRoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StrataRoles")
+    }
+}
+
+#[async_trait]
+impl PgCatalogContextProvider for StrataRoles {
+    async fn roles(&self) -> Vec<String> {
+        self.tiers
+            .catalog
+            .users()
+            .iter()
+            .map(|u| u.name.clone())
+            .collect()
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        let u = self.tiers.catalog.user(name)?;
+        let admin = matches!(u.role, StrataRole::Dba | StrataRole::System);
+        Some(Role {
+            name: u.name.clone(),
+            is_superuser: u.role == StrataRole::System,
+            can_login: true,
+            can_create_db: false,
+            can_create_role: admin,
+            can_create_user: admin,
+            can_replication: false,
+            grants: vec![],
+            inherited_roles: vec![],
+        })
+    }
+}
+
+fn df_err(e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Execution(e.to_string())
+}
+
+/// Adds `pg_catalog` and the Postgres functions tools call to the engine's
+/// base state (every session starts from it).
+pub(crate) fn install(
+    state: SessionState,
+    tiers: Arc<Tiers>,
+    catalogs: &[&Arc<crate::provider::StrataCatalogProvider>],
+) -> DfResult<SessionState> {
+    let ctx = SessionContext::new_with_state(state);
+    let statics = Arc::new(pgc::PgCatalogStaticTables::try_new().map_err(df_err)?);
+    let provider = PgCatalogSchemaProvider::try_new(
+        StrataCatalogInfo {
+            tiers: tiers.clone(),
+        },
+        statics.clone(),
+        StrataRoles { tiers },
+    )
+    .map_err(df_err)?;
+    let provider: Arc<dyn SchemaProvider> = Arc::new(provider);
+    for c in catalogs {
+        c.add_schema("pg_catalog", provider.clone());
+    }
+
+    ctx.register_udf(pgc::create_current_database_udf("strata"));
+    ctx.register_udf(pgc::create_current_schema_udf());
+    ctx.register_udf(pgc::create_current_schemas_udf());
+    ctx.register_udf(pgc::create_pg_get_userbyid_udf());
+    for name in [
+        "has_table_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+        "has_any_column_privilege",
+    ] {
+        ctx.register_udf(pgc::has_privilege_udf::create_has_privilege_udf(name));
+    }
+    ctx.register_udf(pgc::create_pg_table_is_visible());
+    ctx.register_udf(pgc::format_type::create_format_type_udf());
+    ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
+    ctx.register_udf(pgc::pg_get_expr_udf::create_pg_get_expr_udf());
+    ctx.register_udf(pgc::create_pg_get_partkeydef_udf());
+    ctx.register_udf(pgc::create_pg_relation_is_publishable_udf());
+    ctx.register_udf(pgc::create_pg_get_statisticsobjdef_columns_udf());
+    ctx.register_udf(pgc::create_pg_encoding_to_char_udf());
+    ctx.register_udf(pgc::create_pg_backend_pid_udf());
+    ctx.register_udf(pgc::create_pg_relation_size_udf());
+    ctx.register_udf(pgc::create_pg_total_relation_size_udf());
+    ctx.register_udf(pgc::create_pg_stat_get_numscans());
+    ctx.register_udf(pgc::create_pg_get_constraintdef());
+    ctx.register_udf(pgc::create_pg_get_partition_ancestors_udf());
+    ctx.register_udf(pgc::quote_ident_udf::create_quote_ident_udf());
+    ctx.register_udf(pgc::quote_ident_udf::create_parse_ident_udf());
+    ctx.register_udf(pgc::array_bounds_udf::create_array_upper_udf());
+    ctx.register_udf(pgc::array_bounds_udf::create_array_lower_udf());
+    ctx.register_udf(ScalarUDF::from(Constant::version()));
+    for (name, arity) in [
+        ("obj_description", vec![1, 2]),
+        ("col_description", vec![2]),
+        ("shobj_description", vec![2]),
+        ("pg_get_indexdef", vec![1, 3]),
+        ("pg_get_viewdef", vec![1, 2]),
+    ] {
+        ctx.register_udf(ScalarUDF::from(Constant::null_text(name, &arity)));
+    }
+    pgc::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
+    let state = ctx.state();
+    Ok(SessionStateBuilder::new_from_existing(state)
+        .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
+        .build())
+}
+
+/// A function whose answer does not depend on its arguments: `version()`, and
+/// the comment lookups (`obj_description` …), which are NULL since Strata
+/// keeps no comments.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Constant {
+    name: String,
+    value: ScalarValue,
+    signature: Signature,
+}
+
+impl Constant {
+    fn version() -> Constant {
+        Constant {
+            name: "version".into(),
+            value: ScalarValue::Utf8(Some(format!(
+                "PostgreSQL 15.0 (Strata {}) on x86_64-pc-linux-gnu",
+                env!("CARGO_PKG_VERSION")
+            ))),
+            signature: Signature::nullary(Volatility::Immutable),
+        }
+    }
+
+    fn null_text(name: &str, arities: &[usize]) -> Constant {
+        Constant {
+            name: name.into(),
+            value: ScalarValue::Utf8(None),
+            signature: Signature::one_of(
+                arities.iter().map(|&n| TypeSignature::Any(n)).collect(),
+                Volatility::Stable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}

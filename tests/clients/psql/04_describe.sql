@@ -1,0 +1,4 @@
+-- psql's catalog commands against the namespace.
+\dn :ns
+\dt :ns.*
+\d :ns.t
