@@ -186,3 +186,44 @@ SELECT count(*) AS n FROM shop.items;
     }
     drop(server);
 }
+
+/// psql's describe commands read pg_catalog: every listing names what exists.
+#[tokio::test]
+async fn psql_describe_commands_list_the_catalog() {
+    let server = TestServer::start().await;
+    let port = server.port();
+    let result = tokio::task::spawn_blocking(move || {
+        expect_success(
+            &psql(
+                port,
+                &[
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    "CREATE NAMESPACE app; CREATE TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL, n INT); CREATE USER alice ROLE dba",
+                ],
+                None,
+            ),
+            "setup",
+        );
+        let run = |cmd: &str| expect_success(&psql(port, &["-c", cmd], None), cmd);
+        let dn = run("\\dn");
+        assert!(dn.contains("app") && dn.contains("system"), "\\dn:\n{dn}");
+        let dt = run("\\dt app.*");
+        assert!(dt.contains("notes") && dt.contains("table"), "\\dt app.*:\n{dt}");
+        let dt = run("\\dt");
+        assert!(dt.contains("notes") && dt.contains("jobs"), "\\dt:\n{dt}");
+        let d = run("\\d app.notes");
+        for want in ["Table \"app.notes\"", "bigint", "not null", "body", "integer"] {
+            assert!(d.contains(want), "\\d app.notes lacks {want}:\n{d}");
+        }
+        let du = run("\\du");
+        assert!(du.contains("root") && du.contains("Superuser") && du.contains("alice"), "\\du:\n{du}");
+        let l = run("\\l");
+        assert!(l.contains("strata"), "\\l:\n{l}");
+    })
+    .await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
