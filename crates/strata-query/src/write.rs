@@ -81,9 +81,9 @@ pub(crate) async fn write_rows(
 struct Group<'a> {
     table: &'a TableDef,
     partition: &'a str,
-    puts: Vec<Put>,
-    deletes: Vec<Vec<u8>>,
-    superseded: Vec<(Vec<u8>, Location)>,
+    puts: &'a [Put],
+    deletes: &'a [Vec<u8>],
+    superseded: Vec<(&'a [u8], Location)>,
 }
 
 impl<'a> Group<'a> {
@@ -91,14 +91,14 @@ impl<'a> Group<'a> {
         store: &Store,
         table: &'a TableDef,
         partition: &'a str,
-        puts: Vec<Put>,
-        deletes: Vec<Vec<u8>>,
+        puts: &'a [Put],
+        deletes: &'a [Vec<u8>],
     ) -> Result<Self> {
         // Cold versions these writes supersede, found before the commit lock.
         let mut superseded = vec![];
         for k in deletes.iter().chain(puts.iter().map(|(k, _)| k)) {
             if let Some(loc) = manifest::locate(store, k)? {
-                superseded.push((k.clone(), loc));
+                superseded.push((k.as_slice(), loc));
             }
         }
         Ok(Group {
@@ -118,7 +118,7 @@ impl<'a> Group<'a> {
             manifest::delete_row(store, wb, self.table.id, self.partition, *loc)?;
             wb.delete_cf(index, k);
         }
-        for k in &self.deletes {
+        for k in self.deletes {
             wb.delete_cf(cf, k);
         }
         for (i, (k, row)) in self.puts.iter().enumerate() {
@@ -136,7 +136,7 @@ fn commit(
     puts: &[Put],
     deletes: &[Vec<u8>],
 ) -> Result<u64> {
-    let group = Group::new(store, table, partition, puts.to_vec(), deletes.to_vec())?;
+    let group = Group::new(store, table, partition, puts, deletes)?;
     store.commit_with_seqs(puts.len() as u64, |first, wb| group.fill(store, wb, first))
 }
 
@@ -155,7 +155,8 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
         guards.push(engine.write_lock(*id).lock_owned().await);
     }
     let store = engine.store();
-    let mut groups = Vec::with_capacity(block.writes.len());
+    // Each partition's puts and deletes first, then the groups that borrow them.
+    let mut parts = Vec::with_capacity(block.writes.len());
     for ((_, partition), (table, w)) in &block.writes {
         // A table dropped (or dropped and re-created) since the block wrote it.
         match engine.catalog.table(&table.namespace, &table.name) {
@@ -182,8 +183,12 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
                 None => deletes.push(k.clone()),
             }
         }
-        groups.push(Group::new(store, table, partition, puts, deletes)?);
+        parts.push((table.as_ref(), partition.as_str(), puts, deletes));
     }
+    let groups = parts
+        .iter()
+        .map(|(table, partition, puts, deletes)| Group::new(store, table, partition, puts, deletes))
+        .collect::<Result<Vec<_>>>()?;
     let total: u64 = groups.iter().map(|g| g.puts.len() as u64).sum();
     store.commit_with_seqs(total, |first, wb| {
         let mut next = first;
