@@ -137,6 +137,7 @@ impl SimpleQueryHandler for Handler {
                 // A statement that fails while computing its first rows ends the
                 // string like any other error; the ones before it keep their results.
                 Err(PgWireError::UserError(info)) => {
+                    session.statement_failed();
                     responses.push(Response::Error(info));
                     return Ok(responses);
                 }
@@ -264,6 +265,10 @@ impl ExtendedQueryHandler for Handler {
             .instrument(span)
             .await
             .map_err(to_pg)?;
-        to_response(out, &portal.result_column_format).await
+        let response = to_response(out, &portal.result_column_format).await;
+        if response.is_err() {
+            session.statement_failed();
+        }
+        response
     }
 }

@@ -38,4 +38,3 @@ pub use privileges::require_role;
 pub use session::{ActingUser, Session};
 pub use strata_catalog::{Role, UserDef};
 pub use tiers::{JobControl, Tiers, WriteCounter};
-pub use txn::TxnStatus;

@@ -159,11 +159,6 @@ impl Session {
         )
     }
 
-    /// The transaction state a ReadyForQuery reports.
-    pub fn txn_status(&self) -> TxnStatus {
-        self.txn.status()
-    }
-
     pub(crate) fn txn(&self) -> &TxnHandle {
         &self.txn
     }
@@ -176,25 +171,33 @@ impl Session {
 
     /// Parses and plans one statement (extended protocol `Parse`).
     pub async fn prepare(&self, sql: &str) -> Result<Option<Arc<Prepared>>> {
-        let result = async {
-            match crate::compat::parse_one(sql)? {
-                None => Ok(None),
-                Some(stmt) => {
-                    self.check_not_aborted(&stmt)?;
-                    self.prepare_statement(sql, stmt).await.map(Some)
-                }
+        match crate::compat::parse_one(sql) {
+            Ok(None) => Ok(None),
+            Ok(Some(stmt)) => self.prepare_in_block(sql, stmt).await.map(Some),
+            Err(e) => {
+                self.txn.fail();
+                Err(e)
             }
         }
-        .await;
+    }
+
+    /// Plans a statement as the transaction state allows: in an aborted block
+    /// only COMMIT and ROLLBACK (25P02 otherwise), and a failure inside a block
+    /// aborts it.
+    async fn prepare_in_block(&self, sql: &str, stmt: Statement) -> Result<Arc<Prepared>> {
+        let result = match self.check_not_aborted(ends_block(&stmt)) {
+            Ok(()) => self.prepare_statement(sql, stmt).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             self.txn.fail();
         }
         result
     }
 
-    /// In an aborted block only COMMIT and ROLLBACK run (25P02 otherwise).
-    fn check_not_aborted(&self, stmt: &Statement) -> Result<()> {
-        if self.txn.status() == TxnStatus::Failed && !ends_block(stmt) {
+    /// In an aborted block only what ends it runs.
+    fn check_not_aborted(&self, ends_block: bool) -> Result<()> {
+        if self.txn.status() == TxnStatus::Failed && !ends_block {
             return Err(StrataError::InFailedTransaction);
         }
         Ok(())
@@ -324,9 +327,7 @@ impl Session {
         prepared: &Arc<Prepared>,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput> {
-        if self.txn.status() == TxnStatus::Failed && !prepared.ends_block() {
-            return Err(StrataError::InFailedTransaction);
-        }
+        self.check_not_aborted(prepared.ends_block())?;
         let result = self.execute_prepared(prepared, params).await;
         if result.is_err() {
             self.txn.fail();
@@ -397,14 +398,7 @@ impl Session {
         let mut out = Vec::with_capacity(n);
         for (i, stmt) in stmts.into_iter().enumerate() {
             let result = async {
-                self.check_not_aborted(&stmt)?;
-                let p = match self.prepare_statement(sql, stmt).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.txn.fail();
-                        return Err(e);
-                    }
-                };
+                let p = self.prepare_in_block(sql, stmt).await?;
                 let o = self.execute(&p, vec![]).await?;
                 if i + 1 < n {
                     materialize(o).await
