@@ -8,21 +8,19 @@
 //! showing `_seq`/`_deleted`); pg_catalog lists only the plain one.
 
 use crate::engine::CATALOG;
+use crate::provider::{strata_schema_names, table_names_in};
 use crate::system::SystemSchema;
 use crate::tiers::Tiers;
+use crate::user_functions::Constant;
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
-};
+use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
 use datafusion::prelude::SessionContext;
-use datafusion::scalar::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::pg_catalog::{self as pgc, PgCatalogSchemaProvider};
@@ -51,14 +49,8 @@ impl CatalogInfo for StrataCatalogInfo {
         if catalog != CATALOG {
             return Ok(None);
         }
-        let mut names: Vec<String> = self
-            .tiers
-            .catalog
-            .namespaces()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        names.extend(["system", "pg_catalog", "information_schema"].map(String::from));
+        let mut names = strata_schema_names(&self.tiers.catalog);
+        names.extend(["pg_catalog", "information_schema"].map(String::from));
         Ok(Some(names))
     }
 
@@ -69,14 +61,7 @@ impl CatalogInfo for StrataCatalogInfo {
         Ok(Some(match schema {
             "system" => SystemSchema::new(self.tiers.clone()).table_names(),
             "pg_catalog" | "information_schema" => vec![],
-            ns => self
-                .tiers
-                .catalog
-                .tables()
-                .into_iter()
-                .filter(|t| t.namespace == ns)
-                .map(|t| t.name.clone())
-                .collect(),
+            ns => table_names_in(&self.tiers.catalog, ns),
         }))
     }
 
@@ -209,71 +194,30 @@ pub(crate) fn install(
     ctx.register_udf(pgc::quote_ident_udf::create_parse_ident_udf());
     ctx.register_udf(pgc::array_bounds_udf::create_array_upper_udf());
     ctx.register_udf(pgc::array_bounds_udf::create_array_lower_udf());
-    ctx.register_udf(ScalarUDF::from(Constant::version()));
-    for (name, arity) in [
+    ctx.register_udf(ScalarUDF::from(Constant::text(
+        "version",
+        Some(format!(
+            "PostgreSQL 15.0 (Strata {}) on x86_64-pc-linux-gnu",
+            env!("CARGO_PKG_VERSION")
+        )),
+        Signature::nullary(Volatility::Immutable),
+    )));
+    for (name, arities) in [
         ("obj_description", vec![1, 2]),
         ("col_description", vec![2]),
         ("shobj_description", vec![2]),
         ("pg_get_indexdef", vec![1, 3]),
         ("pg_get_viewdef", vec![1, 2]),
     ] {
-        ctx.register_udf(ScalarUDF::from(Constant::null_text(name, &arity)));
+        let signature = Signature::one_of(
+            arities.into_iter().map(TypeSignature::Any).collect(),
+            Volatility::Stable,
+        );
+        ctx.register_udf(ScalarUDF::from(Constant::text(name, None, signature)));
     }
     pgc::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
     let state = ctx.state();
     Ok(SessionStateBuilder::new_from_existing(state)
         .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
         .build())
-}
-
-/// A function whose answer does not depend on its arguments: `version()`, and
-/// the comment lookups (`obj_description` …), which are NULL since Strata
-/// keeps no comments.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Constant {
-    name: String,
-    value: ScalarValue,
-    signature: Signature,
-}
-
-impl Constant {
-    fn version() -> Constant {
-        Constant {
-            name: "version".into(),
-            value: ScalarValue::Utf8(Some(format!(
-                "PostgreSQL 15.0 (Strata {}) on x86_64-pc-linux-gnu",
-                env!("CARGO_PKG_VERSION")
-            ))),
-            signature: Signature::nullary(Volatility::Immutable),
-        }
-    }
-
-    fn null_text(name: &str, arities: &[usize]) -> Constant {
-        Constant {
-            name: name.into(),
-            value: ScalarValue::Utf8(None),
-            signature: Signature::one_of(
-                arities.iter().map(|&n| TypeSignature::Any(n)).collect(),
-                Volatility::Stable,
-            ),
-        }
-    }
-}
-
-impl ScalarUDFImpl for Constant {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(self.value.clone()))
-    }
 }

@@ -20,7 +20,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
-use strata_catalog::TableDef;
+use strata_catalog::{Catalog, TableDef};
 use strata_sql::TableKind;
 
 /// The catalog DataFusion sees. Two instances exist: one whose tables show the
@@ -48,16 +48,26 @@ impl StrataCatalogProvider {
     }
 }
 
+/// The schemas Strata itself holds: every namespace, then `system`.
+pub(crate) fn strata_schema_names(catalog: &Catalog) -> Vec<String> {
+    let mut names: Vec<String> = catalog.namespaces().into_iter().map(|n| n.name).collect();
+    names.push("system".into());
+    names
+}
+
+/// The names of a namespace's tables.
+pub(crate) fn table_names_in(catalog: &Catalog, namespace: &str) -> Vec<String> {
+    catalog
+        .tables()
+        .into_iter()
+        .filter(|t| t.namespace == namespace)
+        .map(|t| t.name.clone())
+        .collect()
+}
+
 impl CatalogProvider for StrataCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .tiers
-            .catalog
-            .namespaces()
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        names.push("system".into());
+        let mut names = strata_schema_names(&self.tiers.catalog);
         names.extend(self.extra.read().iter().map(|(n, _)| n.clone()));
         names
     }
@@ -90,13 +100,7 @@ struct NamespaceSchema {
 #[async_trait]
 impl SchemaProvider for NamespaceSchema {
     fn table_names(&self) -> Vec<String> {
-        self.tiers
-            .catalog
-            .tables()
-            .into_iter()
-            .filter(|t| t.namespace == self.namespace)
-            .map(|t| t.name.clone())
-            .collect()
+        table_names_in(&self.tiers.catalog, &self.namespace)
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {

@@ -13,16 +13,29 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// A function whose answer does not depend on its arguments: `current_user`
+/// and `session_user` (per session), `version()`, and the comment lookups
+/// (`obj_description` …), which are NULL since Strata keeps no comments.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct UserName {
-    name: &'static str,
-    value: String,
+pub(crate) struct Constant {
+    name: String,
+    value: ScalarValue,
     signature: Signature,
 }
 
-impl ScalarUDFImpl for UserName {
+impl Constant {
+    pub(crate) fn text(name: &str, value: Option<String>, signature: Signature) -> Constant {
+        Constant {
+            name: name.into(),
+            value: ScalarValue::Utf8(value),
+            signature,
+        }
+    }
+}
+
+impl ScalarUDFImpl for Constant {
     fn name(&self) -> &str {
-        self.name
+        &self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -30,13 +43,11 @@ impl ScalarUDFImpl for UserName {
     }
 
     fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
+        Ok(self.value.data_type())
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
-            self.value.clone(),
-        ))))
+        Ok(ColumnarValue::Scalar(self.value.clone()))
     }
 }
 
@@ -47,11 +58,11 @@ pub(crate) fn register(ctx: &SessionContext, current_user: &str, session_user: &
         ("current_user", current_user),
         ("session_user", session_user),
     ] {
-        ctx.register_udf(ScalarUDF::from(UserName {
+        ctx.register_udf(ScalarUDF::from(Constant::text(
             name,
-            value: value.to_string(),
-            signature: Signature::nullary(Volatility::Stable),
-        }));
+            Some(value.to_string()),
+            Signature::nullary(Volatility::Stable),
+        )));
     }
 }
 
