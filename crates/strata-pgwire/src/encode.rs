@@ -4,9 +4,10 @@
 use arrow::array::timezone::Tz;
 use arrow::array::{Array, AsArray, Decimal128Array, RecordBatch, StringArray};
 use arrow::datatypes::{
-    ArrowTimestampType, DataType, Field, Schema, Time32MillisecondType, Time32SecondType,
-    Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    ArrowTemporalType, ArrowTimestampType, DataType, Field, Schema, Time32MillisecondType,
+    Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use arrow_pg::encoder::{Encoder, encode_value};
@@ -396,33 +397,27 @@ fn timestamp_at<T: ArrowTimestampType>(
     }
 }
 
+fn time_at<T: ArrowTemporalType>(array: &dyn Array, r: usize) -> PgWireResult<Temporal>
+where
+    i64: From<T::Native>,
+{
+    array
+        .as_primitive_opt::<T>()
+        .and_then(|a| a.value_as_time(r))
+        .map(Temporal::Time)
+        .ok_or_else(out_of_range)
+}
+
 /// Row `r` of a TIME or TIMESTAMP column, None for NULL.
 fn temporal_at(array: &dyn Array, r: usize) -> PgWireResult<Option<Temporal>> {
     if array.is_null(r) {
         return Ok(None);
     }
-    let time = |t: Option<NaiveTime>| t.map(Temporal::Time).ok_or_else(out_of_range);
     let v = match array.data_type() {
-        DataType::Time32(TimeUnit::Second) => time(
-            array
-                .as_primitive_opt::<Time32SecondType>()
-                .and_then(|a| a.value_as_time(r)),
-        )?,
-        DataType::Time32(_) => time(
-            array
-                .as_primitive_opt::<Time32MillisecondType>()
-                .and_then(|a| a.value_as_time(r)),
-        )?,
-        DataType::Time64(TimeUnit::Nanosecond) => time(
-            array
-                .as_primitive_opt::<Time64NanosecondType>()
-                .and_then(|a| a.value_as_time(r)),
-        )?,
-        DataType::Time64(_) => time(
-            array
-                .as_primitive_opt::<Time64MicrosecondType>()
-                .and_then(|a| a.value_as_time(r)),
-        )?,
+        DataType::Time32(TimeUnit::Second) => time_at::<Time32SecondType>(array, r)?,
+        DataType::Time32(_) => time_at::<Time32MillisecondType>(array, r)?,
+        DataType::Time64(TimeUnit::Nanosecond) => time_at::<Time64NanosecondType>(array, r)?,
+        DataType::Time64(_) => time_at::<Time64MicrosecondType>(array, r)?,
         DataType::Timestamp(unit, tz) => {
             let tz = tz.as_deref();
             match unit {

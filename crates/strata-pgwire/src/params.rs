@@ -161,14 +161,7 @@ fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue
                 return Err(bad_param(idx, "a binary uuid has 16 bytes"));
             }
             let h: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            ScalarValue::Utf8(Some(format!(
-                "{}-{}-{}-{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..32]
-            )))
+            ScalarValue::Utf8(Some(strata_sql::pgtext::hyphenated_uuid(&h)))
         }
         Type::BOOL_ARRAY => list::<bool>(ty, raw, idx, DataType::Boolean, ScalarValue::Boolean)?,
         Type::INT2_ARRAY => list::<i16>(ty, raw, idx, DataType::Int16, ScalarValue::Int16)?,

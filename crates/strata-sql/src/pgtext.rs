@@ -206,15 +206,19 @@ pub fn parse_uuid(s: &str) -> Result<String> {
     if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(invalid());
     }
-    let h = hex.to_ascii_lowercase();
-    Ok(format!(
+    Ok(hyphenated_uuid(&hex.to_ascii_lowercase()))
+}
+
+/// A UUID's canonical text from its 32 lower-case hex digits.
+pub fn hyphenated_uuid(h: &str) -> String {
+    format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..32]
-    ))
+    )
 }
 
 /// Rewrites what DataFusion would plan wrongly or not at all:
