@@ -71,10 +71,6 @@ pub enum StrataError {
     ObjectNotInPrerequisiteState(String),
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     InFailedTransaction,
-    #[error("{0}")]
-    BadCopyFile(String),
-    #[error("canceling statement due to statement timeout")]
-    StatementTimeout,
     #[error("storage error: {0}")]
     Storage(String),
     #[error("internal error: {0}")]
@@ -118,8 +114,6 @@ impl StrataError {
             ObjectInUse(_) => "55006",
             ObjectNotInPrerequisiteState(_) => "55000",
             InFailedTransaction => "25P02",
-            BadCopyFile(_) => "22P04",
-            StatementTimeout => "57014",
             Storage(_) => "58030",
             Internal(_) => "XX000",
         }
