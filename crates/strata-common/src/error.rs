@@ -57,6 +57,20 @@ pub enum StrataError {
     TooManyConnections(String),
     #[error("canceling statement due to user request")]
     QueryCanceled,
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
+    #[error("{0}")]
+    BadCopyFormat(String),
+    /// The client ended a COPY FROM STDIN with CopyFail.
+    #[error("{0}")]
+    CopyFailed(String),
+    /// An error with where it happened, sent as the ErrorResponse's CONTEXT
+    /// field (`COPY notes, line 3, column body`).
+    #[error("{source}")]
+    WithContext {
+        source: Box<StrataError>,
+        context: String,
+    },
     #[error("{0}")]
     ProtocolViolation(String),
     #[error("{0}")]
@@ -106,7 +120,9 @@ impl StrataError {
             InsufficientPrivilege(_) => "42501",
             InvalidAuthorization(_) => "28000",
             TooManyConnections(_) => "53300",
-            QueryCanceled => "57014",
+            QueryCanceled | StatementTimeout | CopyFailed(_) => "57014",
+            BadCopyFormat(_) => "22P04",
+            WithContext { source, .. } => source.sqlstate(),
             ProtocolViolation(_) => "08P01",
             UndefinedObject(_) => "42704",
             DuplicateObject(_) => "42710",
@@ -134,6 +150,17 @@ impl StrataError {
 
     pub fn internal(msg: impl Into<String>) -> Self {
         StrataError::Internal(msg.into())
+    }
+
+    /// This error, told where it happened.
+    pub fn with_context(self, context: impl Into<String>) -> Self {
+        match self {
+            StrataError::WithContext { .. } => self,
+            source => StrataError::WithContext {
+                source: Box::new(source),
+                context: context.into(),
+            },
+        }
     }
 }
 

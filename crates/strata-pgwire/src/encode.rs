@@ -222,9 +222,27 @@ fn encoding(f: &Field, pg: &FieldInfo) -> Encoding {
     }
 }
 
-/// Encodes a batch's rows: arrow-pg for every column but the ones it encodes
-/// differently from Postgres.
+/// Encodes a batch's rows as DataRows.
 fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWireResult<DataRow>> {
+    let plain = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(fields.iter())
+        .all(|(f, pg)| encoding(f, pg) == Encoding::Plain);
+    if plain {
+        return encode_recordbatch(fields.clone(), batch.clone()).collect();
+    }
+    encode_rows(&mut DataRowEncoder::new(fields.clone()), fields, batch)
+}
+
+/// Encodes a batch's rows with `encoder` (DataRows, or COPY's rows): arrow-pg
+/// for every column but the ones it encodes differently from Postgres.
+pub(crate) fn encode_rows<E: Encoder>(
+    encoder: &mut E,
+    fields: &[FieldInfo],
+    batch: &RecordBatch,
+) -> Vec<PgWireResult<E::Item>> {
     let schema = batch.schema();
     let encodings: Vec<Encoding> = schema
         .fields()
@@ -232,10 +250,6 @@ fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWire
         .zip(fields.iter())
         .map(|(f, pg)| encoding(f, pg))
         .collect();
-    if encodings.iter().all(|e| *e == Encoding::Plain) {
-        return encode_recordbatch(fields.clone(), batch.clone()).collect();
-    }
-    let mut encoder = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
         let mut result = Ok(());
@@ -245,26 +259,26 @@ fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWire
             result = match encodings[c] {
                 Encoding::Numeric => match array.as_any().downcast_ref::<Decimal128Array>() {
                     Some(d) if d.is_valid(r) => Encoder::encode_field(
-                        &mut encoder,
+                        encoder,
                         &Numeric {
                             value: d.value(r),
                             scale: d.scale(),
                         },
                         field,
                     ),
-                    _ => Encoder::encode_field(&mut encoder, &None::<i8>, field),
+                    _ => Encoder::encode_field(encoder, &None::<i8>, field),
                 },
                 Encoding::TextBacked => match array.as_any().downcast_ref::<StringArray>() {
                     Some(a) if a.is_valid(r) => {
-                        Encoder::encode_field(&mut encoder, &TextBacked(a.value(r)), field)
+                        Encoder::encode_field(encoder, &TextBacked(a.value(r)), field)
                     }
-                    _ => Encoder::encode_field(&mut encoder, &None::<i8>, field),
+                    _ => Encoder::encode_field(encoder, &None::<i8>, field),
                 },
                 Encoding::Temporal => match temporal_at(array.as_ref(), r) {
-                    Ok(v) => Encoder::encode_field(&mut encoder, &v, field),
+                    Ok(v) => Encoder::encode_field(encoder, &v, field),
                     Err(e) => Err(e),
                 },
-                Encoding::Plain => encode_value(&mut encoder, array, r, schema.field(c), field),
+                Encoding::Plain => encode_value(encoder, array, r, schema.field(c), field),
             };
             if result.is_err() {
                 break;
@@ -436,7 +450,7 @@ pub fn pg_type(dt: &DataType) -> Type {
     into_pg_type(dt).unwrap_or(Type::TEXT)
 }
 
-fn tag(name: &str, rows: Option<usize>) -> Tag {
+pub(crate) fn tag(name: &str, rows: Option<usize>) -> Tag {
     // "INSERT 0" carries the legacy OID; pgwire appends the row count.
     let (cmd, oid) = match name.rsplit_once(' ') {
         Some((c, o)) if o.parse::<u32>().is_ok() => (c, o.parse::<u32>().ok()),
@@ -458,6 +472,15 @@ fn tag(name: &str, rows: Option<usize>) -> Tag {
 pub async fn to_response(out: QueryOutput, format: &Format) -> PgWireResult<Response> {
     match out {
         QueryOutput::Command { tag: name, rows } => Ok(Response::Execution(tag(&name, rows))),
+        QueryOutput::CopyOut {
+            schema,
+            stream,
+            options,
+        } => crate::copy_out::copy_out_response(&schema, stream, options),
+        // The handler starts a COPY FROM STDIN: it keeps the load on the connection.
+        QueryOutput::CopyIn(_) => Err(to_pg(StrataError::internal(
+            "COPY FROM STDIN outside the handler",
+        ))),
         QueryOutput::Transaction {
             tag: name,
             in_block,

@@ -13,7 +13,11 @@ pub fn error_info(e: StrataError) -> ErrorInfo {
     } else {
         tracing::debug!(error = %e, sqlstate = e.sqlstate(), "statement failed");
     }
-    ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.to_string())
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.to_string());
+    if let StrataError::WithContext { context, .. } = e {
+        info.where_context = Some(context);
+    }
+    info
 }
 
 pub fn fatal(code: &str, message: impl Into<String>) -> PgWireError {

@@ -4,6 +4,7 @@
 //! at login, which is what keeps concurrent logins from ever sharing state.
 //! Login itself (SCRAM and friends) is in `login.rs`.
 
+use crate::copy_in::{self, ActiveCopy};
 use crate::encode::{pg_fields, to_response};
 use crate::errors::{error_info, fatal, to_pg};
 use crate::login::{AuthSettings, Login};
@@ -28,7 +29,7 @@ use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use std::fmt::Debug;
 use std::sync::Arc;
-use strata_query::{Engine, Prepared, Session};
+use strata_query::{Engine, Prepared, QueryOutput, Session};
 use tracing::Instrument;
 
 /// State shared by every connection.
@@ -63,6 +64,7 @@ impl Frontend {
                 frontend: self.clone(),
                 over_limit,
                 login: parking_lot::Mutex::new(Login::Start),
+                copy: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -85,6 +87,10 @@ impl PgWireServerHandlers for ConnectionHandlers {
         self.inner.clone()
     }
 
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.inner.clone()
+    }
+
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         Arc::new(pgwire::api::cancel::DefaultCancelHandler::new(
             self.inner.frontend.connections.clone(),
@@ -102,9 +108,23 @@ pub struct Handler {
     pub(crate) frontend: Arc<Frontend>,
     pub(crate) over_limit: bool,
     pub(crate) login: parking_lot::Mutex<Login>,
+    /// The COPY FROM STDIN in progress, between its CopyInResponse and the
+    /// client's CopyDone.
+    pub(crate) copy: parking_lot::Mutex<Option<ActiveCopy>>,
 }
 
-fn session_of<C: ClientInfo>(client: &C) -> PgWireResult<Arc<Session>> {
+impl Handler {
+    /// The response to one statement's output; a COPY FROM STDIN is kept on
+    /// the connection for the CopyData that follows.
+    async fn respond(&self, out: QueryOutput, format: &Format) -> PgWireResult<Response> {
+        match out {
+            QueryOutput::CopyIn(load) => Ok(copy_in::start(self, load)),
+            other => to_response(other, format).await,
+        }
+    }
+}
+
+pub(crate) fn session_of<C: ClientInfo>(client: &C) -> PgWireResult<Arc<Session>> {
     client
         .session_extensions()
         .get::<Arc<Session>>()
@@ -132,7 +152,7 @@ impl SimpleQueryHandler for Handler {
         let (outputs, error) = session.run_simple(query).instrument(span).await;
         let mut responses = Vec::with_capacity(outputs.len() + 1);
         for o in outputs {
-            match to_response(o, &Format::UnifiedText).await {
+            match self.respond(o, &Format::UnifiedText).await {
                 Ok(r) => responses.push(r),
                 // A statement that fails while computing its first rows ends the
                 // string like any other error; the ones before it keep their results.
@@ -265,7 +285,7 @@ impl ExtendedQueryHandler for Handler {
             .instrument(span)
             .await
             .map_err(to_pg)?;
-        let response = to_response(out, &portal.result_column_format).await;
+        let response = self.respond(out, &portal.result_column_format).await;
         if response.is_err() {
             session.statement_failed();
         }

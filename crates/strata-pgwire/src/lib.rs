@@ -5,6 +5,9 @@
 //! only password verifiers are ever stored. Per-connection state (the `Session`) lives in the
 //! connection's own extension store, never in a handler shared by connections.
 
+mod copy_in;
+mod copy_out;
+mod copy_reader;
 mod encode;
 mod errors;
 mod handler;

@@ -13,9 +13,11 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use postgres_types::FromSql;
 use std::sync::Arc;
 use strata_catalog::ColumnType;
+use strata_common::{Result, StrataError};
 use strata_query::Prepared;
 
 use crate::encode::pg_type;
+use crate::errors::to_pg;
 
 fn bad_param(idx: usize, msg: impl std::fmt::Display) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -25,8 +27,12 @@ fn bad_param(idx: usize, msg: impl std::fmt::Display) -> PgWireError {
     )))
 }
 
-fn decode<'a, T: FromSql<'a>>(ty: &Type, raw: &'a [u8], idx: usize) -> PgWireResult<T> {
-    T::from_sql(ty, raw).map_err(|e| bad_param(idx, e))
+fn decode<'a, T: FromSql<'a>>(ty: &Type, raw: &'a [u8]) -> Result<T> {
+    T::from_sql(ty, raw).map_err(|e| invalid(ty, e))
+}
+
+fn invalid(ty: &Type, msg: impl std::fmt::Display) -> StrataError {
+    StrataError::InvalidText(format!("invalid binary value of type {}: {msg}", ty.name()))
 }
 
 /// The type a parameter is decoded as: the client's declared one first.
@@ -40,17 +46,22 @@ pub fn param_type(portal: &Portal<Arc<Prepared>>, idx: usize) -> Type {
 /// The type the server describes parameter `idx` with (ParameterDescription).
 pub fn described_type(p: &Prepared, idx: usize) -> Type {
     if let Some(Some(ty)) = p.param_sql_types.get(idx) {
-        match ty {
-            ColumnType::Uuid => return Type::UUID,
-            ColumnType::Json => return Type::JSON,
-            ColumnType::Jsonb => return Type::JSONB,
-            ColumnType::Varchar(_) => return Type::VARCHAR,
-            _ => {}
-        }
+        return column_type(ty);
     }
     match p.param_types.get(idx) {
         Some(Some(dt)) => pg_type(dt),
         _ => Type::TEXT,
+    }
+}
+
+/// The wire type of a column type (some are text in Arrow but not on the wire).
+pub(crate) fn column_type(ty: &ColumnType) -> Type {
+    match ty {
+        ColumnType::Uuid => Type::UUID,
+        ColumnType::Json => Type::JSON,
+        ColumnType::Jsonb => Type::JSONB,
+        ColumnType::Varchar(_) => Type::VARCHAR,
+        other => pg_type(&other.arrow_type()),
     }
 }
 
@@ -106,20 +117,28 @@ fn micros(t: NaiveDateTime) -> i64 {
 }
 
 fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue> {
-    let raw = raw.as_ref();
+    binary_value(ty, raw).map_err(|e| match e {
+        StrataError::InvalidText(msg) => bad_param(idx, msg),
+        other => to_pg(other),
+    })
+}
+
+/// A value in its type's binary wire format (a parameter, or a field of
+/// binary COPY).
+pub(crate) fn binary_value(ty: &Type, raw: &[u8]) -> Result<ScalarValue> {
     Ok(match *ty {
-        Type::BOOL => ScalarValue::Boolean(Some(decode(ty, raw, idx)?)),
-        Type::INT2 => ScalarValue::Int16(Some(decode(ty, raw, idx)?)),
-        Type::INT4 => ScalarValue::Int32(Some(decode(ty, raw, idx)?)),
-        Type::INT8 => ScalarValue::Int64(Some(decode(ty, raw, idx)?)),
-        Type::FLOAT4 => ScalarValue::Float32(Some(decode(ty, raw, idx)?)),
-        Type::FLOAT8 => ScalarValue::Float64(Some(decode(ty, raw, idx)?)),
+        Type::BOOL => ScalarValue::Boolean(Some(decode(ty, raw)?)),
+        Type::INT2 => ScalarValue::Int16(Some(decode(ty, raw)?)),
+        Type::INT4 => ScalarValue::Int32(Some(decode(ty, raw)?)),
+        Type::INT8 => ScalarValue::Int64(Some(decode(ty, raw)?)),
+        Type::FLOAT4 => ScalarValue::Float32(Some(decode(ty, raw)?)),
+        Type::FLOAT8 => ScalarValue::Float64(Some(decode(ty, raw)?)),
         Type::NUMERIC => {
-            let d: rust_decimal::Decimal = decode(ty, raw, idx)?;
+            let d: rust_decimal::Decimal = decode(ty, raw)?;
             ScalarValue::Utf8(Some(d.to_string()))
         }
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-            ScalarValue::Utf8(Some(decode::<String>(ty, raw, idx)?))
+            ScalarValue::Utf8(Some(decode::<String>(ty, raw)?))
         }
         // Binary JSON is the document's text (after a version byte for JSONB);
         // keep it as written rather than re-serialising it.
@@ -127,60 +146,52 @@ fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue
             let body = if *ty == Type::JSONB {
                 match raw.split_first() {
                     Some((1, rest)) => rest,
-                    _ => return Err(bad_param(idx, "unsupported jsonb version")),
+                    _ => return Err(invalid(ty, "unsupported jsonb version")),
                 }
             } else {
                 raw
             };
-            let text =
-                std::str::from_utf8(body).map_err(|_| bad_param(idx, "json is not UTF-8"))?;
+            let text = std::str::from_utf8(body).map_err(|_| invalid(ty, "json is not UTF-8"))?;
             ScalarValue::Utf8(Some(text.to_string()))
         }
-        Type::BYTEA => ScalarValue::Binary(Some(decode::<Vec<u8>>(ty, raw, idx)?)),
+        Type::BYTEA => ScalarValue::Binary(Some(decode::<Vec<u8>>(ty, raw)?)),
         Type::DATE => {
-            let d: NaiveDate = decode(ty, raw, idx)?;
-            let epoch =
-                NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| bad_param(idx, "date"))?;
+            let d: NaiveDate = decode(ty, raw)?;
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| invalid(ty, "date"))?;
             ScalarValue::Date32(Some((d - epoch).num_days() as i32))
         }
         Type::TIME => {
-            let t: NaiveTime = decode(ty, raw, idx)?;
+            let t: NaiveTime = decode(ty, raw)?;
             let us =
                 t.num_seconds_from_midnight() as i64 * 1_000_000 + (t.nanosecond() / 1000) as i64;
             ScalarValue::Time64Microsecond(Some(us))
         }
-        Type::TIMESTAMP => {
-            ScalarValue::TimestampMicrosecond(Some(micros(decode(ty, raw, idx)?)), None)
-        }
+        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(Some(micros(decode(ty, raw)?)), None),
         Type::TIMESTAMPTZ => {
-            let t: DateTime<Utc> = decode(ty, raw, idx)?;
+            let t: DateTime<Utc> = decode(ty, raw)?;
             ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(Arc::from("+00:00")))
         }
         Type::UUID => {
             if raw.len() != 16 {
-                return Err(bad_param(idx, "a binary uuid has 16 bytes"));
+                return Err(invalid(ty, "a binary uuid has 16 bytes"));
             }
             let h: String = raw.iter().map(|b| format!("{b:02x}")).collect();
             ScalarValue::Utf8(Some(strata_sql::pgtext::hyphenated_uuid(&h)))
         }
-        Type::BOOL_ARRAY => list::<bool>(ty, raw, idx, DataType::Boolean, ScalarValue::Boolean)?,
-        Type::INT2_ARRAY => list::<i16>(ty, raw, idx, DataType::Int16, ScalarValue::Int16)?,
-        Type::INT4_ARRAY => list::<i32>(ty, raw, idx, DataType::Int32, ScalarValue::Int32)?,
-        Type::INT8_ARRAY => list::<i64>(ty, raw, idx, DataType::Int64, ScalarValue::Int64)?,
-        Type::FLOAT4_ARRAY => list::<f32>(ty, raw, idx, DataType::Float32, ScalarValue::Float32)?,
-        Type::FLOAT8_ARRAY => list::<f64>(ty, raw, idx, DataType::Float64, ScalarValue::Float64)?,
+        Type::BOOL_ARRAY => list::<bool>(ty, raw, DataType::Boolean, ScalarValue::Boolean)?,
+        Type::INT2_ARRAY => list::<i16>(ty, raw, DataType::Int16, ScalarValue::Int16)?,
+        Type::INT4_ARRAY => list::<i32>(ty, raw, DataType::Int32, ScalarValue::Int32)?,
+        Type::INT8_ARRAY => list::<i64>(ty, raw, DataType::Int64, ScalarValue::Int64)?,
+        Type::FLOAT4_ARRAY => list::<f32>(ty, raw, DataType::Float32, ScalarValue::Float32)?,
+        Type::FLOAT8_ARRAY => list::<f64>(ty, raw, DataType::Float64, ScalarValue::Float64)?,
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
-            list::<String>(ty, raw, idx, DataType::Utf8, ScalarValue::Utf8)?
+            list::<String>(ty, raw, DataType::Utf8, ScalarValue::Utf8)?
         }
         _ => {
-            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                "ERROR".into(),
-                "0A000".into(),
-                format!(
-                    "binary parameters of type {} are not supported; send it as text",
-                    ty.name()
-                ),
-            ))));
+            return Err(StrataError::unsupported(format!(
+                "binary values of type {} are not supported; send it as text",
+                ty.name()
+            )));
         }
     })
 }
@@ -189,11 +200,10 @@ fn decode_binary(ty: &Type, raw: &Bytes, idx: usize) -> PgWireResult<ScalarValue
 fn list<'a, T: FromSql<'a>>(
     ty: &Type,
     raw: &'a [u8],
-    idx: usize,
     item_type: DataType,
     make: impl Fn(Option<T>) -> ScalarValue,
-) -> PgWireResult<ScalarValue> {
-    let items: Vec<Option<T>> = decode(ty, raw, idx)?;
+) -> Result<ScalarValue> {
+    let items: Vec<Option<T>> = decode(ty, raw)?;
     let values: Vec<ScalarValue> = items.into_iter().map(make).collect();
     Ok(ScalarValue::List(ScalarValue::new_list(
         &values, &item_type, true,

@@ -32,7 +32,7 @@ use strata_sql::{Statement, normalize_ident, object_ref};
 
 /// The partition a statement of `session` reads and writes in `table`: the
 /// acting user's for a USER table, the single "" partition otherwise.
-fn partition(session: &Session, table: &TableDef) -> String {
+pub(crate) fn partition(session: &Session, table: &TableDef) -> String {
     crate::provider::partition_of(table, session.user())
 }
 
@@ -40,7 +40,7 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn writable_table(session: &Session, name: &ast::ObjectName) -> Result<Arc<TableDef>> {
+pub(crate) fn writable_table(session: &Session, name: &ast::ObjectName) -> Result<Arc<TableDef>> {
     let r = object_ref(name)?;
     let (ns, t) = session.resolve(&r);
     if ns == "system" {
@@ -466,12 +466,7 @@ pub(crate) async fn prepare_insert(
                         .and_then(|p| p.as_ident())
                         .map(normalize_ident)
                         .unwrap_or_default();
-                table.column_index(&n).ok_or_else(|| {
-                    StrataError::UndefinedColumn(format!(
-                        "column \"{n}\" of relation \"{}\" does not exist",
-                        table.name
-                    ))
-                })
+                column_named(&table, &n)
             })
             .collect::<Result<_>>()?
     };
@@ -639,9 +634,14 @@ fn assignment_column(table: &TableDef, target: &ast::AssignmentTarget) -> Result
         .and_then(|p| p.as_ident())
         .map(normalize_ident)
         .unwrap_or_default();
-    table.column_index(&n).ok_or_else(|| {
+    column_named(table, &n)
+}
+
+/// The index of the column a statement names as a target.
+pub(crate) fn column_named(table: &TableDef, name: &str) -> Result<usize> {
+    table.column_index(name).ok_or_else(|| {
         StrataError::UndefinedColumn(format!(
-            "column \"{n}\" of relation \"{}\" does not exist",
+            "column \"{name}\" of relation \"{}\" does not exist",
             table.name
         ))
     })
@@ -700,21 +700,33 @@ async fn insert_rows(
     };
     let mut rows = Vec::with_capacity(source_rows.len());
     for src in source_rows {
-        let mut full: Vec<Option<ScalarValue>> = vec![None; table.columns.len()];
-        for (j, v) in src.into_iter().enumerate() {
-            full[p.targets[j]] = v;
-        }
-        let mut row = Vec::with_capacity(full.len());
-        for (i, v) in full.into_iter().enumerate() {
-            row.push(match v {
-                Some(v) => v,
-                None => default_value(session, &table.columns[i], &p.defaults[i]).await?,
-            });
-        }
-        check_not_null(table, &row)?;
-        rows.push(row);
+        rows.push(complete_row(session, table, &p.targets, &p.defaults, src).await?);
     }
     Ok(rows)
+}
+
+/// A full table row from the values given for `targets` (None: not given),
+/// with every other column's DEFAULT, checked against NOT NULL.
+pub(crate) async fn complete_row(
+    session: &Session,
+    table: &TableDef,
+    targets: &[usize],
+    defaults: &[DefaultSrc],
+    src: Vec<Option<ScalarValue>>,
+) -> Result<Vec<ScalarValue>> {
+    let mut full: Vec<Option<ScalarValue>> = vec![None; table.columns.len()];
+    for (j, v) in src.into_iter().enumerate() {
+        full[targets[j]] = v;
+    }
+    let mut row = Vec::with_capacity(full.len());
+    for (i, v) in full.into_iter().enumerate() {
+        row.push(match v {
+            Some(v) => v,
+            None => default_value(session, &table.columns[i], &defaults[i]).await?,
+        });
+    }
+    check_not_null(table, &row)?;
+    Ok(row)
 }
 
 /// Applies ON CONFLICT DO UPDATE to one existing row; None when its WHERE fails.

@@ -11,6 +11,7 @@
 
 pub mod codec;
 mod compat;
+pub mod copy;
 mod ddl;
 mod dml;
 mod engine;

@@ -1,5 +1,6 @@
 //! What executing a statement produces, independent of the wire protocol.
 
+use crate::copy::{CopyIn, CopyOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 
@@ -16,6 +17,14 @@ pub enum QueryOutput {
     /// BEGIN, COMMIT or ROLLBACK: `in_block` tells whether a transaction
     /// block is open after it (the wire frontend reports it to the client).
     Transaction { tag: String, in_block: bool },
+    /// COPY FROM STDIN: the frontend feeds the client's rows to the load.
+    CopyIn(Box<CopyIn>),
+    /// COPY TO STDOUT: rows, to be written in the COPY format of `options`.
+    CopyOut {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        options: CopyOptions,
+    },
 }
 
 impl QueryOutput {
@@ -42,6 +51,8 @@ impl std::fmt::Debug for QueryOutput {
             }
             QueryOutput::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
             QueryOutput::Transaction { tag, .. } => write!(f, "Transaction({tag})"),
+            QueryOutput::CopyIn(load) => write!(f, "{load:?}"),
+            QueryOutput::CopyOut { options, .. } => write!(f, "CopyOut({:?})", options.format),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::{ddl, dml, privileges, user_functions, users};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -406,7 +407,8 @@ impl Session {
                     Ok(o)
                 }
             }
-            .await;
+            .await
+            .inspect_err(|_| self.txn.fail());
             match result {
                 Ok(o) => out.push(o),
                 Err(e) => return (out, Some(e)),
@@ -446,6 +448,7 @@ impl Session {
                 ast::Statement::Rollback {
                     savepoint: None, ..
                 } => self.end_block(false).await,
+                copy @ ast::Statement::Copy { .. } => crate::copy::execute(self, copy).await,
                 ast::Statement::Savepoint { .. }
                 | ast::Statement::ReleaseSavepoint { .. }
                 | ast::Statement::Rollback { .. } => {
@@ -705,12 +708,16 @@ fn mentions_system_columns(sql: &str) -> bool {
 
 /// Wraps ready batches as a row output.
 pub(crate) fn batch_output(schema: SchemaRef, batches: Vec<RecordBatch>, tag: &str) -> QueryOutput {
-    let stream = futures::stream::iter(batches.into_iter().map(Ok));
     QueryOutput::Rows {
         schema: schema.clone(),
-        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        stream: batch_stream(schema, batches),
         tag: tag.to_string(),
     }
+}
+
+fn batch_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
 async fn materialize(o: QueryOutput) -> Result<QueryOutput> {
@@ -724,6 +731,22 @@ async fn materialize(o: QueryOutput) -> Result<QueryOutput> {
             let batches: Vec<RecordBatch> = stream.try_collect().await?;
             Ok(batch_output(schema, batches, &tag))
         }
+        QueryOutput::CopyOut {
+            schema,
+            stream,
+            options,
+        } => {
+            let batches: Vec<RecordBatch> = stream.try_collect().await?;
+            Ok(QueryOutput::CopyOut {
+                stream: batch_stream(schema.clone(), batches),
+                schema,
+                options,
+            })
+        }
+        // The client's rows come after the query string's response ends.
+        QueryOutput::CopyIn(_) => Err(StrataError::unsupported(
+            "COPY FROM STDIN must be the last statement of a query string",
+        )),
         other => Ok(other),
     }
 }
