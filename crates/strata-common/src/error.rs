@@ -61,6 +61,14 @@ pub enum StrataError {
     StatementTimeout,
     #[error("{0}")]
     BadCopyFormat(String),
+    #[error("{0}")]
+    CantChangeRuntimeParam(String),
+    #[error("{0}")]
+    ActiveSqlTransaction(String),
+    #[error("{0}")]
+    DuplicatePreparedStatement(String),
+    #[error("{0}")]
+    InvalidSqlStatementName(String),
     /// The client ended a COPY FROM STDIN with CopyFail.
     #[error("{0}")]
     CopyFailed(String),
@@ -122,6 +130,10 @@ impl StrataError {
             TooManyConnections(_) => "53300",
             QueryCanceled | StatementTimeout | CopyFailed(_) => "57014",
             BadCopyFormat(_) => "22P04",
+            CantChangeRuntimeParam(_) => "55P02",
+            ActiveSqlTransaction(_) => "25001",
+            DuplicatePreparedStatement(_) => "42P05",
+            InvalidSqlStatementName(_) => "26000",
             WithContext { source, .. } => source.sqlstate(),
             ProtocolViolation(_) => "08P01",
             UndefinedObject(_) => "42704",

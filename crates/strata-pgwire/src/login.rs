@@ -295,9 +295,11 @@ impl Handler {
             .session_extensions()
             .insert::<Arc<ConnectionHandle>>(handle);
         client.session_extensions().insert(guard);
+        let session = self.frontend.engine.session(&user);
+        session.apply_startup_parameters(client.metadata().iter());
         client
             .session_extensions()
-            .insert::<Arc<Session>>(Arc::new(self.frontend.engine.session(&user)));
+            .insert::<Arc<Session>>(Arc::new(session));
         tracing::info!(user = %user, pid, peer = %client.socket_addr(), "login");
         finish_authentication(client, &server_parameters()).await
     }

@@ -24,6 +24,8 @@ pub mod privileges;
 mod provider;
 pub mod scan;
 mod session;
+mod settings;
+mod sql_prepare;
 mod system;
 pub mod tiers;
 pub mod txn;

@@ -4,9 +4,10 @@
 use crate::engine::{CATALOG_WITH_SYSTEM_COLUMNS, Engine};
 use crate::output::QueryOutput;
 use crate::prepared::{PlanKind, Prepared, note_param, note_wire_types};
+use crate::settings::{self, show_schema, variable_name};
 use crate::txn::{TxnHandle, TxnStatus};
 use crate::{ddl, dml, privileges, user_functions, users};
-use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
@@ -17,7 +18,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use strata_catalog::{DEFAULT_NAMESPACE, Role};
 use strata_common::{Result, StrataError};
@@ -35,7 +36,12 @@ pub struct Session {
     user: String,
     /// The user that logged in; differs from `user` inside EXECUTE AS.
     session_user: String,
-    vars: user_functions::Vars,
+    pub(crate) vars: user_functions::Vars,
+    /// What RESET returns each setting to: the client's startup value or the
+    /// default.
+    pub(crate) reset_values: Mutex<BTreeMap<String, String>>,
+    /// Statements named by SQL PREPARE, for EXECUTE and DEALLOCATE.
+    pub(crate) sql_prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// Shared with EXECUTE AS delegates and the DataFusion config (scans
     /// overlay the block's staged rows).
     txn: TxnHandle,
@@ -49,24 +55,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Settings a client may SHOW before it SETs them, with Postgres' defaults.
-const DEFAULT_VARS: &[(&str, &str)] = &[
-    ("application_name", ""),
-    ("client_encoding", "UTF8"),
-    ("server_encoding", "UTF8"),
-    ("datestyle", "ISO, MDY"),
-    ("timezone", "UTC"),
-    ("extra_float_digits", "1"),
-    ("integer_datetimes", "on"),
-    ("standard_conforming_strings", "on"),
-    ("max_identifier_length", "63"),
-    ("transaction_isolation", "read committed"),
-    ("default_transaction_isolation", "read committed"),
-    ("statement_timeout", "0"),
-    ("server_version", "15.0"),
-    ("server_version_num", "150000"),
-];
-
 impl Session {
     pub(crate) fn new(
         engine: Arc<Engine>,
@@ -79,11 +67,8 @@ impl Session {
             .config_mut()
             .set_extension(Arc::new(ActingUser(user.clone())));
         state.config_mut().set_extension(Arc::new(txn.clone()));
-        let mut vars: BTreeMap<String, String> = DEFAULT_VARS
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        vars.insert("search_path".into(), DEFAULT_NAMESPACE.into());
+        let vars = settings::default_vars();
+        let reset_values = Mutex::new(vars.clone());
         let ctx = SessionContext::new_with_state(state);
         user_functions::register(&ctx, &user, &session_user);
         let vars = Arc::new(Mutex::new(vars));
@@ -94,6 +79,8 @@ impl Session {
             user,
             session_user,
             vars,
+            reset_values,
+            sql_prepared: Mutex::new(HashMap::new()),
             txn,
         }
     }
@@ -116,6 +103,7 @@ impl Session {
             self.txn.clone(),
         );
         *s.vars.lock() = self.vars.lock().clone();
+        *s.reset_values.lock() = self.reset_values.lock().clone();
         s
     }
 
@@ -329,7 +317,18 @@ impl Session {
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput> {
         self.check_not_aborted(prepared.ends_block())?;
-        let result = self.execute_prepared(prepared, params).await;
+        let result = match self.statement_timeout() {
+            None => self.execute_prepared(prepared, params).await,
+            Some(limit) => {
+                let deadline = tokio::time::Instant::now() + limit;
+                match tokio::time::timeout_at(deadline, self.execute_prepared(prepared, params))
+                    .await
+                {
+                    Ok(out) => out.map(|o| settings::output_until(o, deadline)),
+                    Err(_) => Err(StrataError::StatementTimeout),
+                }
+            }
+        };
         if result.is_err() {
             self.txn.fail();
         }
@@ -437,6 +436,26 @@ impl Session {
             Statement::Sql(ast) => match ast.as_ref() {
                 ast::Statement::Set(set) => self.set(set),
                 ast::Statement::ShowVariable { variable } => self.show(&variable_name(variable)),
+                ast::Statement::Reset(r) => match &r.reset {
+                    ast::Reset::ALL => self.reset(None),
+                    ast::Reset::ConfigurationParameter(name) => {
+                        self.reset(Some(&name.to_string().to_lowercase()))
+                    }
+                },
+                ast::Statement::Discard { object_type } => self.discard(object_type),
+                ast::Statement::Prepare {
+                    name,
+                    data_types,
+                    statement,
+                } => crate::sql_prepare::prepare(self, name, data_types, statement).await,
+                ast::Statement::Execute {
+                    name: Some(name),
+                    parameters,
+                    ..
+                } => Box::pin(crate::sql_prepare::execute(self, name, parameters)).await,
+                ast::Statement::Deallocate { name, .. } => {
+                    crate::sql_prepare::deallocate(self, name)
+                }
                 ast::Statement::StartTransaction { .. } => {
                     self.txn.begin();
                     Ok(QueryOutput::Transaction {
@@ -466,80 +485,6 @@ impl Session {
             tag: tag.into(),
             in_block: false,
         })
-    }
-
-    fn set(&self, set: &ast::Set) -> Result<QueryOutput> {
-        match set {
-            ast::Set::SingleAssignment {
-                variable, values, ..
-            } => {
-                let name = variable.to_string().to_lowercase();
-                let value = values
-                    .iter()
-                    .map(|v| match v {
-                        ast::Expr::Value(v) => match &v.value {
-                            ast::Value::SingleQuotedString(s) => s.clone(),
-                            other => other.to_string(),
-                        },
-                        ast::Expr::Identifier(id) => id.value.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if name == "search_path" {
-                    let ns = value
-                        .split(',')
-                        .next()
-                        .unwrap_or_default()
-                        .trim()
-                        .trim_matches('"')
-                        .to_string();
-                    if !ns.is_empty() && ns != "$user" && !self.engine.catalog.namespace_exists(&ns)
-                    {
-                        tracing::debug!(namespace = %ns, "search_path names a namespace that does not exist yet");
-                    }
-                }
-                let value = if value.eq_ignore_ascii_case("default") {
-                    DEFAULT_VARS
-                        .iter()
-                        .find(|(k, _)| *k == name)
-                        .map(|(_, v)| v.to_string())
-                        .unwrap_or_default()
-                } else {
-                    value
-                };
-                self.vars.lock().insert(name, value);
-                Ok(QueryOutput::command("SET"))
-            }
-            ast::Set::SetTimeZone { value, .. } => {
-                self.vars.lock().insert(
-                    "timezone".into(),
-                    value.to_string().trim_matches('\'').to_string(),
-                );
-                Ok(QueryOutput::command("SET"))
-            }
-            // Other SET forms (SET NAMES, SET TRANSACTION ...) have no effect here.
-            _ => Ok(QueryOutput::command("SET")),
-        }
-    }
-
-    fn show(&self, name: &str) -> Result<QueryOutput> {
-        let key = match name {
-            "transaction isolation level" => "transaction_isolation",
-            other => other,
-        };
-        let value = self.vars.lock().get(key).cloned().ok_or_else(|| {
-            StrataError::InvalidParameterValue(format!(
-                "unrecognized configuration parameter \"{name}\""
-            ))
-        })?;
-        let schema = show_schema(name);
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(StringArray::from(vec![value]))],
-        )
-        .map_err(|e| StrataError::internal(e.to_string()))?;
-        Ok(batch_output(schema, vec![batch], "SHOW"))
     }
 }
 
@@ -573,22 +518,6 @@ fn cast_params(stmt: &ast::Statement) -> Vec<(usize, strata_catalog::ColumnType)
         std::ops::ControlFlow::<()>::Continue(())
     });
     out
-}
-
-fn variable_name(v: &[ast::Ident]) -> String {
-    v.iter()
-        .map(|i| i.value.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn show_schema(name: &str) -> SchemaRef {
-    let col = if name == "transaction isolation level" {
-        "transaction_isolation"
-    } else {
-        name
-    };
-    Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
 }
 
 /// The output names Postgres gives a SELECT's unnamed expressions: a function

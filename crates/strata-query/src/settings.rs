@@ -1,0 +1,359 @@
+//! Session settings: SET, SHOW, RESET and DISCARD, the values a client sent
+//! in its startup packet (which RESET returns to, as in Postgres), and
+//! statement_timeout, which cuts a statement off with 57014.
+
+use crate::output::QueryOutput;
+use crate::session::{Session, batch_output};
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use strata_catalog::DEFAULT_NAMESPACE;
+use strata_common::{Result, StrataError};
+use strata_sql::sqlparser::ast;
+use tokio::time::Instant;
+
+/// Settings a client may SHOW before it SETs them, with Postgres' defaults.
+const DEFAULT_VARS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("server_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("timezone", "UTC"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("standard_conforming_strings", "on"),
+    ("max_identifier_length", "63"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "read committed"),
+    ("statement_timeout", "0"),
+    ("server_version", "15.0"),
+    ("server_version_num", "150000"),
+    ("search_path", DEFAULT_NAMESPACE),
+];
+
+/// Startup parameters that are settings (the others name the user, database...).
+const STARTUP_SETTINGS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "extra_float_digits",
+    "search_path",
+    "statement_timeout",
+];
+
+/// Settings only the server sets.
+const READ_ONLY: &[&str] = &[
+    "server_encoding",
+    "server_version",
+    "server_version_num",
+    "integer_datetimes",
+    "max_identifier_length",
+];
+
+pub(crate) fn default_vars() -> BTreeMap<String, String> {
+    DEFAULT_VARS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Session {
+    /// Takes the settings among a client's startup parameters; they are also
+    /// what RESET goes back to.
+    pub fn apply_startup_parameters<'a>(
+        &self,
+        params: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) {
+        for (name, value) in params {
+            let name = name.to_lowercase();
+            if !STARTUP_SETTINGS.contains(&name.as_str()) {
+                continue;
+            }
+            match normalize(&name, value) {
+                Ok(v) => {
+                    self.vars.lock().insert(name.clone(), v.clone());
+                    self.reset_values.lock().insert(name, v);
+                }
+                Err(e) => tracing::debug!(setting = %name, error = %e, "ignored startup setting"),
+            }
+        }
+    }
+
+    pub(crate) fn set(&self, set: &ast::Set) -> Result<QueryOutput> {
+        match set {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = variable.to_string().to_lowercase();
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        ast::Expr::Identifier(id) => id.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if value.eq_ignore_ascii_case("default") {
+                    return self.reset(Some(&name));
+                }
+                self.assign(name, &value)
+            }
+            ast::Set::SetTimeZone { value, .. } => {
+                let v = value.to_string();
+                self.assign("timezone".into(), v.trim_matches('\''))
+            }
+            // Other SET forms (SET NAMES, SET TRANSACTION ...) have no effect here.
+            _ => Ok(QueryOutput::command("SET")),
+        }
+    }
+
+    fn assign(&self, name: String, value: &str) -> Result<QueryOutput> {
+        if READ_ONLY.contains(&name.as_str()) {
+            return Err(StrataError::CantChangeRuntimeParam(format!(
+                "parameter \"{name}\" cannot be changed"
+            )));
+        }
+        let value = normalize(&name, value)?;
+        self.vars.lock().insert(name, value);
+        Ok(QueryOutput::command("SET"))
+    }
+
+    pub(crate) fn show(&self, name: &str) -> Result<QueryOutput> {
+        let schema = show_schema(name);
+        if name == "all" {
+            let vars = self.vars.lock().clone();
+            let names: Vec<&str> = vars.keys().map(String::as_str).collect();
+            let values: Vec<&str> = vars.values().map(String::as_str).collect();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(names)),
+                    Arc::new(StringArray::from(values)),
+                ],
+            )
+            .map_err(|e| StrataError::internal(e.to_string()))?;
+            return Ok(batch_output(schema, vec![batch], "SHOW"));
+        }
+        let key = match name {
+            "transaction isolation level" => "transaction_isolation",
+            "time zone" => "timezone",
+            other => other,
+        };
+        let value = self.vars.lock().get(key).cloned().ok_or_else(|| {
+            StrataError::UndefinedObject(format!("unrecognized configuration parameter \"{name}\""))
+        })?;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value]))],
+        )
+        .map_err(|e| StrataError::internal(e.to_string()))?;
+        Ok(batch_output(schema, vec![batch], "SHOW"))
+    }
+
+    /// RESET name (None: RESET ALL): back to the startup or default value.
+    pub(crate) fn reset(&self, name: Option<&str>) -> Result<QueryOutput> {
+        let reset_values = self.reset_values.lock().clone();
+        match name {
+            None => *self.vars.lock() = reset_values,
+            Some(name) => {
+                if READ_ONLY.contains(&name) {
+                    return Err(StrataError::CantChangeRuntimeParam(format!(
+                        "parameter \"{name}\" cannot be changed"
+                    )));
+                }
+                let mut vars = self.vars.lock();
+                match reset_values.get(name) {
+                    Some(v) => vars.insert(name.to_string(), v.clone()),
+                    None => vars.remove(name),
+                };
+            }
+        }
+        Ok(QueryOutput::command("RESET"))
+    }
+
+    /// DISCARD ALL: settings back to their reset values and SQL-level prepared
+    /// statements gone. Not inside a transaction block, as in Postgres.
+    pub(crate) fn discard(&self, what: &ast::DiscardObject) -> Result<QueryOutput> {
+        if let ast::DiscardObject::ALL = what {
+            if self.txn().in_block() {
+                return Err(StrataError::ActiveSqlTransaction(
+                    "DISCARD ALL cannot run inside a transaction block".into(),
+                ));
+            }
+            self.reset(None)?;
+            self.sql_prepared.lock().clear();
+        }
+        Ok(QueryOutput::command(&format!("DISCARD {what}")))
+    }
+
+    /// statement_timeout, when one is set.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        let ms = self
+            .vars
+            .lock()
+            .get("statement_timeout")
+            .and_then(|v| duration_ms(v).ok())?;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+/// A setting's value as SHOW will give it, checked where a bad value would
+/// break something later.
+fn normalize(name: &str, value: &str) -> Result<String> {
+    match name {
+        "statement_timeout" => Ok(show_duration(duration_ms(value)?)),
+        "client_encoding" => match value.to_ascii_uppercase().replace(['-', '_'], "").as_str() {
+            "UTF8" | "UNICODE" => Ok("UTF8".into()),
+            _ => Err(StrataError::unsupported(format!(
+                "client encoding \"{value}\" is not supported; Strata speaks UTF8"
+            ))),
+        },
+        "extra_float_digits" => match value.trim().parse::<i32>() {
+            Ok(n) if (-15..=3).contains(&n) => Ok(n.to_string()),
+            _ => Err(StrataError::InvalidParameterValue(format!(
+                "invalid value for parameter \"extra_float_digits\": \"{value}\""
+            ))),
+        },
+        _ => Ok(value.to_string()),
+    }
+}
+
+/// A duration setting in milliseconds: a number (ms) or a number with a unit
+/// (`ms`, `s`, `min`, `h`, `d`), as Postgres reads them.
+fn duration_ms(value: &str) -> Result<u64> {
+    let v = value.trim().trim_matches('\'').trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let bad = || {
+        StrataError::InvalidParameterValue(format!(
+            "invalid value for parameter \"statement_timeout\": \"{value}\""
+        ))
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit.trim().to_lowercase().as_str() {
+        "" | "ms" => 1.0,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return Err(bad()),
+    };
+    let ms = n * scale;
+    if !(0.0..=i32::MAX as f64).contains(&ms) {
+        return Err(bad());
+    }
+    Ok(ms.round() as u64)
+}
+
+fn show_duration(ms: u64) -> String {
+    match ms {
+        0 => "0".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}min", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+pub(crate) fn variable_name(v: &[ast::Ident]) -> String {
+    v.iter()
+        .map(|i| i.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn show_schema(name: &str) -> SchemaRef {
+    if name == "all" {
+        return Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+        ]));
+    }
+    let col = match name {
+        "transaction isolation level" => "transaction_isolation",
+        "time zone" => "TimeZone",
+        other => other,
+    };
+    Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))
+}
+
+/// A statement's rows that end with 57014 once `deadline` passes.
+pub(crate) fn until_deadline(
+    stream: SendableRecordBatchStream,
+    deadline: Instant,
+) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    let rows = futures::stream::unfold(Some((stream, sleep)), |state| async move {
+        let (mut stream, mut sleep) = state?;
+        match futures::future::select(sleep.as_mut(), stream.next()).await {
+            futures::future::Either::Left(_) => Some((
+                Err(DataFusionError::External(Box::new(
+                    StrataError::StatementTimeout,
+                ))),
+                None,
+            )),
+            futures::future::Either::Right((item, _)) => {
+                item.map(|item| (item, Some((stream, sleep))))
+            }
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, rows))
+}
+
+/// Applies the deadline to what a statement streams.
+pub(crate) fn output_until(out: QueryOutput, deadline: Instant) -> QueryOutput {
+    match out {
+        QueryOutput::Rows {
+            schema,
+            stream,
+            tag,
+        } => QueryOutput::Rows {
+            schema,
+            stream: until_deadline(stream, deadline),
+            tag,
+        },
+        QueryOutput::CopyOut {
+            schema,
+            stream,
+            options,
+        } => QueryOutput::CopyOut {
+            schema,
+            stream: until_deadline(stream, deadline),
+            options,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_and_show_like_postgres() {
+        assert_eq!(duration_ms("5000").unwrap(), 5000);
+        assert_eq!(duration_ms("'100ms'").unwrap(), 100);
+        assert_eq!(duration_ms("1.5s").unwrap(), 1500);
+        assert_eq!(duration_ms("2min").unwrap(), 120_000);
+        assert!(duration_ms("soon").is_err());
+        assert!(duration_ms("-1").is_err());
+        assert_eq!(show_duration(5000), "5s");
+        assert_eq!(show_duration(150), "150ms");
+        assert_eq!(show_duration(120_000), "2min");
+        assert_eq!(show_duration(0), "0");
+    }
+}

@@ -1,0 +1,91 @@
+//! SQL-level PREPARE, EXECUTE and DEALLOCATE: named statements kept on the
+//! session, planned once like a protocol-level prepared statement.
+
+use crate::output::QueryOutput;
+use crate::prepared::Prepared;
+use crate::session::Session;
+use datafusion::scalar::ScalarValue;
+use std::sync::Arc;
+use strata_catalog::ColumnType;
+use strata_common::{Result, StrataError};
+use strata_sql::sqlparser::ast;
+use strata_sql::{Statement, normalize_ident};
+
+pub(crate) async fn prepare(
+    session: &Session,
+    name: &ast::Ident,
+    data_types: &[ast::DataType],
+    statement: &ast::Statement,
+) -> Result<QueryOutput> {
+    let name = normalize_ident(name);
+    if session.sql_prepared.lock().contains_key(&name) {
+        return Err(StrataError::DuplicatePreparedStatement(format!(
+            "prepared statement \"{name}\" already exists"
+        )));
+    }
+    let sql = statement.to_string();
+    let planned =
+        Box::pin(session.prepare_statement(&sql, Statement::Sql(Box::new(statement.clone()))))
+            .await?;
+    let mut p: Prepared =
+        Arc::try_unwrap(planned).map_err(|_| StrataError::internal("a new plan is shared"))?;
+    // Declared types win over inferred ones, as they do for Parse.
+    for (i, dt) in data_types.iter().enumerate() {
+        let ty = ColumnType::from_sql(dt)?;
+        if p.param_types.len() <= i {
+            p.param_types.resize(i + 1, None);
+        }
+        p.param_types[i] = Some(ty.arrow_type());
+    }
+    session.sql_prepared.lock().insert(name, Arc::new(p));
+    Ok(QueryOutput::command("PREPARE"))
+}
+
+pub(crate) async fn execute(
+    session: &Session,
+    name: &ast::ObjectName,
+    parameters: &[ast::Expr],
+) -> Result<QueryOutput> {
+    let key = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(normalize_ident)
+        .unwrap_or_default();
+    let prepared = session
+        .sql_prepared
+        .lock()
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| unknown(&key))?;
+    let mut params: Vec<ScalarValue> = Vec::with_capacity(parameters.len());
+    for e in parameters {
+        params.push(crate::dml::eval_expr(session, e, &[]).await?);
+    }
+    if params.len() != prepared.param_types.len() {
+        return Err(StrataError::syntax(format!(
+            "wrong number of parameters for prepared statement \"{key}\": expected {}, got {}",
+            prepared.param_types.len(),
+            params.len()
+        )));
+    }
+    session.execute(&prepared, params).await
+}
+
+pub(crate) fn deallocate(session: &Session, name: &ast::Ident) -> Result<QueryOutput> {
+    let key = normalize_ident(name);
+    if key == "all" {
+        session.sql_prepared.lock().clear();
+        return Ok(QueryOutput::command("DEALLOCATE ALL"));
+    }
+    session
+        .sql_prepared
+        .lock()
+        .remove(&key)
+        .ok_or_else(|| unknown(&key))?;
+    Ok(QueryOutput::command("DEALLOCATE"))
+}
+
+fn unknown(name: &str) -> StrataError {
+    StrataError::InvalidSqlStatementName(format!("prepared statement \"{name}\" does not exist"))
+}
