@@ -11,6 +11,11 @@ CACHE="${STRATA_CLIENTS_CACHE:-$HOME/.cache/strata-clients}"
 mkdir -p "$CACHE"
 installed=()
 found=()
+apt_updated=0
+apt_install() {
+  if [[ $apt_updated == 0 ]]; then apt-get update -qq >/dev/null; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
 
 # ---- python venv ---------------------------------------------------------
 PY="${PYTHON:-python3}"
@@ -21,6 +26,8 @@ if [[ -x "$VENV/bin/python" ]] && cmp -s "$REQ" "$stamp" \
    && "$VENV/bin/python" -c 'import psycopg, psycopg2, asyncpg' 2>/dev/null; then
   found+=("python-venv")
 else
+  # Debian's own python3 keeps venv in a separate package.
+  "$PY" -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
   [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
   "$VENV/bin/python" -c 'import psycopg, psycopg2, asyncpg'
@@ -32,7 +39,7 @@ fi
 NODE_DIR="$CACHE/node"
 mkdir -p "$NODE_DIR"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  apt-get install -y -q nodejs npm >/dev/null
+  apt_install nodejs npm
   installed+=("nodejs")
 fi
 if cmp -s "$HERE/node/package.json" "$NODE_DIR/package.json" \
@@ -45,11 +52,6 @@ else
 fi
 
 # ---- java + pgjdbc -------------------------------------------------------
-apt_updated=0
-apt_install() {
-  if [[ $apt_updated == 0 ]]; then apt-get update -qq >/dev/null; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
-}
 if command -v javac >/dev/null && command -v java >/dev/null; then
   found+=("jdk")
 else
