@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-4}
 ROWS=${ROWS:-10000}
+COPY_ROWS=${COPY_ROWS:-200000}
 PROFILE=${PROFILE:-release}
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 
@@ -61,3 +62,33 @@ for w in point_select range_scan insert; do
   printf '%-14s %14.0f %14.0f %8.2f\n' "$w" "${s:-0}" "${p:-0}" "$(python3 -c "print(${s:-0}/max(${p:-0},1e-9))")"
 done
 echo "($CLIENTS clients, ${DURATION}s each, $ROWS preloaded rows, Strata $PROFILE build, pgbench -M prepared)"
+
+# Bulk load and export: the same text file through psql's \copy (COPY FROM STDIN / TO STDOUT).
+python3 -c "
+import sys
+w = sys.stdout.write
+for i in range(1, $COPY_ROWS + 1):
+    w(f'{i}\tbody of row {i} with some words in it\t{i * 7}\n')
+" >"$WORK/load.tsv"
+copy_rate() { # port user db direction
+  local sql
+  if [ "$4" = in ]; then sql="\\copy bench.load FROM '$WORK/load.tsv'"; else sql="\\copy bench.load TO '$WORK/out.tsv'"; fi
+  python3 - "$1" "$2" "$3" "$sql" "$COPY_ROWS" <<'PY'
+import subprocess, sys, time
+port, user, db, sql, rows = sys.argv[1:]
+t = time.monotonic()
+subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port, "-U", user, "-d", db, "-c", sql],
+               check=True, stdout=subprocess.DEVNULL)
+print(int(rows) / (time.monotonic() - t))
+PY
+}
+load="CREATE TABLE bench.load (id BIGINT PRIMARY KEY, body TEXT, n BIGINT)"
+psql -qX -h 127.0.0.1 -p "$SPORT" -U root -d strata -c "$load" >/dev/null
+psql -qX -h 127.0.0.1 -p "$PPORT" -U postgres -d postgres -c "$load" >/dev/null
+printf '%-14s %14s %14s %8s\n' copy strata_rows/s postgres_rows/s ratio
+for d in in out; do
+  s=$(copy_rate "$SPORT" root strata "$d")
+  p=$(copy_rate "$PPORT" postgres postgres "$d")
+  printf '%-14s %14.0f %14.0f %8.2f\n' "copy_$d" "$s" "$p" "$(python3 -c "print($s/max($p,1e-9))")"
+done
+echo "($COPY_ROWS rows of (BIGINT key, ~40-byte TEXT, BIGINT) through psql \\copy, one COPY each way)"
