@@ -29,6 +29,7 @@ use strata_common::StrataError;
 use strata_query::QueryOutput;
 
 use crate::errors::to_pg;
+use crate::float_text::PgFloat;
 
 /// Column descriptions; UUID, JSON and VARCHAR columns (text in Arrow) keep their
 /// own type.
@@ -208,6 +209,8 @@ enum Encoding {
     Numeric,
     /// TIME or TIMESTAMP in text, in Postgres' form.
     Temporal,
+    /// REAL or DOUBLE PRECISION in text, in Postgres' form.
+    Float,
 }
 
 fn encoding(f: &Field, pg: &FieldInfo) -> Encoding {
@@ -218,6 +221,7 @@ fn encoding(f: &Field, pg: &FieldInfo) -> Encoding {
         DataType::Time32(_) | DataType::Time64(_) | DataType::Timestamp(..) if !binary => {
             Encoding::Temporal
         }
+        DataType::Float32 | DataType::Float64 if !binary => Encoding::Float,
         _ => Encoding::Plain,
     }
 }
@@ -277,6 +281,10 @@ pub(crate) fn encode_rows<E: Encoder>(
                 Encoding::Temporal => match temporal_at(array.as_ref(), r) {
                     Ok(v) => Encoder::encode_field(encoder, &v, field),
                     Err(e) => Err(e),
+                },
+                Encoding::Float => match PgFloat::at(array.as_ref(), r) {
+                    Some(v) => Encoder::encode_field(encoder, &v, field),
+                    None => Encoder::encode_field(encoder, &None::<f64>, field),
                 },
                 Encoding::Plain => encode_value(encoder, array, r, schema.field(c), field),
             };

@@ -10,6 +10,7 @@ mod copy_out;
 mod copy_reader;
 mod encode;
 mod errors;
+mod float_text;
 mod handler;
 mod login;
 mod params;

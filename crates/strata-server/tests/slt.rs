@@ -366,12 +366,10 @@ fn column_type(ty: &Type) -> DefaultColumnType {
 /// A result value of any type, decoded from the binary format and rendered the
 /// way the server renders it in the text format (`None` = SQL NULL).
 ///
-/// Integers, booleans, strings, numerics, bytea, UUIDs and arrays follow
-/// Postgres' text output. Floats and date/time values follow what pgwire (the
-/// server's wire layer) prints in the text format, so both protocols can be
-/// checked against one expectation: floats in shortest round-trip form
-/// (`ryu`, as pgwire does with extra_float_digits = 1, e.g. `1.5`, `3.0`) and
-/// timestamps/times with six fractional digits.
+/// Integers, booleans, strings, numerics, bytea, UUIDs, arrays and floats
+/// (shortest round-trip digits, `34`, `1.5`, `1e+20`) follow Postgres' text
+/// output, through the same formatter the server uses, so both protocols are
+/// checked against one expectation.
 struct PgText(Option<String>);
 
 impl<'a> FromSql<'a> for PgText {
@@ -449,30 +447,14 @@ fn format_time(t: chrono::NaiveTime) -> String {
     }
 }
 
-/// Float8 text as pgwire prints it (extra_float_digits = 1).
+/// Float8 text as Postgres prints it (extra_float_digits = 1).
 fn format_f64(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else if v == 0.0 {
-        "0".to_string()
-    } else {
-        ryu::Buffer::new().format_finite(v).to_string()
-    }
+    strata_sql::pgtext::float8_text(v)
 }
 
-/// Float4 text as pgwire prints it (extra_float_digits = 1).
+/// Float4 text as Postgres prints it.
 fn format_f32(v: f32) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else if v == 0.0 {
-        "0".to_string()
-    } else {
-        ryu::Buffer::new().format_finite(v).to_string()
-    }
+    strata_sql::pgtext::float4_text(v)
 }
 
 /// bytea in Postgres' default `hex` output format.

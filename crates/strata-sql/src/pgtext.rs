@@ -480,3 +480,87 @@ mod tests {
         assert!(crate::parse_one("SELECT '{1'::int[]").is_err());
     }
 }
+
+/// A DOUBLE PRECISION value as Postgres writes it (extra_float_digits >= 1):
+/// the shortest digits that read back as the same value, in fixed notation
+/// when the decimal exponent is in [-4, 15) and as `1.5e+20` otherwise;
+/// `Infinity`, `-Infinity`, `NaN`.
+pub fn float8_text(v: f64) -> String {
+    float_text(
+        v.is_nan(),
+        v.is_infinite(),
+        v.is_sign_negative(),
+        format!("{:e}", v.abs()),
+        15,
+    )
+}
+
+/// A REAL value as Postgres writes it: as [`float8_text`], with fixed notation
+/// for exponents in [-4, 6).
+pub fn float4_text(v: f32) -> String {
+    float_text(
+        v.is_nan(),
+        v.is_infinite(),
+        v.is_sign_negative(),
+        format!("{:e}", v.abs()),
+        6,
+    )
+}
+
+/// `sci` is Rust's shortest round-trip scientific form of the magnitude
+/// (`3.4e1`, `1e20`, `2.5e-5`).
+fn float_text(nan: bool, infinite: bool, negative: bool, sci: String, fixed_below: i32) -> String {
+    if nan {
+        return "NaN".into();
+    }
+    let sign = if negative { "-" } else { "" };
+    if infinite {
+        return format!("{sign}Infinity");
+    }
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if digits == "0" {
+        return format!("{sign}0");
+    }
+    if exp < -4 || exp >= fixed_below {
+        let sign_e = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{mantissa}e{sign_e}{:02}", exp.abs());
+    }
+    let n = digits.len() as i32;
+    let body = if exp < 0 {
+        format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
+    } else if exp >= n - 1 {
+        format!("{digits}{}", "0".repeat((exp - (n - 1)) as usize))
+    } else {
+        let (int, frac) = digits.split_at((exp + 1) as usize);
+        format!("{int}.{frac}")
+    };
+    format!("{sign}{body}")
+}
+
+#[cfg(test)]
+mod float_tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_as_postgres_prints_them() {
+        assert_eq!(float8_text(34.0), "34");
+        assert_eq!(float8_text(0.3333333333333333), "0.3333333333333333");
+        assert_eq!(float8_text(-2.5), "-2.5");
+        assert_eq!(float8_text(1e20), "1e+20");
+        assert_eq!(float8_text(1e-5), "1e-05");
+        assert_eq!(float8_text(0.0001), "0.0001");
+        assert_eq!(float8_text(123456789012345.0), "123456789012345");
+        assert_eq!(float8_text(1e15), "1e+15");
+        assert_eq!(float8_text(1.5e300), "1.5e+300");
+        assert_eq!(float8_text(0.0), "0");
+        assert_eq!(float8_text(-0.0), "-0");
+        assert_eq!(float8_text(f64::INFINITY), "Infinity");
+        assert_eq!(float8_text(f64::NAN), "NaN");
+        assert_eq!(float4_text(1.5), "1.5");
+        assert_eq!(float4_text(123456.0), "123456");
+        assert_eq!(float4_text(1234567.0), "1.234567e+06");
+        assert_eq!(float4_text(3.3), "3.3");
+    }
+}
