@@ -162,6 +162,63 @@ impl ColumnType {
         }
     }
 
+    /// The Postgres type OID tools see in `pg_attribute.atttypid`.
+    pub fn pg_type_oid(&self) -> u32 {
+        match self {
+            ColumnType::Boolean => 16,
+            ColumnType::SmallInt => 21,
+            ColumnType::Int => 23,
+            ColumnType::BigInt => 20,
+            ColumnType::Real => 700,
+            ColumnType::Double => 701,
+            ColumnType::Numeric { .. } => 1700,
+            ColumnType::Text => 25,
+            ColumnType::Varchar(_) => 1043,
+            ColumnType::Bytea => 17,
+            ColumnType::Date => 1082,
+            ColumnType::Time => 1083,
+            ColumnType::Timestamp => 1114,
+            ColumnType::TimestampTz => 1184,
+            ColumnType::Uuid => 2950,
+            ColumnType::Json => 114,
+            ColumnType::Jsonb => 3802,
+            ColumnType::Array(inner) => match inner.as_ref() {
+                ColumnType::Boolean => 1000,
+                ColumnType::SmallInt => 1005,
+                ColumnType::Int => 1007,
+                ColumnType::BigInt => 1016,
+                ColumnType::Real => 1021,
+                ColumnType::Double => 1022,
+                ColumnType::Numeric { .. } => 1231,
+                ColumnType::Text => 1009,
+                ColumnType::Varchar(_) => 1015,
+                ColumnType::Bytea => 1001,
+                ColumnType::Date => 1182,
+                ColumnType::Time => 1183,
+                ColumnType::Timestamp => 1115,
+                ColumnType::TimestampTz => 1185,
+                ColumnType::Uuid => 2951,
+                ColumnType::Json => 199,
+                ColumnType::Jsonb => 3807,
+                // Nested arrays are rejected at CREATE TABLE.
+                ColumnType::Array(_) => 1009,
+            },
+        }
+    }
+
+    /// `pg_attribute.atttypmod`: the declared length or precision in
+    /// Postgres' encoding (offset by the 4-byte varlena header), else -1.
+    pub fn pg_typmod(&self) -> i32 {
+        match self {
+            ColumnType::Varchar(Some(n)) => i32::try_from(*n).map_or(-1, |n| n.saturating_add(4)),
+            ColumnType::Numeric { precision, scale } => {
+                ((i32::from(*precision) << 16) | (i32::from(*scale) & 0xffff)) + 4
+            }
+            ColumnType::Array(inner) => inner.pg_typmod(),
+            _ => -1,
+        }
+    }
+
     /// Types whose values can be ordered and hashed as a primary key.
     pub fn can_be_primary_key(&self) -> bool {
         !matches!(
@@ -209,5 +266,15 @@ mod tests {
             ColumnType::Array(Box::new(ColumnType::Text))
         );
         assert!(ty("numeric(50,2)").is_err());
+    }
+
+    #[test]
+    fn postgres_oids_and_typmods() {
+        assert_eq!(ty("varchar(20)").unwrap().pg_type_oid(), 1043);
+        assert_eq!(ty("varchar(20)").unwrap().pg_typmod(), 24);
+        assert_eq!(ty("numeric(10,2)").unwrap().pg_typmod(), (10 << 16 | 2) + 4);
+        assert_eq!(ty("bigint[]").unwrap().pg_type_oid(), 1016);
+        assert_eq!(ty("jsonb").unwrap().pg_type_oid(), 3802);
+        assert_eq!(ty("text").unwrap().pg_typmod(), -1);
     }
 }

@@ -49,10 +49,22 @@ pub fn described_type(p: &Prepared, idx: usize) -> Type {
         return column_type(ty);
     }
     match p.param_types.get(idx) {
-        Some(Some(dt)) => pg_type(dt),
+        Some(Some(dt)) => arrow_param_type(dt),
         _ => Type::TEXT,
     }
 }
+
+/// An array of an `oid` column's values is `oid[]`, which Arrow holds as a
+/// list of int4 whose item keeps the column's oid marker.
+fn arrow_param_type(dt: &DataType) -> Type {
+    match dt {
+        DataType::List(item) if item.metadata().contains_key(OID_ALIAS_KEY) => Type::OID_ARRAY,
+        _ => pg_type(dt),
+    }
+}
+
+/// Field metadata datafusion-pg-catalog puts on its oid columns.
+const OID_ALIAS_KEY: &str = "pg.oid_alias";
 
 /// The wire type of a column type (some are text in Arrow but not on the wire).
 pub(crate) fn column_type(ty: &ColumnType) -> Type {
@@ -75,7 +87,7 @@ pub fn decode_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<ScalarV
                 Some(raw) => {
                     let text =
                         std::str::from_utf8(raw).map_err(|_| bad_param(idx, "not valid UTF-8"))?;
-                    text_param(&portal.statement.statement, idx, text)
+                    text_param(&portal.statement.statement, &ty, idx, text)
                 }
             }
         })
@@ -84,20 +96,37 @@ pub fn decode_params(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<ScalarV
 
 /// A text-format parameter: a string the engine casts to the parameter's type,
 /// except an array in Postgres' text form (`{1,2,NULL}`), which Arrow's casts do
-/// not read; it becomes a list of the element type the statement expects.
-fn text_param(p: &Prepared, idx: usize, text: &str) -> PgWireResult<ScalarValue> {
-    match p.param_types.get(idx) {
-        Some(Some(DataType::List(item))) => {
-            strata_sql::pgtext::parse_text_array(text, item.data_type()).map_err(|e| {
-                PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "ERROR".into(),
-                    e.sqlstate().into(),
-                    format!("{e} (parameter ${})", idx + 1),
-                )))
-            })
-        }
-        _ => Ok(ScalarValue::Utf8(Some(text.to_string()))),
+/// not read; it becomes a list of the element type the statement expects, or
+/// else of the array type the client declared.
+fn text_param(p: &Prepared, ty: &Type, idx: usize, text: &str) -> PgWireResult<ScalarValue> {
+    let item = match p.param_types.get(idx) {
+        Some(Some(DataType::List(item))) => Some(item.data_type().clone()),
+        _ => declared_item_type(ty),
+    };
+    match item {
+        Some(item) => strata_sql::pgtext::parse_text_array(text, &item).map_err(|e| {
+            PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                e.sqlstate().into(),
+                format!("{e} (parameter ${})", idx + 1),
+            )))
+        }),
+        None => Ok(ScalarValue::Utf8(Some(text.to_string()))),
     }
+}
+
+/// The Arrow element type of an array type a client declared.
+fn declared_item_type(ty: &Type) -> Option<DataType> {
+    Some(match *ty {
+        Type::BOOL_ARRAY => DataType::Boolean,
+        Type::INT2_ARRAY => DataType::Int16,
+        Type::INT4_ARRAY | Type::OID_ARRAY => DataType::Int32,
+        Type::INT8_ARRAY => DataType::Int64,
+        Type::FLOAT4_ARRAY => DataType::Float32,
+        Type::FLOAT8_ARRAY => DataType::Float64,
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => DataType::Utf8,
+        _ => return None,
+    })
 }
 
 fn typed_null(ty: &Type) -> ScalarValue {
@@ -133,6 +162,9 @@ pub(crate) fn binary_value(ty: &Type, raw: &[u8]) -> Result<ScalarValue> {
         Type::INT8 => ScalarValue::Int64(Some(decode(ty, raw)?)),
         Type::FLOAT4 => ScalarValue::Float32(Some(decode(ty, raw)?)),
         Type::FLOAT8 => ScalarValue::Float64(Some(decode(ty, raw)?)),
+        // Oids are int4 in pg_catalog; those above 2^31 wrap as Postgres' own
+        // int4 casts of them do.
+        Type::OID => ScalarValue::Int32(Some(decode::<u32>(ty, raw)? as i32)),
         Type::NUMERIC => {
             let d: rust_decimal::Decimal = decode(ty, raw)?;
             ScalarValue::Utf8(Some(d.to_string()))
@@ -181,6 +213,9 @@ pub(crate) fn binary_value(ty: &Type, raw: &[u8]) -> Result<ScalarValue> {
         Type::BOOL_ARRAY => list::<bool>(ty, raw, DataType::Boolean, ScalarValue::Boolean)?,
         Type::INT2_ARRAY => list::<i16>(ty, raw, DataType::Int16, ScalarValue::Int16)?,
         Type::INT4_ARRAY => list::<i32>(ty, raw, DataType::Int32, ScalarValue::Int32)?,
+        Type::OID_ARRAY => list::<u32>(ty, raw, DataType::Int32, |v| {
+            ScalarValue::Int32(v.map(|v| v as i32))
+        })?,
         Type::INT8_ARRAY => list::<i64>(ty, raw, DataType::Int64, ScalarValue::Int64)?,
         Type::FLOAT4_ARRAY => list::<f32>(ty, raw, DataType::Float32, ScalarValue::Float32)?,
         Type::FLOAT8_ARRAY => list::<f64>(ty, raw, DataType::Float64, ScalarValue::Float64)?,

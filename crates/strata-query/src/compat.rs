@@ -5,6 +5,7 @@
 //! what DataFusion plans. Every other statement takes Strata's own parser.
 
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use strata_common::Result;
 use strata_sql::Statement;
@@ -28,6 +29,8 @@ fn is_catalog_query(sql: &str) -> bool {
 }
 
 pub(crate) fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
+    let sql = substitute(sql);
+    let sql = sql.as_ref();
     if is_catalog_query(sql)
         && let Ok(stmts) = PARSER.parse(sql)
         && stmts.iter().all(|s| matches!(s, ast::Statement::Query(_)))
@@ -41,6 +44,88 @@ pub(crate) fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
             .collect());
     }
     strata_sql::parse_sql(sql)
+}
+
+/// asyncpg's type introspection (`asyncpg/introspection.py`, sent whenever a
+/// statement has a parameter or column of a type it has no codec for, such as
+/// any array): a recursive CTE with correlated scalar subqueries in CASE arms,
+/// which DataFusion plans but cannot execute. Strata has no domains, composite
+/// or range types, so those branches are always NULL and only arrays recurse
+/// (one level, to their element); this is the same answer in a shape DataFusion
+/// runs. `attrtypoids` is `text[]` rather than `oid[]` because Strata cannot
+/// describe a NULL `oid[]` column and asyncpg decodes both without introspecting
+/// further; `$1` is typed `oid[]` from `ti.oid` (see `prepared::note_any_params`).
+const ASYNCPG_TYPE_INTROSPECTION: &str = "
+WITH ti AS (
+    SELECT t.oid AS oid, ns.nspname AS ns, t.typname AS name, t.typtype AS kind,
+           t.typelem AS elemtype, elem_t.typdelim AS elemdelim
+    FROM pg_catalog.pg_type t
+    JOIN pg_catalog.pg_namespace ns ON ns.oid = t.typnamespace
+    LEFT JOIN pg_catalog.pg_type elem_t
+        ON t.typlen = -1 AND t.typelem <> 0 AND t.typelem = elem_t.oid
+), tree AS (
+    SELECT ti.*, 0 AS depth FROM ti WHERE ti.oid = ANY($1)
+    UNION ALL
+    SELECT ti.*, 1 AS depth FROM ti
+    WHERE ti.oid IN (SELECT t.typelem FROM pg_catalog.pg_type t
+                     WHERE t.oid = ANY($1) AND t.typelem <> 0)
+)
+SELECT oid, ns, name, kind, CAST(NULL AS oid) AS basetype, elemtype, elemdelim,
+       CAST(NULL AS oid) AS range_subtype, CAST(NULL AS text[]) AS attrtypoids,
+       CAST(NULL AS text[]) AS attrnames, depth,
+       CAST(NULL AS text) AS basetype_name,
+       CASE WHEN elemtype <> 0 THEN format_type(elemtype, NULL) ELSE '-' END AS elemtype_name,
+       CAST(NULL AS text) AS range_subtype_name
+FROM tree ORDER BY depth DESC";
+
+/// pgjdbc's `getPrimaryKeys` expands `pg_index.indkey` into (attnum, position)
+/// records with `information_schema._pg_expandarray`, a set-returning function
+/// DataFusion has no equivalent of. A Strata primary key is one column, so the
+/// expansion is that column at position 1.
+const EXPANDARRAY: [(&str, &str); 3] = [
+    (
+        "(information_schema._pg_expandarray(i.indkey)).n",
+        "CAST(1 AS INT)",
+    ),
+    (
+        "information_schema._pg_expandarray(i.indkey)",
+        "CAST(split_part(i.indkey, ' ', 1) AS SMALLINT)",
+    ),
+    ("(result.KEYS).x", "result.KEYS"),
+];
+
+/// pgjdbc's type lookup (`TypeInfoCache`) tells arrays by their input
+/// function. `pg_type.typinput` holds function names here, while a `::regproc`
+/// literal becomes `pg_proc`'s OID, and comparing the two fails.
+const TYPINPUT: [(&str, &str); 2] = [
+    (
+        "typinput='pg_catalog.array_in'::regproc",
+        "typinput='array_in'",
+    ),
+    ("typinput='array_in'::regproc", "typinput='array_in'"),
+];
+
+/// Queries drivers send verbatim that DataFusion cannot run, swapped for
+/// equivalents it can.
+fn substitute(sql: &str) -> Cow<'_, str> {
+    if sql.contains("typeinfo_tree") && sql.contains("range_subtype") && sql.contains("$1") {
+        return Cow::Borrowed(ASYNCPG_TYPE_INTROSPECTION);
+    }
+    if sql.contains("_pg_expandarray(i.indkey)") {
+        let mut out = sql.to_string();
+        for (from, to) in EXPANDARRAY {
+            out = out.replace(from, to);
+        }
+        return Cow::Owned(out);
+    }
+    if sql.contains("typinput='") {
+        let mut out = sql.to_string();
+        for (from, to) in TYPINPUT {
+            out = out.replace(from, to);
+        }
+        return Cow::Owned(out);
+    }
+    Cow::Borrowed(sql)
 }
 
 pub(crate) fn parse_one(sql: &str) -> Result<Option<Statement>> {

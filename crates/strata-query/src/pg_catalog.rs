@@ -7,20 +7,28 @@
 //! The catalog DataFusion sees holds a second copy of every table (the one
 //! showing `_seq`/`_deleted`); pg_catalog lists only the plain one.
 
+mod tables;
+
 use crate::engine::CATALOG;
 use crate::provider::{strata_schema_names, table_names_in};
 use crate::system::SystemSchema;
 use crate::tiers::Tiers;
 use crate::user_functions::Constant;
 use async_trait::async_trait;
+use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Int32Type};
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{ScalarUDF, Signature, TypeSignature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::pg_catalog::{self as pgc, PgCatalogSchemaProvider};
@@ -156,10 +164,17 @@ pub(crate) fn install(
             tiers: tiers.clone(),
         },
         statics.clone(),
-        StrataRoles { tiers },
+        StrataRoles {
+            tiers: tiers.clone(),
+        },
     )
     .map_err(df_err)?;
-    let provider: Arc<dyn SchemaProvider> = Arc::new(provider);
+    let index_defs = tables::IndexDefs::default();
+    let provider: Arc<dyn SchemaProvider> = Arc::new(tables::StrataPgCatalog::new(
+        Arc::new(provider),
+        tiers.clone(),
+        index_defs.clone(),
+    ));
     for c in catalogs {
         c.add_schema("pg_catalog", provider.clone());
     }
@@ -167,7 +182,17 @@ pub(crate) fn install(
     ctx.register_udf(pgc::create_current_database_udf("strata"));
     ctx.register_udf(pgc::create_current_schema_udf());
     ctx.register_udf(pgc::create_current_schemas_udf());
-    ctx.register_udf(pgc::create_pg_get_userbyid_udf());
+    ctx.register_udf(ScalarUDF::from(Owner {
+        tiers: tiers.clone(),
+        signature: Signature::any(1, Volatility::Stable),
+    }));
+    ctx.register_udf(ScalarUDF::from(IndexDef {
+        defs: index_defs,
+        signature: Signature::one_of(
+            vec![TypeSignature::Any(1), TypeSignature::Any(3)],
+            Volatility::Stable,
+        ),
+    }));
     for name in [
         "has_table_privilege",
         "has_schema_privilege",
@@ -206,7 +231,6 @@ pub(crate) fn install(
         ("obj_description", vec![1, 2]),
         ("col_description", vec![2]),
         ("shobj_description", vec![2]),
-        ("pg_get_indexdef", vec![1, 3]),
         ("pg_get_viewdef", vec![1, 2]),
     ] {
         let signature = Signature::one_of(
@@ -220,4 +244,106 @@ pub(crate) fn install(
     Ok(SessionStateBuilder::new_from_existing(state)
         .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
         .build())
+}
+
+/// `pg_get_userbyid`: Strata keeps no owners, and pg_catalog's owner columns
+/// all name the bootstrap superuser (OID 10 in Postgres), which is Strata's
+/// system user.
+#[derive(Debug)]
+struct Owner {
+    tiers: Arc<Tiers>,
+    signature: Signature,
+}
+
+impl PartialEq for Owner {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.tiers, &other.tiers)
+    }
+}
+
+impl Eq for Owner {}
+
+impl std::hash::Hash for Owner {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.tiers) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Owner {
+    fn name(&self) -> &str {
+        "pg_get_userbyid"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let users = self.tiers.catalog.users();
+        let name = users
+            .iter()
+            .find(|u| u.role == StrataRole::System)
+            .map_or("postgres", |u| u.name.as_str());
+        Ok(match args.args.first() {
+            Some(ColumnarValue::Array(a)) => {
+                ColumnarValue::Array(Arc::new(StringArray::from(vec![name; a.len()])))
+            }
+            _ => ColumnarValue::Scalar(ScalarValue::Utf8(Some(name.to_string()))),
+        })
+    }
+}
+
+/// `pg_get_indexdef(oid [, column, pretty])` for primary-key indexes (the only
+/// indexes Strata has); NULL for any other OID.
+#[derive(Debug)]
+struct IndexDef {
+    defs: tables::IndexDefs,
+    signature: Signature,
+}
+
+impl PartialEq for IndexDef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.defs, &other.defs)
+    }
+}
+
+impl Eq for IndexDef {}
+
+impl std::hash::Hash for IndexDef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.defs) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for IndexDef {
+    fn name(&self) -> &str {
+        "pg_get_indexdef"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let Some(arg) = args.args.first() else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+        };
+        let oids = arg.to_array(args.number_rows)?;
+        let oids = datafusion::arrow::compute::cast(&oids, &DataType::Int32)?;
+        let oids = oids.as_primitive::<Int32Type>();
+        let defs = self.defs.lock();
+        let out: StringArray = oids
+            .iter()
+            .map(|o| o.and_then(|o| defs.get(&o).cloned()))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
 }

@@ -4,7 +4,9 @@
 //! logical plan with its placeholders.
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
 use strata_catalog::{ColumnType, TableDef};
@@ -152,6 +154,7 @@ fn plan_of(kind: &PlanKind) -> Option<&LogicalPlan> {
 
 /// Parameters DataFusion typed from a UUID or JSON column are described as such.
 pub(crate) fn note_wire_types(prepared: &mut Prepared) {
+    note_any_params(prepared);
     let Some(fields) = plan_of(&prepared.kind).and_then(|p| p.get_parameter_fields().ok()) else {
         return;
     };
@@ -172,5 +175,66 @@ pub(crate) fn note_wire_types(prepared: &mut Prepared) {
         if i >= 1 {
             note_param(prepared, i - 1, &ty);
         }
+    }
+}
+
+/// `x = ANY($n)` plans as `array_has($n, x)`, for which DataFusion infers no
+/// type: `$n` would be described and read as text (a client's `{1,2}` a
+/// string). It is an array of `x`'s type, keeping `x`'s field metadata so an
+/// `oid` column makes it `oid[]` (what asyncpg needs to send its type lookup).
+fn note_any_params(prepared: &mut Prepared) {
+    let Some(plan) = plan_of(&prepared.kind) else {
+        return;
+    };
+    let mut found: Vec<(usize, DataType)> = vec![];
+    let _ = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let schemas: Vec<&DFSchema> = inputs
+            .iter()
+            .map(|i| i.schema().as_ref())
+            .chain(std::iter::once(node.schema().as_ref()))
+            .collect();
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.name() == "array_has"
+                    && let [haystack, needle] = f.args.as_slice()
+                    && let Some(i) = placeholder_index(haystack)
+                    && let Some(field) = schemas.iter().find_map(|s| needle.to_field(*s).ok())
+                {
+                    let item = field
+                        .1
+                        .as_ref()
+                        .clone()
+                        .with_name("item")
+                        .with_nullable(true);
+                    found.push((i, DataType::List(Arc::new(item))));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    for (i, ty) in found {
+        if prepared.param_types.len() <= i {
+            prepared.param_types.resize(i + 1, None);
+        }
+        if prepared.param_types[i].is_none() {
+            prepared.param_types[i] = Some(ty);
+        }
+    }
+}
+
+/// The zero-based index of `$n`, bare or cast.
+fn placeholder_index(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Placeholder(p) => {
+            p.id.trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+        }
+        Expr::Cast(c) => placeholder_index(&c.expr),
+        Expr::TryCast(c) => placeholder_index(&c.expr),
+        _ => None,
     }
 }

@@ -1,0 +1,481 @@
+//! The `pg_catalog` tables that describe Strata's own tables more closely than
+//! `datafusion-pg-catalog` can from Arrow schemas alone: `pg_attribute` with
+//! each column's Postgres type (UUID, JSON and VARCHAR are text in Arrow; most
+//! arrays have no Arrow-derived type), and every table's primary key as the
+//! index and constraint Postgres would keep for it (`pg_class`, `pg_index`,
+//! `pg_constraint`), which psql's `\d` and JDBC's `getPrimaryKeys` read.
+//!
+//! Each is the crate's table with rows corrected or added at scan time. Table
+//! OIDs are the crate's (read from its `pg_class` and `pg_namespace`, so joins
+//! agree); a primary key's index and constraint get OIDs derived from its
+//! table's, above any the crate hands out.
+
+use crate::tiers::Tiers;
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, take};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, SchemaRef};
+use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::scalar::ScalarValue;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use strata_catalog::TableDef;
+
+/// Offsets of a primary key's index and constraint OIDs from its table's. The
+/// crate counts table OIDs up from 16384, far below these.
+const INDEX_OID_OFFSET: i32 = 1_000_000_000;
+const CONSTRAINT_OID_OFFSET: i32 = 1_500_000_000;
+
+/// `CREATE UNIQUE INDEX …` text of each primary-key index by OID, filled when
+/// `pg_index` or `pg_class` is scanned, for `pg_get_indexdef`.
+pub(crate) type IndexDefs = Arc<Mutex<HashMap<i32, String>>>;
+
+/// `pg_catalog` with the tables above replaced.
+#[derive(Debug)]
+pub(crate) struct StrataPgCatalog {
+    inner: Arc<dyn SchemaProvider>,
+    tiers: Arc<Tiers>,
+    index_defs: IndexDefs,
+}
+
+impl StrataPgCatalog {
+    pub(crate) fn new(
+        inner: Arc<dyn SchemaProvider>,
+        tiers: Arc<Tiers>,
+        index_defs: IndexDefs,
+    ) -> Self {
+        StrataPgCatalog {
+            inner,
+            tiers,
+            index_defs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Attribute,
+    Class,
+    Index,
+    Constraint,
+}
+
+#[async_trait]
+impl SchemaProvider for StrataPgCatalog {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let which = match name.to_ascii_lowercase().as_str() {
+            "pg_attribute" => Which::Attribute,
+            "pg_class" => Which::Class,
+            "pg_index" => Which::Index,
+            "pg_constraint" => Which::Constraint,
+            _ => return self.inner.table(name).await,
+        };
+        let Some(table) = self.inner.table(name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(Patched {
+            which,
+            table,
+            inner: self.inner.clone(),
+            tiers: self.tiers.clone(),
+            index_defs: self.index_defs.clone(),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug)]
+struct Patched {
+    which: Which,
+    table: Arc<dyn TableProvider>,
+    inner: Arc<dyn SchemaProvider>,
+    tiers: Arc<Tiers>,
+    index_defs: IndexDefs,
+}
+
+/// A Strata table as pg_catalog numbers it.
+struct Relation {
+    oid: i32,
+    namespace_oid: i32,
+    def: Arc<TableDef>,
+}
+
+#[async_trait]
+impl TableProvider for Patched {
+    fn schema(&self) -> SchemaRef {
+        self.table.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.table.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        let batches = rows_of(&self.table, state).await?;
+        let relations = self.relations(state).await?;
+        self.remember_index_defs(&relations);
+        let batches = match self.which {
+            Which::Attribute => batches
+                .iter()
+                .map(|b| typed_attributes(b, &relations))
+                .collect::<DfResult<Vec<_>>>()?,
+            Which::Class => {
+                let mut out = batches
+                    .iter()
+                    .map(|b| classes_with_index_flag(b, &relations))
+                    .collect::<DfResult<Vec<_>>>()?;
+                if let Some(b) = index_classes(&schema, &batches, &relations)? {
+                    out.push(b);
+                }
+                out
+            }
+            Which::Index => {
+                let mut out = batches;
+                out.push(new_rows(&schema, &relations, index_row)?);
+                out
+            }
+            Which::Constraint => {
+                let mut out = batches;
+                out.push(new_rows(&schema, &relations, constraint_row)?);
+                out
+            }
+        };
+        MemTable::try_new(schema, vec![batches])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+impl Patched {
+    /// Strata's tables by OID, from the crate's `pg_class` and `pg_namespace`.
+    async fn relations(&self, state: &dyn Session) -> DfResult<HashMap<i32, Relation>> {
+        let namespaces = match self.inner.table("pg_namespace").await? {
+            Some(t) => rows_of(&t, state).await?,
+            None => vec![],
+        };
+        let mut namespace_names = HashMap::new();
+        for b in &namespaces {
+            let oids = int32_column(b, "oid")?;
+            let names = text_column(b, "nspname")?;
+            let names = names.as_string::<i32>();
+            for i in 0..b.num_rows() {
+                if oids.is_valid(i) && names.is_valid(i) {
+                    namespace_names.insert(oids.value(i), names.value(i).to_string());
+                }
+            }
+        }
+        let classes = match self.inner.table("pg_class").await? {
+            Some(t) => rows_of(&t, state).await?,
+            None => vec![],
+        };
+        let mut out = HashMap::new();
+        for b in &classes {
+            let oids = int32_column(b, "oid")?;
+            let namespaces = int32_column(b, "relnamespace")?;
+            let names = text_column(b, "relname")?;
+            let names = names.as_string::<i32>();
+            for i in 0..b.num_rows() {
+                if !(oids.is_valid(i) && names.is_valid(i) && namespaces.is_valid(i)) {
+                    continue;
+                }
+                let Some(ns) = namespace_names.get(&namespaces.value(i)) else {
+                    continue;
+                };
+                if let Some(def) = self.tiers.catalog.table(ns, names.value(i)) {
+                    out.insert(
+                        oids.value(i),
+                        Relation {
+                            oid: oids.value(i),
+                            namespace_oid: namespaces.value(i),
+                            def,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn remember_index_defs(&self, relations: &HashMap<i32, Relation>) {
+        if matches!(self.which, Which::Attribute) {
+            return;
+        }
+        let mut defs = HashMap::new();
+        for r in relations.values() {
+            defs.insert(
+                r.oid.saturating_add(INDEX_OID_OFFSET),
+                format!(
+                    "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
+                    index_name(&r.def),
+                    r.def.namespace,
+                    r.def.name,
+                    r.def.pk().name
+                ),
+            );
+        }
+        *self.index_defs.lock() = defs;
+    }
+}
+
+async fn rows_of(
+    table: &Arc<dyn TableProvider>,
+    state: &dyn Session,
+) -> DfResult<Vec<RecordBatch>> {
+    let plan = table.scan(state, None, &[], None).await?;
+    collect(plan, state.task_ctx()).await
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> DfResult<&'a ArrayRef> {
+    b.column_by_name(name)
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table lacks column {name}")))
+}
+
+fn int32_column(
+    b: &RecordBatch,
+    name: &str,
+) -> DfResult<datafusion::arrow::array::PrimitiveArray<Int32Type>> {
+    let c = cast(column(b, name)?, &DataType::Int32)?;
+    Ok(c.as_primitive::<Int32Type>().clone())
+}
+
+fn text_column(b: &RecordBatch, name: &str) -> DfResult<ArrayRef> {
+    Ok(cast(column(b, name)?, &DataType::Utf8)?)
+}
+
+/// `batch` with the named columns' values replaced (cast to their types).
+fn replace(b: &RecordBatch, values: Vec<(&str, Vec<ScalarValue>)>) -> DfResult<RecordBatch> {
+    let schema = b.schema();
+    let mut columns = b.columns().to_vec();
+    for (name, vals) in values {
+        let Ok(i) = schema.index_of(name) else {
+            continue;
+        };
+        let array = ScalarValue::iter_to_array(vals)?;
+        columns[i] = cast(&array, schema.field(i).data_type())?;
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn index_name(def: &TableDef) -> String {
+    format!("{}_pkey", def.name)
+}
+
+/// `pg_attribute` rows of Strata's tables get the column's Postgres type.
+fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfResult<RecordBatch> {
+    let relids = int32_column(b, "attrelid")?;
+    let names = text_column(b, "attname")?;
+    let names = names.as_string::<i32>();
+    let typids = int32_column(b, "atttypid")?;
+    let typmods = int32_column(b, "atttypmod")?;
+    let ndims = int32_column(b, "attndims")?;
+    let (mut ty_out, mut mod_out, mut dims_out) = (vec![], vec![], vec![]);
+    for i in 0..b.num_rows() {
+        let column = relations
+            .get(&relids.value(i))
+            .and_then(|r| r.def.columns.iter().find(|c| c.name == names.value(i)));
+        match column {
+            Some(c) => {
+                ty_out.push(ScalarValue::Int32(Some(c.ty.pg_type_oid() as i32)));
+                mod_out.push(ScalarValue::Int32(Some(c.ty.pg_typmod())));
+                let dims = i32::from(matches!(c.ty, strata_catalog::ColumnType::Array(_)));
+                dims_out.push(ScalarValue::Int32(Some(dims)));
+            }
+            None => {
+                ty_out.push(ScalarValue::Int32(Some(typids.value(i))));
+                mod_out.push(ScalarValue::Int32(Some(typmods.value(i))));
+                dims_out.push(ScalarValue::Int32(Some(ndims.value(i))));
+            }
+        }
+    }
+    replace(
+        b,
+        vec![
+            ("atttypid", ty_out),
+            ("atttypmod", mod_out),
+            ("attndims", dims_out),
+        ],
+    )
+}
+
+/// Strata's tables all have a primary key, hence an index.
+fn classes_with_index_flag(
+    b: &RecordBatch,
+    relations: &HashMap<i32, Relation>,
+) -> DfResult<RecordBatch> {
+    let oids = int32_column(b, "oid")?;
+    let has_index = column(b, "relhasindex")?.as_boolean_opt().cloned();
+    let flags = (0..b.num_rows())
+        .map(|i| {
+            let strata = oids.is_valid(i) && relations.contains_key(&oids.value(i));
+            let before = has_index
+                .as_ref()
+                .is_some_and(|h| h.is_valid(i) && h.value(i));
+            ScalarValue::Boolean(Some(strata || before))
+        })
+        .collect();
+    replace(b, vec![("relhasindex", flags)])
+}
+
+/// A `pg_class` row (relkind `i`) for each primary-key index: its table's row
+/// with the index's identity.
+fn index_classes(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    relations: &HashMap<i32, Relation>,
+) -> DfResult<Option<RecordBatch>> {
+    let mut out = vec![];
+    for b in batches {
+        let oids = int32_column(b, "oid")?;
+        let rows: Vec<u32> = (0..b.num_rows())
+            .filter(|&i| oids.is_valid(i) && relations.contains_key(&oids.value(i)))
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let picked = UInt32Array::from(rows.clone());
+        let columns = b
+            .columns()
+            .iter()
+            .map(|c| take(c, &picked, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let table_rows = RecordBatch::try_new(b.schema(), columns)?;
+        let rels: Vec<&Relation> = rows
+            .iter()
+            .filter_map(|&i| relations.get(&oids.value(i as usize)))
+            .collect();
+        let each = |v: ScalarValue| vec![v; rels.len()];
+        out.push(replace(
+            &table_rows,
+            vec![
+                (
+                    "oid",
+                    rels.iter()
+                        .map(|r| ScalarValue::Int32(Some(r.oid.saturating_add(INDEX_OID_OFFSET))))
+                        .collect(),
+                ),
+                (
+                    "relname",
+                    rels.iter()
+                        .map(|r| ScalarValue::Utf8(Some(index_name(&r.def))))
+                        .collect(),
+                ),
+                ("relkind", each(ScalarValue::Utf8(Some("i".into())))),
+                // btree
+                ("relam", each(ScalarValue::Int32(Some(403)))),
+                ("reltype", each(ScalarValue::Int32(Some(0)))),
+                ("relnatts", each(ScalarValue::Int16(Some(1)))),
+                ("relhasindex", each(ScalarValue::Boolean(Some(false)))),
+            ],
+        )?);
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(concat_batches(schema, &out)?))
+}
+
+/// One row per Strata table, built by `row` from column names; columns it
+/// leaves out are NULL, or false/0/'' where the column is not nullable.
+fn new_rows(
+    schema: &SchemaRef,
+    relations: &HashMap<i32, Relation>,
+    row: fn(&Relation, &str) -> Option<ScalarValue>,
+) -> DfResult<RecordBatch> {
+    let mut rels: Vec<&Relation> = relations.values().collect();
+    rels.sort_by_key(|r| r.oid);
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let vals = rels
+                .iter()
+                .map(|r| row(r, f.name()).map_or_else(|| default_value(f), Ok))
+                .collect::<DfResult<Vec<_>>>()?;
+            if vals.is_empty() {
+                return Ok(datafusion::arrow::array::new_empty_array(f.data_type()));
+            }
+            Ok(cast(&ScalarValue::iter_to_array(vals)?, f.data_type())?)
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn default_value(f: &Field) -> DfResult<ScalarValue> {
+    if f.is_nullable() {
+        return ScalarValue::try_from(f.data_type());
+    }
+    Ok(match f.data_type() {
+        DataType::Boolean => ScalarValue::Boolean(Some(false)),
+        DataType::Int16 => ScalarValue::Int16(Some(0)),
+        DataType::Int32 => ScalarValue::Int32(Some(0)),
+        DataType::Int64 => ScalarValue::Int64(Some(0)),
+        DataType::Float32 => ScalarValue::Float32(Some(0.0)),
+        DataType::Float64 => ScalarValue::Float64(Some(0.0)),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
+            ScalarValue::Utf8(Some(String::new()))
+        }
+        other => ScalarValue::try_from(other)?,
+    })
+}
+
+fn pk_attnum(r: &Relation) -> i16 {
+    i16::try_from(r.def.pk_index() + 1).unwrap_or(i16::MAX)
+}
+
+fn index_row(r: &Relation, column: &str) -> Option<ScalarValue> {
+    let int2 = |v: i16| Some(ScalarValue::Int16(Some(v)));
+    let yes = Some(ScalarValue::Boolean(Some(true)));
+    let text = |v: String| Some(ScalarValue::Utf8(Some(v)));
+    match column {
+        "indexrelid" => Some(ScalarValue::Int32(Some(
+            r.oid.saturating_add(INDEX_OID_OFFSET),
+        ))),
+        "indrelid" => Some(ScalarValue::Int32(Some(r.oid))),
+        "indnatts" | "indnkeyatts" => int2(1),
+        "indisunique" | "indisprimary" | "indimmediate" | "indisvalid" | "indisready"
+        | "indislive" => yes,
+        "indkey" => text(pk_attnum(r).to_string()),
+        "indcollation" | "indoption" => text("0".into()),
+        // The default btree operator class is not modelled; 0 names none.
+        "indclass" => text("0".into()),
+        _ => None,
+    }
+}
+
+fn constraint_row(r: &Relation, column: &str) -> Option<ScalarValue> {
+    let oid = |v: i32| Some(ScalarValue::Int32(Some(v)));
+    let yes = Some(ScalarValue::Boolean(Some(true)));
+    let text = |v: String| Some(ScalarValue::Utf8(Some(v)));
+    match column {
+        "oid" => oid(r.oid.saturating_add(CONSTRAINT_OID_OFFSET)),
+        "conname" => text(index_name(&r.def)),
+        "connamespace" => oid(r.namespace_oid),
+        "contype" => text("p".into()),
+        "convalidated" | "conislocal" | "connoinherit" => yes,
+        "conrelid" => oid(r.oid),
+        "conindid" => oid(r.oid.saturating_add(INDEX_OID_OFFSET)),
+        "confupdtype" | "confdeltype" | "confmatchtype" => text(" ".into()),
+        "conkey" => text(format!("{{{}}}", pk_attnum(r))),
+        _ => None,
+    }
+}
