@@ -35,6 +35,9 @@ const DEFAULT_VARS: &[(&str, &str)] = &[
     ("server_version", "15.0"),
     ("server_version_num", "150000"),
     ("search_path", DEFAULT_NAMESPACE),
+    // asyncpg reads it before every type lookup; an error there would abort
+    // the transaction block the lookup runs in.
+    ("jit", "off"),
 ];
 
 /// Startup parameters that are settings (the others name the user, database...).

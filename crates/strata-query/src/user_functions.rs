@@ -135,7 +135,6 @@ impl ScalarUDFImpl for Setting {
             );
             match self.vars.lock().get(&name) {
                 Some(v) => Some(v.clone()),
-                None if let Some(v) = unmodelled_setting(&name) => Some(v.to_string()),
                 None if missing_ok => None,
                 None => {
                     return Err(datafusion::error::DataFusionError::External(Box::new(
@@ -147,16 +146,6 @@ impl ScalarUDFImpl for Setting {
             }
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value)))
-    }
-}
-
-/// Postgres settings Strata has no use for but drivers read: asyncpg reads
-/// `jit` before every type lookup, and an error there would abort the
-/// transaction block it runs in.
-fn unmodelled_setting(name: &str) -> Option<&'static str> {
-    match name {
-        "jit" => Some("off"),
-        _ => None,
     }
 }
 
