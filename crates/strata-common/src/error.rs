@@ -64,6 +64,8 @@ pub enum StrataError {
     #[error("{0}")]
     CantChangeRuntimeParam(String),
     #[error("{0}")]
+    ProgramLimitExceeded(String),
+    #[error("{0}")]
     ActiveSqlTransaction(String),
     #[error("{0}")]
     DuplicatePreparedStatement(String),
@@ -131,6 +133,7 @@ impl StrataError {
             QueryCanceled | StatementTimeout | CopyFailed(_) => "57014",
             BadCopyFormat(_) => "22P04",
             CantChangeRuntimeParam(_) => "55P02",
+            ProgramLimitExceeded(_) => "54000",
             ActiveSqlTransaction(_) => "25001",
             DuplicatePreparedStatement(_) => "42P05",
             InvalidSqlStatementName(_) => "26000",

@@ -234,6 +234,9 @@ pub struct CopyIn {
     rows: Vec<Put>,
     /// The input line of each key copied so far, for duplicates and errors.
     lines: HashMap<Vec<u8>, u64>,
+    /// About how much memory `rows` and `lines` take, against `limit`.
+    held: usize,
+    limit: usize,
 }
 
 impl std::fmt::Debug for CopyIn {
@@ -274,6 +277,8 @@ impl CopyIn {
             options,
             rows: vec![],
             lines: HashMap::new(),
+            held: 0,
+            limit: session.copy_memory_limit(),
         })
     }
 
@@ -323,6 +328,18 @@ impl CopyIn {
         let key = keys::row_key(self.table.id, &self.partition, pk)?;
         if self.lines.insert(key.clone(), line).is_some() {
             return Err(duplicate_key(&self.table, pk).with_context(self.context(line, None)));
+        }
+        // The key twice (row and line map), the values, and the containers.
+        self.held += 2 * key.len()
+            + row.iter().map(ScalarValue::size).sum::<usize>()
+            + std::mem::size_of::<Put>()
+            + 48;
+        if self.held > self.limit {
+            return Err(StrataError::ProgramLimitExceeded(format!(
+                "COPY holds its rows until it ends and they have reached copy_memory_limit ({} bytes); split the data into smaller COPYs or raise copy_memory_limit",
+                self.limit
+            ))
+            .with_context(self.context(line, None)));
         }
         self.rows.push((key, row));
         Ok(())

@@ -38,6 +38,7 @@ const DEFAULT_VARS: &[(&str, &str)] = &[
     // asyncpg reads it before every type lookup; an error there would abort
     // the transaction block the lookup runs in.
     ("jit", "off"),
+    ("copy_memory_limit", "1GB"),
 ];
 
 /// Startup parameters that are settings (the others name the user, database...).
@@ -200,6 +201,16 @@ impl Session {
         Ok(QueryOutput::command(&format!("DISCARD {what}")))
     }
 
+    /// How much memory the rows of one COPY FROM may take before it fails
+    /// (they are all held until the COPY commits them together).
+    pub fn copy_memory_limit(&self) -> usize {
+        self.vars
+            .lock()
+            .get("copy_memory_limit")
+            .and_then(|v| memory_bytes(v).ok())
+            .unwrap_or(DEFAULT_COPY_MEMORY_LIMIT)
+    }
+
     /// statement_timeout, when one is set.
     pub fn statement_timeout(&self) -> Option<Duration> {
         let ms = self
@@ -216,6 +227,7 @@ impl Session {
 fn normalize(name: &str, value: &str) -> Result<String> {
     match name {
         "statement_timeout" => Ok(show_duration(duration_ms(value)?)),
+        "copy_memory_limit" => Ok(show_memory(memory_bytes(value)?)),
         "client_encoding" => match value.to_ascii_uppercase().replace(['-', '_'], "").as_str() {
             "UTF8" | "UNICODE" => Ok("UTF8".into()),
             _ => Err(StrataError::unsupported(format!(
@@ -230,6 +242,45 @@ fn normalize(name: &str, value: &str) -> Result<String> {
         },
         _ => Ok(value.to_string()),
     }
+}
+
+const DEFAULT_COPY_MEMORY_LIMIT: usize = 1 << 30;
+
+/// A memory setting in bytes: a number (kB, as Postgres reads memory
+/// settings) or a number with a unit (`B`, `kB`, `MB`, `GB`).
+fn memory_bytes(value: &str) -> Result<usize> {
+    let v = value.trim().trim_matches('\'').trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let bad = || {
+        StrataError::InvalidParameterValue(format!(
+            "invalid value for a memory setting: \"{value}\" (use a size such as 64MB)"
+        ))
+    };
+    let n: usize = num.parse().map_err(|_| bad())?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "kb" => 1 << 10,
+        "b" => 1,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        "tb" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(bad)
+}
+
+fn show_memory(bytes: usize) -> String {
+    for (unit, scale) in [
+        ("TB", 1usize << 40),
+        ("GB", 1 << 30),
+        ("MB", 1 << 20),
+        ("kB", 1 << 10),
+    ] {
+        if bytes >= scale && bytes % scale == 0 {
+            return format!("{}{unit}", bytes / scale);
+        }
+    }
+    format!("{bytes}B")
 }
 
 /// A duration setting in milliseconds: a number (ms) or a number with a unit
@@ -358,5 +409,11 @@ mod tests {
         assert_eq!(show_duration(150), "150ms");
         assert_eq!(show_duration(120_000), "2min");
         assert_eq!(show_duration(0), "0");
+        assert_eq!(memory_bytes("64MB").unwrap(), 64 << 20);
+        assert_eq!(memory_bytes("'1GB'").unwrap(), 1 << 30);
+        assert_eq!(memory_bytes("100").unwrap(), 100 << 10);
+        assert!(memory_bytes("lots").is_err());
+        assert_eq!(show_memory(64 << 20), "64MB");
+        assert_eq!(show_memory(1500), "1500B");
     }
 }

@@ -378,3 +378,27 @@ async fn copy_in_a_block_lands_at_commit_and_user_tables_stay_scoped() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_copy_past_its_memory_limit_fails_cleanly() {
+    timed("copy memory limit", TEST_TIMEOUT, async {
+        let server = TestServer::start().await;
+        let c = setup(&server).await;
+        c.batch_execute("SET copy_memory_limit = '64kB'")
+            .await
+            .expect("set");
+        let input: String = (1..=5000).map(|i| format!("{i}\tsome text\n")).collect();
+        let chunks: Vec<&[u8]> = input.as_bytes().chunks(4096).collect();
+        let err = copy_in(&c, "COPY cp.t (id, body) FROM STDIN", &chunks)
+            .await
+            .expect_err("over the limit");
+        assert_eq!(sqlstate(&err).as_deref(), Some("54000"), "{err:?}");
+        assert_eq!(count(&c, "cp.t").await, 0);
+        // A COPY within the limit still works on the same connection.
+        let n = copy_in(&c, "COPY cp.t (id, body) FROM STDIN", &[b"1\tone\n"])
+            .await
+            .expect("small copy");
+        assert_eq!(n, 1);
+    })
+    .await;
+}
