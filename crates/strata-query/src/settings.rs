@@ -276,7 +276,7 @@ fn show_memory(bytes: usize) -> String {
         ("MB", 1 << 20),
         ("kB", 1 << 10),
     ] {
-        if bytes >= scale && bytes % scale == 0 {
+        if bytes >= scale && bytes.is_multiple_of(scale) {
             return format!("{}{unit}", bytes / scale);
         }
     }
