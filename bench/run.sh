@@ -29,7 +29,8 @@ chmod 1777 "$WORK"  # the postgres user writes its socket and log here
 SPORT=$(free_port)
 PPORT=$(free_port)
 cleanup() {
-  [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null || true
+  # Wait for the server to exit, or it may still be writing while its dir is removed.
+  [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null || true
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
