@@ -10,6 +10,13 @@ use strata_sql::{AccessLevel, CreateTable, FlushPolicy, TableKind};
 /// Field metadata key naming the Postgres type of a column stored as text.
 pub const WIRE_TYPE_KEY: &str = "strata.pg_type";
 
+/// Field metadata keys of a result column that is a table's column as is: the
+/// table's pg_catalog OID and the column's number, which RowDescription
+/// carries (JDBC's getTableName, libpq's PQftable). Set on a statement's
+/// described schema only, never on a table's.
+pub const SOURCE_TABLE_KEY: &str = "strata.source_table_oid";
+pub const SOURCE_COLUMN_KEY: &str = "strata.source_attnum";
+
 /// Commit sequence of a row version; hidden from `SELECT *`.
 pub const SEQ_COLUMN: &str = "_seq";
 /// Tombstone flag of a row version; hidden from `SELECT *`.

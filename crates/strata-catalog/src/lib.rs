@@ -10,7 +10,10 @@ pub mod password;
 mod types;
 mod users;
 
-pub use defs::{ColumnDef, DELETED_COLUMN, NamespaceDef, SEQ_COLUMN, TableDef, WIRE_TYPE_KEY};
+pub use defs::{
+    ColumnDef, DELETED_COLUMN, NamespaceDef, SEQ_COLUMN, SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY,
+    TableDef, WIRE_TYPE_KEY,
+};
 pub use types::{ColumnType, UTC};
 pub use users::{ROOT_USER, Role, UserDef, verifier_for};
 

@@ -24,7 +24,7 @@ use pgwire::types::ToSqlText;
 use pgwire::types::format::FormatOptions;
 use postgres_types::{IsNull, ToSql};
 use std::sync::Arc;
-use strata_catalog::WIRE_TYPE_KEY;
+use strata_catalog::{SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, WIRE_TYPE_KEY};
 use strata_common::StrataError;
 use strata_query::QueryOutput;
 
@@ -32,13 +32,18 @@ use crate::errors::to_pg;
 use crate::float_text::PgFloat;
 
 /// Column descriptions; UUID, JSON and VARCHAR columns (text in Arrow) keep their
-/// own type.
+/// own type, and a table's column names its table and column number.
 pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     let mut fields = arrow_schema_to_pg_fields(schema, format, None)?;
     for (i, f) in schema.fields().iter().enumerate() {
-        if let Some(ty) = wire_type(f) {
+        let source = |key: &str| f.metadata().get(key).and_then(|v| v.parse::<i32>().ok());
+        let table = source(SOURCE_TABLE_KEY);
+        let column = source(SOURCE_COLUMN_KEY).and_then(|c| i16::try_from(c).ok());
+        let ty = wire_type(f);
+        if ty.is_some() || table.is_some() {
             let old = &fields[i];
-            fields[i] = FieldInfo::new(old.name().to_string(), None, None, ty, old.format());
+            let ty = ty.unwrap_or_else(|| old.datatype().clone());
+            fields[i] = FieldInfo::new(old.name().to_string(), table, column, ty, old.format());
         }
     }
     Ok(fields)

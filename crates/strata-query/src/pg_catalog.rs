@@ -9,6 +9,8 @@
 
 mod tables;
 
+pub(crate) use tables::table_oid;
+
 use crate::engine::CATALOG;
 use crate::provider::{strata_schema_names, table_names_in};
 use crate::system::SystemSchema;

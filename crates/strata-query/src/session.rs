@@ -280,6 +280,9 @@ impl Session {
             }
             other => command(Statement::Sql(Box::new(other))),
         };
+        if let Some(schema) = prepared.schema.take() {
+            prepared.schema = Some(self.mark_sources(&prepared.kind, schema));
+        }
         if let PlanKind::PointSelect(p) = &prepared.kind
             && let crate::prepared::ValueSrc::Param(i) = p.key
         {
@@ -291,6 +294,62 @@ impl Session {
         }
         note_wire_types(&mut prepared);
         Ok(Arc::new(prepared))
+    }
+
+    /// Marks the result columns that are a table's columns as is with where
+    /// they come from (see `SOURCE_TABLE_KEY`).
+    fn mark_sources(&self, kind: &PlanKind, schema: SchemaRef) -> SchemaRef {
+        let source = |i: usize| -> Option<(Arc<strata_catalog::TableDef>, usize)> {
+            match kind {
+                PlanKind::PointSelect(p) => {
+                    let col = *p.projection.get(i)?;
+                    Some((p.table.clone(), col))
+                }
+                PlanKind::Query(plan) => {
+                    let (qualifier, field) = plan.schema().qualified_field(i);
+                    let qualifier = qualifier?;
+                    let ns = qualifier
+                        .schema()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| self.current_namespace());
+                    let def = self.engine.catalog.table(&ns, qualifier.table())?;
+                    let col = def.column_index(field.name())?;
+                    Some((def, col))
+                }
+                _ => None,
+            }
+        };
+        if schema.fields().is_empty()
+            || !matches!(kind, PlanKind::Query(_) | PlanKind::PointSelect(_))
+        {
+            return schema;
+        }
+        if let PlanKind::Query(plan) = kind
+            && plan.schema().fields().len() != schema.fields().len()
+        {
+            return schema;
+        }
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match source(i) {
+                Some((def, col)) => {
+                    let mut meta = f.metadata().clone();
+                    meta.insert(
+                        strata_catalog::SOURCE_TABLE_KEY.into(),
+                        crate::pg_catalog::table_oid(&def).to_string(),
+                    );
+                    meta.insert(
+                        strata_catalog::SOURCE_COLUMN_KEY.into(),
+                        (col + 1).to_string(),
+                    );
+                    f.as_ref().clone().with_metadata(meta)
+                }
+                None => f.as_ref().clone(),
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
     }
 
     /// Plans a statement with DataFusion. A query that names `_seq` or `_deleted`

@@ -2,7 +2,8 @@
 //! parameter, rows for an array and its element), `= ANY($1)` parameters typed
 //! as arrays, `pg_attribute` carrying each column's Postgres type, primary keys
 //! in `pg_index`/`pg_constraint`/`pg_class` (pgjdbc's `getPrimaryKeys`, psql's
-//! `\d` index list), owners naming the system user, and `current_setting('jit')`.
+//! `\d` index list), owners naming the system user, `current_setting('jit')`,
+//! and RowDescription naming each plain column's table (JDBC getTableName).
 
 mod common;
 
@@ -230,6 +231,70 @@ async fn attribute_types_and_primary_keys() {
             .await
             .expect("owner");
         assert_eq!(row.get::<_, String>(0), "root");
+    })
+    .await;
+}
+
+/// RowDescription names the table and column number of a result column that
+/// is a table's column as is (JDBC's getTableName looks them up in pg_class
+/// and pg_attribute), for planned queries and primary-key reads alike, and
+/// the OID is the one pg_class reports for the table, across a restart.
+#[tokio::test]
+async fn result_columns_name_their_table() {
+    timed("result column sources", TEST_TIMEOUT, async {
+        let mut server = TestServer::start().await;
+        let c = server.client().await;
+        c.batch_execute(
+            "CREATE NAMESPACE src;
+             CREATE TABLE src.t (id BIGINT PRIMARY KEY, body TEXT, n INT)",
+        )
+        .await
+        .expect("setup");
+        let table_oid = |rows: Vec<tokio_postgres::Row>| -> u32 { rows[0].get::<_, u32>(0) };
+        let oid = table_oid(
+            c.query(
+                "SELECT oid FROM pg_catalog.pg_class WHERE relname = 't'",
+                &[],
+            )
+            .await
+            .expect("pg_class"),
+        );
+        for sql in [
+            "SELECT n, body, id + 1 FROM src.t WHERE n > $1",
+            "SELECT n, body, id + 1 FROM src.t WHERE id = $1",
+        ] {
+            let stmt = c.prepare(sql).await.expect("prepare");
+            let cols = stmt.columns();
+            assert_eq!(cols[0].table_oid(), Some(oid), "{sql}");
+            assert_eq!(cols[0].column_id(), Some(3), "{sql}");
+            assert_eq!(cols[1].column_id(), Some(2), "{sql}");
+            assert_eq!(
+                cols[2].table_oid(),
+                None,
+                "{sql}: an expression has no table"
+            );
+        }
+        let attname: String = c
+            .query_one(
+                "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum = 3",
+                &[&(oid as i32)],
+            )
+            .await
+            .expect("pg_attribute")
+            .get(0);
+        assert_eq!(attname, "n");
+        drop(c);
+        server.restart().await;
+        let c = server.client().await;
+        let again = table_oid(
+            c.query(
+                "SELECT oid FROM pg_catalog.pg_class WHERE relname = 't'",
+                &[],
+            )
+            .await
+            .expect("pg_class"),
+        );
+        assert_eq!(again, oid, "a table keeps its OID");
     })
     .await;
 }

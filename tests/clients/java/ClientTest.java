@@ -395,10 +395,7 @@ public class ClientTest {
                 ResultSetMetaData md = rs.getMetaData();
                 String got = md.getColumnTypeName(1) + "," + md.getColumnTypeName(2) + "," + md.getColumnTypeName(3);
                 expect(got.equals("int8,varchar,numeric"), "getColumnTypeName gave " + got);
-                // getTableName needs the table's OID in RowDescription, which Strata leaves 0
-                // (docs/clients.md lists it as not supported); PostgreSQL gives "types".
-                String table = md.getTableName(1);
-                expect(table.equals("types") || table.isEmpty(), "getTableName(1) gave '" + table + "'");
+                expect(md.getTableName(1).equals("types"), "getTableName(1) gave '" + md.getTableName(1) + "'");
             }
         });
         finish();

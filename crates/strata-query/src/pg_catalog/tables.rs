@@ -5,10 +5,10 @@
 //! index and constraint Postgres would keep for it (`pg_class`, `pg_index`,
 //! `pg_constraint`), which psql's `\d` and JDBC's `getPrimaryKeys` read.
 //!
-//! Each is the crate's table with rows corrected or added at scan time. Table
-//! OIDs are the crate's (read from its `pg_class` and `pg_namespace`, so joins
-//! agree); a primary key's index and constraint get OIDs derived from its
-//! table's, above any the crate hands out.
+//! Each is the crate's table with rows corrected or added at scan time. A
+//! Strata table's OID is derived from its id ([`table_oid`]) in every table
+//! here, in place of the crate's counter; a primary key's index and
+//! constraint get OIDs derived from its table's.
 
 use crate::tiers::Tiers;
 use async_trait::async_trait;
@@ -26,8 +26,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use strata_catalog::TableDef;
 
-/// Offsets of a primary key's index and constraint OIDs from its table's. The
-/// crate counts table OIDs up from 16384, far below these.
+/// A Strata table's OID in pg_catalog: this plus its table id, stable across
+/// sessions and restarts, so the table OID a RowDescription carries (what
+/// JDBC's getTableName looks up) names the same table in `pg_class`. The
+/// crate's own OIDs (other relations) count up from 16384, far below.
+pub(crate) const TABLE_OID_BASE: i32 = 1_000_000;
+
+/// The pg_catalog OID of a Strata table.
+pub(crate) fn table_oid(def: &TableDef) -> i32 {
+    TABLE_OID_BASE.saturating_add(i32::try_from(def.id).unwrap_or(i32::MAX - TABLE_OID_BASE))
+}
+
+/// Offsets of a primary key's index and constraint OIDs from its table's.
 const INDEX_OID_OFFSET: i32 = 1_000_000_000;
 const CONSTRAINT_OID_OFFSET: i32 = 1_500_000_000;
 
@@ -105,7 +115,8 @@ struct Patched {
     index_defs: IndexDefs,
 }
 
-/// A Strata table as pg_catalog numbers it.
+/// A Strata table as pg_catalog numbers it (`oid` is [`table_oid`]; the map
+/// of relations is keyed by the crate's OID for it).
 struct Relation {
     oid: i32,
     namespace_oid: i32,
@@ -136,12 +147,18 @@ impl TableProvider for Patched {
         let batches = match self.which {
             Which::Attribute => batches
                 .iter()
-                .map(|b| typed_attributes(b, &relations))
+                .map(|b| {
+                    let typed = typed_attributes(b, &relations)?;
+                    stable_oids(&typed, "attrelid", &relations)
+                })
                 .collect::<DfResult<Vec<_>>>()?,
             Which::Class => {
                 let mut out = batches
                     .iter()
-                    .map(|b| classes_with_index_flag(b, &relations))
+                    .map(|b| {
+                        let flagged = classes_with_index_flag(b, &relations)?;
+                        stable_oids(&flagged, "oid", &relations)
+                    })
                     .collect::<DfResult<Vec<_>>>()?;
                 if let Some(b) = index_classes(&schema, &batches, &relations)? {
                     out.push(b);
@@ -204,7 +221,7 @@ impl Patched {
                     out.insert(
                         oids.value(i),
                         Relation {
-                            oid: oids.value(i),
+                            oid: table_oid(&def),
                             namespace_oid: namespaces.value(i),
                             def,
                         },
@@ -314,6 +331,26 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
             ("attndims", dims_out),
         ],
     )
+}
+
+/// `column` (a table OID) with the crate's OIDs of Strata's tables replaced by
+/// their stable ones.
+fn stable_oids(
+    b: &RecordBatch,
+    column: &str,
+    relations: &HashMap<i32, Relation>,
+) -> DfResult<RecordBatch> {
+    let oids = int32_column(b, column)?;
+    let values = (0..b.num_rows())
+        .map(|i| {
+            if oids.is_null(i) {
+                return ScalarValue::Int32(None);
+            }
+            let oid = oids.value(i);
+            ScalarValue::Int32(Some(relations.get(&oid).map_or(oid, |r| r.oid)))
+        })
+        .collect();
+    replace(b, vec![(column, values)])
 }
 
 /// Strata's tables all have a primary key, hence an index.
