@@ -59,6 +59,11 @@ pub struct TableDef {
     pub access_level: AccessLevel,
     pub next_column_id: u32,
     pub created_at: i64,
+    /// Bumped by every change of the definition (ALTER TABLE, SET options).
+    /// A change is a compare-and-swap on it (see `Catalog::update_table`), and
+    /// a job compares it at commit with the definition it read its rows by.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl TableDef {
@@ -133,6 +138,7 @@ impl TableDef {
             ttl_seconds: ct.options.ttl_seconds,
             access_level: ct.options.access_level.unwrap_or(AccessLevel::Private),
             created_at: 0,
+            version: 0,
         })
     }
 

@@ -219,6 +219,17 @@ impl Catalog {
             .cloned()
     }
 
+    /// The current definition of the table with this id, if it still exists
+    /// (jobs re-read it at commit: the name may have been dropped and reused).
+    pub fn table_by_id(&self, id: u32) -> Option<Arc<TableDef>> {
+        self.state
+            .read()
+            .tables
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
     /// Like `table`, but a missing namespace or table is an error.
     pub fn require_table(&self, namespace: &str, name: &str) -> Result<Arc<TableDef>> {
         self.table(namespace, name)
@@ -283,11 +294,21 @@ impl Catalog {
     }
 
     /// Replaces a table's definition (ALTER TABLE); the id must not change.
-    pub fn update_table(&self, def: TableDef) -> Result<Arc<TableDef>> {
+    /// A compare-and-swap: `def.version` must still be the stored version (the
+    /// definition the change was made from), else another change came first and
+    /// this one fails with 40001 rather than silently undo it. The stored
+    /// version is then bumped.
+    pub fn update_table(&self, mut def: TableDef) -> Result<Arc<TableDef>> {
         let mut st = self.state.write();
         let key = (def.namespace.clone(), def.name.clone());
         match st.tables.get(&key) {
-            Some(old) if old.id == def.id => {}
+            Some(old) if old.id == def.id && old.version == def.version => {}
+            Some(old) if old.id == def.id => {
+                return Err(StrataError::SerializationFailure(format!(
+                    "table \"{}.{}\" was changed by a concurrent statement",
+                    def.namespace, def.name
+                )));
+            }
             _ => {
                 return Err(StrataError::UndefinedTable(format!(
                     "{}.{}",
@@ -295,6 +316,7 @@ impl Catalog {
                 )));
             }
         }
+        def.version += 1;
         self.store.put(
             CF_CATALOG,
             &table_key(&def.namespace, &def.name),

@@ -13,6 +13,11 @@ use strata_common::{Result, StrataError};
 /// Postgres' default iteration count.
 pub const SCRAM_ITERATIONS: u32 = 4096;
 const SALT_LEN: usize = 16;
+/// The most PBKDF2 iterations a stored verifier may ask for. A cleartext
+/// login (and every failed one) pays them on the server, so a verifier a user
+/// supplies must not be able to pin a thread (Postgres' default is 4096).
+pub const MAX_ITERATIONS: u32 = 100_000;
+
 const PREFIX: &str = "SCRAM-SHA-256$";
 
 #[derive(Clone, PartialEq, Eq)]
@@ -58,13 +63,22 @@ impl ScramVerifier {
         }
     }
 
-    /// Parses the text form; None when `text` is not a SCRAM-SHA-256 verifier.
+    /// Whether `text` claims to be a verifier (and so must parse as one).
+    pub fn looks_like_verifier(text: &str) -> bool {
+        text.starts_with(PREFIX)
+    }
+
+    /// Parses the text form; None when `text` is not a SCRAM-SHA-256 verifier
+    /// or asks for more than [`MAX_ITERATIONS`].
     pub fn parse(text: &str) -> Option<ScramVerifier> {
         let rest = text.strip_prefix(PREFIX)?;
         let (params, keys) = rest.split_once('$')?;
         let (iterations, salt) = params.split_once(':')?;
         let (stored, server) = keys.split_once(':')?;
-        let iterations: u32 = iterations.parse().ok().filter(|i| *i > 0)?;
+        let iterations: u32 = iterations
+            .parse()
+            .ok()
+            .filter(|i| (1..=MAX_ITERATIONS).contains(i))?;
         let salt = B64.decode(salt).ok().filter(|s| !s.is_empty())?;
         Some(ScramVerifier {
             iterations,

@@ -117,6 +117,12 @@ pub fn verifier_for(password: &str) -> Result<String> {
     if let Some(v) = ScramVerifier::parse(password) {
         return Ok(v.to_text());
     }
+    if ScramVerifier::looks_like_verifier(password) {
+        return Err(StrataError::InvalidParameterValue(format!(
+            "invalid SCRAM-SHA-256 verifier: it must be SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> with 1 to {} iterations",
+            crate::password::MAX_ITERATIONS
+        )));
+    }
     Ok(ScramVerifier::new(password)?.to_text())
 }
 

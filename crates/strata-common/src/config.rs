@@ -19,6 +19,56 @@ pub struct Config {
     pub flush: FlushConfig,
     pub jobs: JobsConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub query: QueryConfig,
+}
+
+/// What one client may take of the server; see docs/operations.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connection slots of `max_connections` only dba and system users may
+    /// take (Postgres' `superuser_reserved_connections`).
+    pub reserved_connections: usize,
+    /// A connection that has not logged in within this many seconds is closed.
+    pub auth_timeout_seconds: u64,
+    /// Sockets still logging in at once, on top of `max_connections`; past
+    /// it a new socket is refused with 53300. They never count against the
+    /// logged-in slots, so they cannot lock out a login.
+    pub max_pending_logins: usize,
+    /// The most a session may set `copy_memory_limit` to, in MB.
+    pub max_copy_memory_mb: usize,
+    /// The most rows a transaction block may stage before COMMIT, in MB.
+    pub max_transaction_memory_mb: usize,
+}
+
+/// The query engine's shared resources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Memory all running queries' sorts, joins and aggregates share, in MB;
+    /// past it operators that can spill to disk do, the others fail with 53200.
+    pub memory_limit_mb: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            reserved_connections: 3,
+            auth_timeout_seconds: 10,
+            max_pending_logins: 1000,
+            max_copy_memory_mb: 1024,
+            max_transaction_memory_mb: 256,
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            memory_limit_mb: 2048,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -40,6 +90,12 @@ pub struct FlushConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {
     pub max_concurrent: usize,
+    /// Finished job records (completed, failed, cancelled) older than this many
+    /// days are deleted from `system.jobs`; 0 deletes them at the next prune.
+    pub retention_days: u64,
+    /// The most job records `system.jobs` keeps; past it the oldest finished
+    /// ones are deleted. Queued and running jobs are never deleted.
+    pub max_records: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,6 +117,8 @@ impl Default for Config {
             flush: FlushConfig::default(),
             jobs: JobsConfig::default(),
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -76,7 +134,11 @@ impl Default for FlushConfig {
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { max_concurrent: 2 }
+        JobsConfig {
+            max_concurrent: 2,
+            retention_days: 7,
+            max_records: 10_000,
+        }
     }
 }
 
@@ -97,6 +159,17 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:6000");
         assert_eq!(c.jobs.max_concurrent, 4);
         assert_eq!(c.max_connections, 100);
+    }
+
+    #[test]
+    fn job_record_retention_has_defaults_and_can_be_set() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.jobs.retention_days, 7);
+        assert_eq!(c.jobs.max_records, 10_000);
+        let c = Config::from_toml("[jobs]\nretention_days = 1\nmax_records = 50\n").unwrap();
+        assert_eq!(c.jobs.retention_days, 1);
+        assert_eq!(c.jobs.max_records, 50);
+        assert_eq!(c.jobs.max_concurrent, 2);
     }
 
     #[test]

@@ -95,6 +95,23 @@ pub enum StrataError {
     ObjectNotInPrerequisiteState(String),
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     InFailedTransaction,
+    /// A concurrent change won (another ALTER of the same table, a job's
+    /// definition changed under it); retrying the statement is safe.
+    #[error("{0}")]
+    SerializationFailure(String),
+    /// Too deep or too long to plan and run safely (Postgres' "stack depth
+    /// limit exceeded" class).
+    #[error("{0}")]
+    StatementTooComplex(String),
+    /// A parameter number no statement can have.
+    #[error("{0}")]
+    UndefinedParameter(String),
+    /// The query memory pool could not grant what an operator needed.
+    #[error("{0}")]
+    OutOfMemory(String),
+    /// A file or record on disk is damaged; only what depends on it fails.
+    #[error("{0}")]
+    DataCorrupted(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("internal error: {0}")]
@@ -145,6 +162,11 @@ impl StrataError {
             ObjectInUse(_) => "55006",
             ObjectNotInPrerequisiteState(_) => "55000",
             InFailedTransaction => "25P02",
+            SerializationFailure(_) => "40001",
+            StatementTooComplex(_) => "54001",
+            UndefinedParameter(_) => "42P02",
+            OutOfMemory(_) => "53200",
+            DataCorrupted(_) => "XX001",
             Storage(_) => "58030",
             Internal(_) => "XX000",
         }
@@ -236,6 +258,10 @@ fn from_datafusion(e: datafusion::error::DataFusionError) -> StrataError {
             }
         },
         D::NotImplemented(m) => StrataError::FeatureNotSupported(err_text(m)),
+        D::ResourcesExhausted(m) => StrataError::OutOfMemory(format!(
+            "out of memory: {} (the server's query memory limit, [query] memory_limit)",
+            err_text(m)
+        )),
         D::ArrowError(ae, _) => classify_arrow(&ae.to_string()),
         other => classify_message(other.to_string()),
     }
@@ -287,6 +313,8 @@ fn classify_message(msg: String) -> StrataError {
         StrataError::UndefinedColumn(m)
     } else if lower.contains("sql error") || lower.contains("parsererror") {
         StrataError::Syntax(m)
+    } else if lower.contains("resources exhausted") {
+        StrataError::OutOfMemory(format!("out of memory: {m}"))
     } else if lower.contains("canceled") || lower.contains("cancelled") {
         StrataError::QueryCanceled
     } else if lower.contains("does not support")

@@ -117,6 +117,18 @@ impl CopyHandler for Handler {
         copy.take_rows(&session, false)
             .await
             .map_err(|e| failed(&session, e))?;
+        // What is left is one unfinished row: it may not grow past the
+        // memory a COPY may hold (a line without a newline, a tuple that
+        // announces gigabytes).
+        let limit = session.copy_memory_limit();
+        if copy.reader.pending() > limit {
+            let line = copy.reader.line() + 1;
+            let e = StrataError::ProgramLimitExceeded(format!(
+                "a COPY row is longer than copy_memory_limit ({limit} bytes)"
+            ))
+            .with_context(copy.load.context(line, None));
+            return Err(failed(&session, e));
+        }
         *self.copy.lock() = Some(copy);
         Ok(())
     }

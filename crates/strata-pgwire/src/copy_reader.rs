@@ -58,6 +58,11 @@ impl CopyReader {
         }
     }
 
+    /// Bytes held for a row that has not ended yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The line (or tuple) the reader is at, for errors outside a row.
     pub(crate) fn line(&self) -> u64 {
         self.line.max(1)
@@ -96,11 +101,18 @@ impl CopyReader {
 
     /// Text format: the next line without its line ending.
     fn next_line(&mut self, at_end: bool) -> Option<Vec<u8>> {
-        let end = match self.buf.iter().position(|b| *b == b'\n') {
-            Some(i) => i + 1,
+        // Resume where the last look stopped: a long line arriving in many
+        // small CopyData messages is scanned once, not once per message.
+        let from = self.scanned.min(self.buf.len());
+        let end = match self.buf[from..].iter().position(|b| *b == b'\n') {
+            Some(i) => from + i + 1,
             None if at_end && !self.buf.is_empty() => self.buf.len(),
-            None => return None,
+            None => {
+                self.scanned = self.buf.len();
+                return None;
+            }
         };
+        self.scanned = 0;
         let mut line = self.buf.split_to(end).to_vec();
         if line.last() == Some(&b'\n') {
             line.pop();

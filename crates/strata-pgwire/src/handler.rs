@@ -10,6 +10,7 @@ use crate::errors::{error_info, fatal, to_pg};
 use crate::login::{AuthSettings, Login};
 use crate::params::{decode_params, described_type};
 use async_trait::async_trait;
+use futures::FutureExt;
 use futures::{Sink, SinkExt};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
@@ -29,7 +30,8 @@ use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use std::fmt::Debug;
 use std::sync::Arc;
-use strata_query::{Engine, Prepared, QueryOutput, Session};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use strata_query::{CancelSignal, Engine, Prepared, QueryOutput, Session};
 use tracing::Instrument;
 
 /// State shared by every connection.
@@ -41,6 +43,8 @@ pub struct Frontend {
     pub(crate) auth: AuthSettings,
     /// Makes the mock salts of unknown users stable (see `scram::mock_verifier`).
     pub(crate) mock_secret: Vec<u8>,
+    /// Connections that have logged in and not yet closed.
+    pub(crate) logged_in: AtomicUsize,
 }
 
 impl Frontend {
@@ -53,6 +57,7 @@ impl Frontend {
             parser: Arc::new(StrataQueryParser),
             auth,
             mock_secret,
+            logged_in: AtomicUsize::new(0),
         }))
     }
 
@@ -65,6 +70,8 @@ impl Frontend {
                 over_limit,
                 login: parking_lot::Mutex::new(Login::Start),
                 copy: parking_lot::Mutex::new(None),
+                holds_slot: Arc::new(AtomicBool::new(false)),
+                cancel_handle: parking_lot::Mutex::new(None),
             }),
         }
     }
@@ -72,6 +79,35 @@ impl Frontend {
 
 pub struct ConnectionHandlers {
     inner: Arc<Handler>,
+}
+
+impl ConnectionHandlers {
+    /// Whether the connection has logged in; the accept loop closes one that
+    /// has not within the auth timeout.
+    pub fn logged_in(&self) -> Arc<AtomicBool> {
+        self.inner.holds_slot.clone()
+    }
+
+    /// What the accept loop calls when the client has gone away.
+    pub fn disconnect_hook(&self) -> DisconnectHook {
+        DisconnectHook(self.inner.clone())
+    }
+}
+
+/// Cancels the statement a connection is running, if any, as a CancelRequest
+/// would: a query whose client has gone away stops instead of running on
+/// with nobody to read it.
+pub struct DisconnectHook(Arc<Handler>);
+
+impl DisconnectHook {
+    /// Whether a running statement was cancelled.
+    pub async fn fire(&self) -> bool {
+        let handle = self.0.cancel_handle.lock().clone();
+        match handle {
+            Some(h) => h.cancel().await,
+            None => false,
+        }
+    }
 }
 
 impl PgWireServerHandlers for ConnectionHandlers {
@@ -111,17 +147,68 @@ pub struct Handler {
     /// The COPY FROM STDIN in progress, between its CopyInResponse and the
     /// client's CopyDone.
     pub(crate) copy: parking_lot::Mutex<Option<ActiveCopy>>,
+    /// Set once the login took one of the `max_connections` slots.
+    pub(crate) holds_slot: Arc<AtomicBool>,
+    /// The connection's cancel handle, once logged in.
+    pub(crate) cancel_handle: parking_lot::Mutex<Option<Arc<pgwire::api::ConnectionHandle>>>,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if self.holds_slot.load(Ordering::SeqCst) {
+            self.frontend.logged_in.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Handler {
+    /// What a CancelRequest (or the disconnect watcher) fires for the
+    /// statement about to run. The receiver also resolves, with an error,
+    /// when its sender is replaced; only a real cancel counts.
+    async fn cancel_signal(&self) -> Option<SharedCancel> {
+        let handle = self.cancel_handle.lock().clone()?;
+        let rx = handle.start_query().await;
+        let signal: CancelSignal = Box::pin(async move {
+            if rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        });
+        Some(signal.shared())
+    }
+
     /// The response to one statement's output; a COPY FROM STDIN is kept on
-    /// the connection for the CopyData that follows.
-    async fn respond(&self, out: QueryOutput, format: &Format) -> PgWireResult<Response> {
-        match out {
-            QueryOutput::CopyIn(load) => Ok(copy_in::start(self, load)),
-            other => to_response(other, format).await,
+    /// the connection for the CopyData that follows. A query's first rows are
+    /// computed here (the statement only planned it), so a cancel counts here
+    /// too; writes have committed by now and are not affected.
+    async fn respond(
+        &self,
+        out: QueryOutput,
+        format: &Format,
+        cancel: &Option<SharedCancel>,
+    ) -> PgWireResult<Response> {
+        let respond = async {
+            match out {
+                QueryOutput::CopyIn(load) => Ok(copy_in::start(self, load)),
+                other => to_response(other, format).await,
+            }
+        };
+        match cancel {
+            None => respond.await,
+            Some(c) => tokio::select! {
+                biased;
+                r = respond => r,
+                _ = c.clone() => Err(to_pg(strata_common::StrataError::QueryCanceled)),
+            },
         }
     }
+}
+
+/// One statement's cancel signal, watched first while it executes and then
+/// while its first rows are computed.
+type SharedCancel = futures::future::Shared<CancelSignal>;
+
+fn boxed(cancel: &Option<SharedCancel>) -> Option<CancelSignal> {
+    cancel.clone().map(|c| Box::pin(c) as CancelSignal)
 }
 
 pub(crate) fn session_of<C: ClientInfo>(client: &C) -> PgWireResult<Arc<Session>> {
@@ -149,10 +236,14 @@ impl SimpleQueryHandler for Handler {
     {
         let session = session_of(client)?;
         let span = tracing::debug_span!("query", user = session.user(), protocol = "simple");
-        let (outputs, error) = session.run_simple(query).instrument(span).await;
+        let cancel = self.cancel_signal().await;
+        let (outputs, error) = session
+            .run_simple_with(query, boxed(&cancel))
+            .instrument(span)
+            .await;
         let mut responses = Vec::with_capacity(outputs.len() + 1);
         for o in outputs {
-            match self.respond(o, &Format::UnifiedText).await {
+            match self.respond(o, &Format::UnifiedText, &cancel).await {
                 Ok(r) => responses.push(r),
                 // A statement that fails while computing its first rows ends the
                 // string like any other error; the ones before it keep their results.
@@ -280,12 +371,15 @@ impl ExtendedQueryHandler for Handler {
         let params = decode_params(portal)?;
         let stmt = &portal.statement.statement;
         let span = tracing::debug_span!("execute", user = session.user(), protocol = "extended");
+        let cancel = self.cancel_signal().await;
         let out = session
-            .execute(stmt, params)
+            .execute_with(stmt, params, boxed(&cancel))
             .instrument(span)
             .await
             .map_err(to_pg)?;
-        let response = self.respond(out, &portal.result_column_format).await;
+        let response = self
+            .respond(out, &portal.result_column_format, &cancel)
+            .await;
         if response.is_err() {
             session.statement_failed();
         }

@@ -5,6 +5,7 @@
 //! only password verifiers are ever stored. Per-connection state (the `Session`) lives in the
 //! connection's own extension store, never in a handler shared by connections.
 
+mod binary_array;
 mod copy_in;
 mod copy_out;
 mod copy_reader;
@@ -16,5 +17,5 @@ mod login;
 mod params;
 mod scram;
 
-pub use handler::{ConnectionHandlers, Frontend};
+pub use handler::{ConnectionHandlers, DisconnectHook, Frontend};
 pub use login::AuthSettings;

@@ -13,15 +13,14 @@ use pgwire::api::auth::{
     StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use pgwire::api::{
-    ClientInfo, ConnectionHandle, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
-};
+use pgwire::api::{ClientInfo, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use std::fmt::Debug;
 use std::sync::Arc;
-use strata_catalog::{ROOT_USER, password::ScramVerifier};
+use std::sync::atomic::Ordering;
+use strata_catalog::{ROOT_USER, Role, password::ScramVerifier};
 use strata_query::Session;
 
 /// Authentication options from the `[auth]` config section.
@@ -32,6 +31,11 @@ pub struct AuthSettings {
     pub allow_cleartext: bool,
     /// Refuse logins over connections that did not negotiate TLS.
     pub tls_required: bool,
+    /// Logged-in connections allowed at once (`max_connections`).
+    pub max_connections: usize,
+    /// Of those, the slots only dba and system users may take, so an
+    /// operator can always log in (Postgres' `superuser_reserved_connections`).
+    pub reserved_connections: usize,
 }
 
 /// Where a connection's login stands.
@@ -209,13 +213,19 @@ impl Handler {
         match state {
             Login::Cleartext { user } => {
                 let given = msg.into_password()?.password;
-                let ok = self
+                let verifier = self
                     .frontend
                     .engine
                     .catalog()
                     .user(&user)
-                    .and_then(|d| d.scram_verifier())
-                    .is_some_and(|v| v.matches_password(&given));
+                    .and_then(|d| d.scram_verifier());
+                // PBKDF2 is CPU work: off the threads that serve sockets.
+                let ok = match verifier {
+                    Some(v) => tokio::task::spawn_blocking(move || v.matches_password(&given))
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                };
                 if !ok {
                     return Err(self.failed(client, &user));
                 }
@@ -272,6 +282,39 @@ impl Handler {
         }
     }
 
+    /// Counts this connection among the logged-in ones, or refuses it with
+    /// 53300 when they are all taken (the last `reserved_connections` by dba
+    /// and system users only). The slot is given back when the handler drops.
+    fn take_slot(&self, user: &str) -> PgWireResult<()> {
+        let auth = &self.frontend.auth;
+        let role = self
+            .frontend
+            .engine
+            .catalog()
+            .role_of(user)
+            .unwrap_or_default();
+        let taken = self.frontend.logged_in.fetch_add(1, Ordering::SeqCst) + 1;
+        let refusal = if taken > auth.max_connections {
+            Some("sorry, too many clients already")
+        } else if taken
+            > auth
+                .max_connections
+                .saturating_sub(auth.reserved_connections)
+            && role < Role::Dba
+        {
+            Some("remaining connection slots are reserved for users with role dba or system")
+        } else {
+            None
+        };
+        if let Some(msg) = refusal {
+            self.frontend.logged_in.fetch_sub(1, Ordering::SeqCst);
+            tracing::info!(user = %user, logged_in = taken - 1, "login refused: {msg}");
+            return Err(fatal("53300", msg));
+        }
+        self.holds_slot.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn failed<C: ClientInfo>(&self, client: &C, user: &str) -> PgWireError {
         // The log may say why; the client may not.
         let known = self.frontend.engine.catalog().user(user).is_some();
@@ -288,12 +331,15 @@ impl Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         *self.login.lock() = Login::Done;
+        self.take_slot(&user)?;
         let (pid, secret) = self.frontend.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         let (handle, guard) = self.frontend.connections.register(pid, secret);
-        client
-            .session_extensions()
-            .insert::<Arc<ConnectionHandle>>(handle);
+        // The handle stays with the handler, not in the session extensions
+        // where pgwire would race it against the whole statement: Strata
+        // watches it itself and ignores it once a statement commits (see
+        // `Session::execute_with`).
+        *self.cancel_handle.lock() = Some(handle);
         client.session_extensions().insert(guard);
         let session = self.frontend.engine.session(&user);
         session.apply_startup_parameters(client.metadata().iter());

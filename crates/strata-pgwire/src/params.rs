@@ -231,6 +231,21 @@ pub(crate) fn binary_value(ty: &Type, raw: &[u8]) -> Result<ScalarValue> {
     })
 }
 
+/// The element type of the array types `binary_value` reads.
+fn element_type(array: &Type) -> Type {
+    match *array {
+        Type::BOOL_ARRAY => Type::BOOL,
+        Type::INT2_ARRAY => Type::INT2,
+        Type::INT4_ARRAY => Type::INT4,
+        Type::OID_ARRAY => Type::OID,
+        Type::INT8_ARRAY => Type::INT8,
+        Type::FLOAT4_ARRAY => Type::FLOAT4,
+        Type::FLOAT8_ARRAY => Type::FLOAT8,
+        Type::VARCHAR_ARRAY => Type::VARCHAR,
+        _ => Type::TEXT,
+    }
+}
+
 /// A binary one-dimensional array as an Arrow list value.
 fn list<'a, T: FromSql<'a>>(
     ty: &Type,
@@ -238,8 +253,14 @@ fn list<'a, T: FromSql<'a>>(
     item_type: DataType,
     make: impl Fn(Option<T>) -> ScalarValue,
 ) -> Result<ScalarValue> {
-    let items: Vec<Option<T>> = decode(ty, raw)?;
-    let values: Vec<ScalarValue> = items.into_iter().map(make).collect();
+    let elem = element_type(ty);
+    let values = crate::binary_array::elements(raw)?
+        .into_iter()
+        .map(|e| match e {
+            None => Ok(make(None)),
+            Some(bytes) => decode::<T>(&elem, bytes).map(|v| make(Some(v))),
+        })
+        .collect::<Result<Vec<ScalarValue>>>()?;
     Ok(ScalarValue::List(ScalarValue::new_list(
         &values, &item_type, true,
     )))

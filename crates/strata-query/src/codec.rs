@@ -349,6 +349,7 @@ mod tests {
             access_level: AccessLevel::Private,
             next_column_id: 10,
             created_at: 0,
+            version: 0,
         }
     }
 

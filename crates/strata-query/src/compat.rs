@@ -32,6 +32,7 @@ pub(crate) fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
     let sql = substitute(sql);
     let sql = sql.as_ref();
     if is_catalog_query(sql)
+        && strata_sql::limits::check_sql(sql).is_ok()
         && let Ok(stmts) = PARSER.parse(sql)
         && stmts.iter().all(|s| matches!(s, ast::Statement::Query(_)))
     {

@@ -90,7 +90,10 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
         }
         Statement::AlterTableSet { table, options } => {
             let (ns, name) = session.resolve(table);
-            let mut def = (*catalog.require_table(&ns, &name)?).clone();
+            let Some((_guard, current)) = lock_table(session, &ns, &name).await? else {
+                return Err(StrataError::UndefinedTable(format!("{ns}.{name}")));
+            };
+            let mut def = (*current).clone();
             catalog.apply_options(&mut def, options)?;
             catalog.update_table(def)?;
             Ok(QueryOutput::command("ALTER TABLE"))
@@ -183,6 +186,33 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
 /// Drops a dropped table's cold records; its objects are deleted by the next
 /// cleanup. A failure here leaves only unreferenced records behind (table ids
 /// are never reused), so it is logged rather than failing the DROP.
+/// Takes a table's write lock and reads its definition under it, so DDL
+/// serializes with the table's writers, its jobs' commits and other DDL and a
+/// change is always made to the definition in force (never one read earlier).
+/// None when the table does not exist.
+async fn lock_table(
+    session: &Session,
+    ns: &str,
+    name: &str,
+) -> Result<Option<(tokio::sync::OwnedMutexGuard<()>, Arc<TableDef>)>> {
+    let catalog = &session.engine.catalog;
+    // The name can be dropped and re-created while we wait: then lock the new id.
+    for _ in 0..8 {
+        let Some(seen) = catalog.table(ns, name) else {
+            return Ok(None);
+        };
+        let guard = session.engine.write_lock(seen.id).lock_owned().await;
+        match catalog.table(ns, name) {
+            Some(def) if def.id == seen.id => return Ok(Some((guard, def))),
+            Some(_) => continue,
+            None => return Ok(None),
+        }
+    }
+    Err(StrataError::SerializationFailure(format!(
+        "table \"{ns}.{name}\" kept changing while waiting for its lock"
+    )))
+}
+
 fn forget_cold(session: &Session, table_id: u32) {
     let now = strata_catalog::now_micros();
     if let Err(e) = strata_cold::manifest::forget_table(&session.engine.store, table_id, now) {
@@ -202,7 +232,8 @@ pub async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOu
         } => {
             for n in names {
                 let (ns, name) = session.resolve(&object_ref(n)?);
-                let id = catalog.table(&ns, &name).map(|t| t.id);
+                let locked = lock_table(session, &ns, &name).await?;
+                let id = locked.as_ref().map(|(_, t)| t.id);
                 if catalog.drop_table(&ns, &name, *if_exists)?
                     && let Some(id) = id
                 {
@@ -213,7 +244,7 @@ pub async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOu
         }
         ast::Statement::AlterTable(alter) => {
             let (ns, name) = session.resolve(&object_ref(&alter.name)?);
-            let Some(current) = catalog.table(&ns, &name) else {
+            let Some((_guard, current)) = lock_table(session, &ns, &name).await? else {
                 if alter.if_exists {
                     return Ok(QueryOutput::command("ALTER TABLE"));
                 }

@@ -800,6 +800,8 @@ pub(crate) async fn execute_insert(
     params: &[ScalarValue],
 ) -> Result<QueryOutput> {
     let table = &p.table;
+    // Checked again at every execution: a role lowered since PREPARE counts.
+    crate::privileges::check_table_access(&session.engine.catalog, session.user(), table, true)?;
     let rows = insert_rows(session, p, params).await?;
     let pk = table.pk_index();
     let user = partition(session, table);
@@ -1011,6 +1013,8 @@ pub(crate) async fn execute_update(
     params: Vec<ScalarValue>,
 ) -> Result<QueryOutput> {
     let table = &p.table;
+    // Checked again at every execution: a role lowered since PREPARE counts.
+    crate::privileges::check_table_access(&session.engine.catalog, session.user(), table, true)?;
     let n = table.columns.len();
     let pk = table.pk_index();
     let user = partition(session, table);
@@ -1108,6 +1112,8 @@ pub(crate) async fn execute_delete(
     params: Vec<ScalarValue>,
 ) -> Result<QueryOutput> {
     let table = &p.table;
+    // Checked again at every execution: a role lowered since PREPARE counts.
+    crate::privileges::check_table_access(&session.engine.catalog, session.user(), table, true)?;
     let n = table.columns.len();
     let pk = table.pk_index();
     let user = partition(session, table);

@@ -7,14 +7,19 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use strata_catalog::{Catalog, DEFAULT_NAMESPACE};
 use strata_store::Store;
@@ -37,6 +42,7 @@ pub struct Engine {
     /// a CPU-heavy query never keeps the server from accepting and answering
     /// other connections (the layout InfluxDB 3 and GreptimeDB use too).
     query_runtime: QueryRuntime,
+    pub(crate) options: EngineOptions,
 }
 
 struct QueryRuntime(Option<tokio::runtime::Runtime>);
@@ -60,6 +66,36 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The engine's share of the server configuration.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Bytes all queries' operators share (DataFusion's memory pool).
+    pub memory_limit: usize,
+    /// Where operators spill when the pool is full.
+    pub spill_dir: std::path::PathBuf,
+    /// The most a session may set `copy_memory_limit` to.
+    pub max_copy_memory: usize,
+    /// The most bytes of rows a transaction block may stage.
+    pub max_transaction_memory: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            memory_limit: 2 << 30,
+            spill_dir: std::env::temp_dir(),
+            max_copy_memory: 1 << 30,
+            max_transaction_memory: 256 << 20,
+        }
+    }
+}
+
+/// Stack of the threads that plan and run queries. Planning, optimizing,
+/// evaluating and dropping an expression recurse on its depth, which
+/// `strata_sql::limits::MAX_EXPRESSION_DEPTH` bounds; this is sized so that
+/// bound is safe. Untouched stack pages cost no memory.
+pub const QUERY_THREAD_STACK: usize = 64 << 20;
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").finish_non_exhaustive()
@@ -67,7 +103,7 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub fn new(tiers: Arc<Tiers>) -> std::io::Result<Arc<Engine>> {
+    pub fn new(tiers: Arc<Tiers>, options: EngineOptions) -> std::io::Result<Arc<Engine>> {
         let store = tiers.store.clone();
         let catalog = tiers.catalog.clone();
         let list = MemoryCatalogProviderList::new();
@@ -80,8 +116,19 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_target_partitions(2);
+        // One pool for every query: a sort or aggregate past its fair share
+        // spills (or fails with 53200) instead of taking the machine.
+        std::fs::create_dir_all(&options.spill_dir)?;
+        let runtime_env = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
+                DiskManagerMode::Directories(vec![options.spill_dir.clone()]),
+            ))
+            .build_arc()
+            .map_err(std::io::Error::other)?;
         let base_state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime_env)
             .with_catalog_list(Arc::new(list))
             .with_default_features()
             .build();
@@ -97,6 +144,7 @@ impl Engine {
         let query_runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("strata-query")
+            .thread_stack_size(QUERY_THREAD_STACK)
             .enable_all()
             .build()?;
         Ok(Arc::new(Engine {
@@ -106,6 +154,7 @@ impl Engine {
             base_state,
             write_locks: Mutex::new(HashMap::new()),
             query_runtime: QueryRuntime(Some(query_runtime)),
+            options,
         }))
     }
 
@@ -137,17 +186,25 @@ impl Engine {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
         let task = async move {
-            let mut stream = match df.execute_stream().await {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
+            // A panic while computing rows must reach the client as an error:
+            // were the task just to die, the stream would end as if complete.
+            let run = async {
+                let mut stream = match df.execute_stream().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                while let Some(item) = stream.next().await {
+                    if tx.send(item).await.is_err() {
+                        break;
+                    }
                 }
             };
-            while let Some(item) = stream.next().await {
-                if tx.send(item).await.is_err() {
-                    break;
-                }
+            if let Err(payload) = AssertUnwindSafe(run).catch_unwind().await {
+                let e = crate::panics::panic_error(payload);
+                let _ = tx.send(Err(DataFusionError::External(Box::new(e)))).await;
             }
         };
         let handle = match &self.query_runtime.0 {

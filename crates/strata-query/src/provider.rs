@@ -211,10 +211,12 @@ impl TableProvider for StrataTable {
         // which DataFusion guarantees by not passing one otherwise.
         let predicate = self.pruning_predicate(state, filters);
         let partition = partition_of(&self.def, &user);
-        let staged = state
-            .config()
-            .get_extension::<TxnHandle>()
-            .and_then(|t| t.overlay(self.def.id, &partition));
+        let staged = match state.config().get_extension::<TxnHandle>() {
+            Some(t) => t
+                .overlay(&self.def, &partition)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
+            None => None,
+        };
         let Some(staged) = staged else {
             return Ok(Arc::new(MergedScanExec::new(
                 self.tiers.clone(),

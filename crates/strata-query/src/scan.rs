@@ -269,6 +269,7 @@ mod tests {
             access_level: AccessLevel::Private,
             next_column_id: 3,
             created_at: 0,
+            version: 0,
         }
     }
 

@@ -20,6 +20,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use strata_catalog::{DEFAULT_NAMESPACE, Role};
 use strata_common::{Result, StrataError};
 use strata_sql::sqlparser::ast;
@@ -45,7 +46,17 @@ pub struct Session {
     /// Shared with EXECUTE AS delegates and the DataFusion config (scans
     /// overlay the block's staged rows).
     txn: TxnHandle,
+    /// When the login user was created: a user dropped and re-created under
+    /// the same name is another user, and this session is not theirs.
+    login_incarnation: Option<i64>,
+    /// Set once the running statement's writes start to commit (shared with
+    /// EXECUTE AS delegates, whose writes are the statement's).
+    committing: Arc<AtomicBool>,
 }
+
+/// Resolves when the running statement should stop (a CancelRequest, the
+/// client gone).
+pub type CancelSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,7 +84,10 @@ impl Session {
         user_functions::register(&ctx, &user, &session_user);
         let vars = Arc::new(Mutex::new(vars));
         user_functions::register_settings(&ctx, &vars);
+        let login_incarnation = engine.catalog.user(&session_user).map(|u| u.created_at);
         Session {
+            login_incarnation,
+            committing: Arc::new(AtomicBool::new(false)),
             engine,
             ctx,
             user,
@@ -95,7 +109,7 @@ impl Session {
     /// delegated statement (`EXECUTE AS USER`). Privilege checks are the
     /// caller's business.
     pub fn as_user(&self, user: &str) -> Session {
-        let s = Session::new(
+        let mut s = Session::new(
             self.engine.clone(),
             self.ctx.state(),
             user.to_string(),
@@ -104,6 +118,7 @@ impl Session {
         );
         *s.vars.lock() = self.vars.lock().clone();
         *s.reset_values.lock() = self.reset_values.lock().clone();
+        s.committing = self.committing.clone();
         s
     }
 
@@ -158,8 +173,27 @@ impl Session {
         self.txn.fail();
     }
 
+    /// Fails once the user this session logged in as has been dropped (or
+    /// dropped and created again): its statements must not run as, or see the
+    /// rows of, whoever holds the name now.
+    fn check_login_user(&self) -> Result<()> {
+        let now = self
+            .engine
+            .catalog
+            .user(&self.session_user)
+            .map(|u| u.created_at);
+        if now == self.login_incarnation {
+            return Ok(());
+        }
+        Err(StrataError::InvalidAuthorization(format!(
+            "user \"{}\" that this session logged in as has been dropped; reconnect",
+            self.session_user
+        )))
+    }
+
     /// Parses and plans one statement (extended protocol `Parse`).
     pub async fn prepare(&self, sql: &str) -> Result<Option<Arc<Prepared>>> {
+        self.check_login_user()?;
         match crate::compat::parse_one(sql) {
             Ok(None) => Ok(None),
             Ok(Some(stmt)) => self.prepare_in_block(sql, stmt).await.map(Some),
@@ -175,7 +209,7 @@ impl Session {
     /// aborts it.
     async fn prepare_in_block(&self, sql: &str, stmt: Statement) -> Result<Arc<Prepared>> {
         let result = match self.check_not_aborted(ends_block(&stmt)) {
-            Ok(()) => self.prepare_statement(sql, stmt).await,
+            Ok(()) => crate::panics::catch(self.prepare_statement(sql, stmt)).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -375,23 +409,65 @@ impl Session {
         prepared: &Arc<Prepared>,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput> {
+        self.execute_with(prepared, params, None).await
+    }
+
+    /// `execute`, cut short by `cancel` (a CancelRequest, the client going
+    /// away) or statement_timeout — but only before the statement starts to
+    /// commit: a statement whose writes are committing runs to its end and
+    /// reports success, so a client is never told that a committed statement
+    /// failed.
+    pub async fn execute_with(
+        &self,
+        prepared: &Arc<Prepared>,
+        params: Vec<ScalarValue>,
+        cancel: Option<CancelSignal>,
+    ) -> Result<QueryOutput> {
+        self.check_login_user()?;
         self.check_not_aborted(prepared.ends_block())?;
-        let result = match self.statement_timeout() {
-            None => self.execute_prepared(prepared, params).await,
-            Some(limit) => {
-                let deadline = tokio::time::Instant::now() + limit;
-                match tokio::time::timeout_at(deadline, self.execute_prepared(prepared, params))
-                    .await
-                {
-                    Ok(out) => out.map(|o| settings::output_until(o, deadline)),
-                    Err(_) => Err(StrataError::StatementTimeout),
+        self.committing.store(false, Ordering::SeqCst);
+        let run = crate::panics::catch(self.execute_prepared(prepared, params));
+        tokio::pin!(run);
+        let deadline = self
+            .statement_timeout()
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let mut cancel = cancel.unwrap_or_else(|| Box::pin(std::future::pending()));
+        let mut watch_cancel = true;
+        let mut watch_deadline = deadline.is_some();
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+        let result = loop {
+            tokio::select! {
+                biased;
+                out = &mut run => break out,
+                _ = &mut cancel, if watch_cancel => {
+                    if !self.committing.load(Ordering::SeqCst) {
+                        break Err(StrataError::QueryCanceled);
+                    }
+                    watch_cancel = false;
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if watch_deadline => {
+                    if !self.committing.load(Ordering::SeqCst) {
+                        break Err(StrataError::StatementTimeout);
+                    }
+                    watch_deadline = false;
                 }
             }
+        };
+        let result = match deadline {
+            Some(d) => result.map(|o| settings::output_until(o, d)),
+            None => result,
         };
         if result.is_err() {
             self.txn.fail();
         }
         result
+    }
+
+    /// Called by the write path just before a statement's writes commit:
+    /// from here on neither a cancel nor the statement timeout may report
+    /// the statement as failed.
+    pub(crate) fn mark_committing(&self) {
+        self.committing.store(true, Ordering::SeqCst);
     }
 
     async fn execute_prepared(
@@ -446,6 +522,17 @@ impl Session {
     /// first error. Results of all but the last statement are read fully before
     /// the next statement runs, as Postgres does.
     pub async fn run_simple(&self, sql: &str) -> (Vec<QueryOutput>, Option<StrataError>) {
+        self.run_simple_with(sql, None).await
+    }
+
+    /// `run_simple` whose statements `cancel` cuts short (see `execute_with`).
+    pub async fn run_simple_with(
+        &self,
+        sql: &str,
+        cancel: Option<CancelSignal>,
+    ) -> (Vec<QueryOutput>, Option<StrataError>) {
+        use futures::FutureExt;
+        let cancel = cancel.map(|c| c.shared());
         let stmts = match crate::compat::parse_sql(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -458,9 +545,18 @@ impl Session {
         for (i, stmt) in stmts.into_iter().enumerate() {
             let result = async {
                 let p = self.prepare_in_block(sql, stmt).await?;
-                let o = self.execute(&p, vec![]).await?;
+                let signal = cancel.clone().map(|c| Box::pin(c) as CancelSignal);
+                let o = self.execute_with(&p, vec![], signal).await?;
                 if i + 1 < n {
-                    materialize(o).await
+                    // Its rows are computed here, still cancellable.
+                    match cancel.clone() {
+                        None => materialize(o).await,
+                        Some(c) => tokio::select! {
+                            biased;
+                            r = materialize(o) => r,
+                            _ = c => Err(StrataError::QueryCanceled),
+                        },
+                    }
                 } else {
                     Ok(o)
                 }
@@ -491,7 +587,7 @@ impl Session {
             }
             Statement::CreateUser { .. }
             | Statement::AlterUser { .. }
-            | Statement::DropUser { .. } => users::execute(self, stmt),
+            | Statement::DropUser { .. } => users::execute(self, stmt).await,
             Statement::Sql(ast) => match ast.as_ref() {
                 ast::Statement::Set(set) => self.set(set),
                 ast::Statement::ShowVariable { variable } => self.show(&variable_name(variable)),

@@ -117,8 +117,39 @@ impl Session {
                 let v = value.to_string();
                 self.assign("timezone".into(), v.trim_matches('\''))
             }
+            ast::Set::SetRole { role_name, .. } => {
+                let name = role_name.as_ref().map(strata_sql::normalize_ident);
+                self.set_role("SET ROLE", name.as_deref())
+            }
+            ast::Set::SetSessionAuthorization(param) => {
+                let name = match &param.kind {
+                    ast::SetSessionAuthorizationParamKind::Default => None,
+                    ast::SetSessionAuthorizationParamKind::User(id) => {
+                        Some(strata_sql::normalize_ident(id))
+                    }
+                };
+                self.set_role("SET SESSION AUTHORIZATION", name.as_deref())
+            }
             // Other SET forms (SET NAMES, SET TRANSACTION ...) have no effect here.
             _ => Ok(QueryOutput::command("SET")),
+        }
+    }
+
+    /// SET ROLE and SET SESSION AUTHORIZATION. Strata has no role switching
+    /// inside a session (a statement acts as another user through EXECUTE AS
+    /// USER, which checks privileges each time), so they are refused rather
+    /// than answered SET while nothing changes: a pooler relying on them
+    /// would keep its own privileges. Naming the login user itself, NONE or
+    /// DEFAULT already holds and is accepted.
+    fn set_role(&self, what: &str, name: Option<&str>) -> Result<QueryOutput> {
+        match name {
+            None => Ok(QueryOutput::command("SET")),
+            Some(n) if n.eq_ignore_ascii_case("none") || n == self.session_user() => {
+                Ok(QueryOutput::command("SET"))
+            }
+            Some(n) => Err(StrataError::unsupported(format!(
+                "{what} is not supported (cannot act as \"{n}\"); run a statement as another user with EXECUTE AS USER '{n}' (...)"
+            ))),
         }
     }
 
@@ -128,8 +159,31 @@ impl Session {
                 "parameter \"{name}\" cannot be changed"
             )));
         }
+        match name.as_str() {
+            "role" => return self.set_role("SET ROLE", Some(value.trim())),
+            "session_authorization" => {
+                return self.set_role("SET SESSION AUTHORIZATION", Some(value.trim()));
+            }
+            _ => {}
+        }
         let value = normalize(&name, value)?;
-        self.vars.lock().insert(name, value);
+        if name == "copy_memory_limit" {
+            let max = self.engine.options.max_copy_memory;
+            if memory_bytes(&value)? > max {
+                return Err(StrataError::InvalidParameterValue(format!(
+                    "copy_memory_limit can be at most {} on this server ([limits] max_copy_memory_mb)",
+                    show_memory(max)
+                )));
+            }
+        }
+        let mut vars = self.vars.lock();
+        // Each distinct name a client sets is kept for the session: bound them.
+        if !vars.contains_key(&name) && vars.len() >= MAX_SETTINGS {
+            return Err(StrataError::ProgramLimitExceeded(format!(
+                "a session can set at most {MAX_SETTINGS} distinct parameters"
+            )));
+        }
+        vars.insert(name, value);
         Ok(QueryOutput::command("SET"))
     }
 
@@ -209,6 +263,7 @@ impl Session {
             .get("copy_memory_limit")
             .and_then(|v| memory_bytes(v).ok())
             .unwrap_or(DEFAULT_COPY_MEMORY_LIMIT)
+            .min(self.engine.options.max_copy_memory)
     }
 
     /// statement_timeout, when one is set.
@@ -245,6 +300,31 @@ fn normalize(name: &str, value: &str) -> Result<String> {
 }
 
 const DEFAULT_COPY_MEMORY_LIMIT: usize = 1 << 30;
+
+/// What `set_config` may not do that SET checks: settings that are
+/// read-only, switch users or are bounded by the server go through SET only,
+/// and the number of distinct settings is bounded the same way.
+pub(crate) fn check_set_config(name: &str, exists: bool, count: usize) -> Result<()> {
+    if READ_ONLY.contains(&name)
+        || matches!(
+            name,
+            "role" | "session_authorization" | "copy_memory_limit" | "statement_timeout"
+        )
+    {
+        return Err(StrataError::CantChangeRuntimeParam(format!(
+            "set_config cannot change \"{name}\"; use SET"
+        )));
+    }
+    if !exists && count >= MAX_SETTINGS {
+        return Err(StrataError::ProgramLimitExceeded(format!(
+            "a session can set at most {MAX_SETTINGS} distinct parameters"
+        )));
+    }
+    Ok(())
+}
+
+/// The most distinct settings one session may hold.
+const MAX_SETTINGS: usize = 1000;
 
 /// A memory setting in bytes: a number (kB, as Postgres reads memory
 /// settings) or a number with a unit (`B`, `kB`, `MB`, `GB`).

@@ -18,6 +18,26 @@ pub(crate) async fn prepare(
     statement: &ast::Statement,
 ) -> Result<QueryOutput> {
     let name = normalize_ident(name);
+    // As in Postgres, only a query or DML can be prepared: anything else (an
+    // EXECUTE of itself, a PREPARE) could recurse without bound when run.
+    if !matches!(
+        statement,
+        ast::Statement::Query(_)
+            | ast::Statement::Insert(_)
+            | ast::Statement::Update(_)
+            | ast::Statement::Delete(_)
+    ) {
+        return Err(StrataError::syntax(format!(
+            "syntax error: PREPARE takes a SELECT, VALUES, INSERT, UPDATE or DELETE, not \"{}\"",
+            statement.to_string().chars().take(40).collect::<String>()
+        )));
+    }
+    if data_types.len() > strata_sql::limits::MAX_PARAMS {
+        return Err(StrataError::ProgramLimitExceeded(format!(
+            "a prepared statement can have at most {} parameters",
+            strata_sql::limits::MAX_PARAMS
+        )));
+    }
     if session.sql_prepared.lock().contains_key(&name) {
         return Err(StrataError::DuplicatePreparedStatement(format!(
             "prepared statement \"{name}\" already exists"

@@ -21,14 +21,17 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use strata_catalog::TableDef;
+use strata_common::{Result, StrataError};
 
 /// A staged row version: the new row, or None for a deleted key.
 pub(crate) type Staged = Option<Vec<ScalarValue>>;
 
-/// One partition's staged writes, keyed by full row key.
+/// One partition's staged writes, keyed by full row key. Shared with the
+/// scans that overlay them (copied only when the block writes again while a
+/// scan still holds them).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct PartitionWrites {
-    pub rows: BTreeMap<Vec<u8>, Staged>,
+    pub rows: Arc<BTreeMap<Vec<u8>, Staged>>,
     /// Keys that did not exist when first staged: COMMIT checks they still don't.
     pub fresh: HashSet<Vec<u8>>,
 }
@@ -38,6 +41,27 @@ pub(crate) struct Block {
     /// (table id, partition) → staged rows, with the table definition they were
     /// staged against.
     pub writes: BTreeMap<(u32, String), (Arc<TableDef>, PartitionWrites)>,
+    /// About how much memory the staged rows take.
+    pub bytes: usize,
+}
+
+/// Staged rows are rows of the definition they were staged against; once the
+/// table has been altered they can be neither read by the new definition nor
+/// committed, so the block fails (Postgres would have made the ALTER wait for
+/// the block; Strata lets the ALTER win and the block retry).
+fn check_definition(staged: &TableDef, now: &TableDef) -> Result<()> {
+    if staged.version == now.version {
+        return Ok(());
+    }
+    Err(StrataError::SerializationFailure(format!(
+        "table {} was altered while this transaction block had changes to it staged; roll back and retry",
+        now.qualified_name()
+    )))
+}
+
+/// Roughly what one staged row version holds in memory.
+fn staged_size(key: &[u8], row: Option<&Vec<ScalarValue>>) -> usize {
+    64 + key.len() + row.map_or(0, |r| r.iter().map(ScalarValue::size).sum())
 }
 
 impl Block {
@@ -102,29 +126,40 @@ impl TxnHandle {
 
     /// The staged version of one key: None when the block has not touched it,
     /// Some(None) when the block deleted it.
-    pub(crate) fn lookup(&self, table_id: u32, partition: &str, key: &[u8]) -> Option<Staged> {
+    pub(crate) fn lookup(
+        &self,
+        table: &TableDef,
+        partition: &str,
+        key: &[u8],
+    ) -> Result<Option<Staged>> {
         match &*self.0.lock() {
-            TxnState::Active(b) => b
-                .writes
-                .get(&(table_id, partition.to_string()))
-                .and_then(|(_, w)| w.rows.get(key).cloned()),
-            _ => None,
+            TxnState::Active(b) => match b.writes.get(&(table.id, partition.to_string())) {
+                Some((def, w)) => {
+                    check_definition(def, table)?;
+                    Ok(w.rows.get(key).cloned())
+                }
+                None => Ok(None),
+            },
+            _ => Ok(None),
         }
     }
 
-    /// A copy of one partition's staged rows for a scan; None when there are none.
+    /// One partition's staged rows for a scan by `table`'s definition; None
+    /// when there are none.
     pub(crate) fn overlay(
         &self,
-        table_id: u32,
+        table: &TableDef,
         partition: &str,
-    ) -> Option<Arc<BTreeMap<Vec<u8>, Staged>>> {
+    ) -> Result<Option<Arc<BTreeMap<Vec<u8>, Staged>>>> {
         match &*self.0.lock() {
-            TxnState::Active(b) => b
-                .writes
-                .get(&(table_id, partition.to_string()))
-                .filter(|(_, w)| !w.rows.is_empty())
-                .map(|(_, w)| Arc::new(w.rows.clone())),
-            _ => None,
+            TxnState::Active(b) => match b.writes.get(&(table.id, partition.to_string())) {
+                Some((def, w)) if !w.rows.is_empty() => {
+                    check_definition(def, table)?;
+                    Ok(Some(w.rows.clone()))
+                }
+                _ => Ok(None),
+            },
+            _ => Ok(None),
         }
     }
 
@@ -137,22 +172,36 @@ impl TxnHandle {
         puts: &[(Vec<u8>, Vec<ScalarValue>)],
         deletes: &[Vec<u8>],
         fresh: Vec<Vec<u8>>,
-    ) {
+        max_bytes: usize,
+    ) -> Result<()> {
         let mut s = self.0.lock();
         let TxnState::Active(block) = &mut *s else {
-            return;
+            return Ok(());
         };
+        let added: usize = deletes.iter().map(|k| staged_size(k, None)).sum::<usize>()
+            + puts
+                .iter()
+                .map(|(k, r)| staged_size(k, Some(r)))
+                .sum::<usize>();
+        if block.bytes.saturating_add(added) > max_bytes {
+            return Err(StrataError::ProgramLimitExceeded(format!(
+                "a transaction block can stage at most {max_bytes} bytes of rows ([limits] max_transaction_memory_mb); commit in smaller blocks"
+            )));
+        }
         let (def, w) = block
             .writes
             .entry((table.id, partition.to_string()))
             .or_insert_with(|| (table.clone(), PartitionWrites::default()));
-        *def = table.clone();
+        check_definition(def, table)?;
+        block.bytes += added;
+        let rows = Arc::make_mut(&mut w.rows);
         for k in deletes {
-            w.rows.insert(k.clone(), None);
+            rows.insert(k.clone(), None);
         }
         for (k, row) in puts {
-            w.rows.insert(k.clone(), Some(row.clone()));
+            rows.insert(k.clone(), Some(row.clone()));
         }
         w.fresh.extend(fresh);
+        Ok(())
     }
 }

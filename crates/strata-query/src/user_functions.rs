@@ -126,7 +126,10 @@ impl ScalarUDFImpl for Setting {
         let name = text_arg(&args.args, 0)?.unwrap_or_default().to_lowercase();
         let value = if self.name == "set_config" {
             let value = text_arg(&args.args, 1)?.unwrap_or_default();
-            self.vars.lock().insert(name, value.clone());
+            let mut vars = self.vars.lock();
+            crate::settings::check_set_config(&name, vars.contains_key(&name), vars.len())
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            vars.insert(name, value.clone());
             Some(value)
         } else {
             let missing_ok = matches!(

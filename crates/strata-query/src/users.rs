@@ -7,7 +7,7 @@ use strata_catalog::{ROOT_USER, Role, UserDef, verifier_for};
 use strata_common::{Result, StrataError};
 use strata_sql::{Secret, Statement};
 
-pub(crate) fn execute(session: &Session, stmt: &Statement) -> Result<QueryOutput> {
+pub(crate) async fn execute(session: &Session, stmt: &Statement) -> Result<QueryOutput> {
     match stmt {
         Statement::CreateUser {
             name,
@@ -19,7 +19,7 @@ pub(crate) fn execute(session: &Session, stmt: &Statement) -> Result<QueryOutput
             password,
             role,
         } => alter(session, name, password.as_ref(), role.as_deref()),
-        Statement::DropUser { names, if_exists } => drop(session, names, *if_exists),
+        Statement::DropUser { names, if_exists } => drop(session, names, *if_exists).await,
         _ => Err(StrataError::internal("not a user statement")),
     }
 }
@@ -53,7 +53,11 @@ fn alter(
     role: Option<&str>,
 ) -> Result<QueryOutput> {
     let catalog = &session.engine.catalog;
-    let own_password_only = name == session.user() && role.is_none();
+    // Only the user that logged in changes its own password: a statement run
+    // through EXECUTE AS USER acts as its target but must not take over the
+    // target's credentials.
+    let own_password_only =
+        name == session.user() && name == session.session_user() && role.is_none();
     if !own_password_only {
         require_role(session, Role::Dba)?;
     }
@@ -88,7 +92,7 @@ fn alter(
     Ok(QueryOutput::command("ALTER ROLE"))
 }
 
-fn drop(session: &Session, names: &[String], if_exists: bool) -> Result<QueryOutput> {
+async fn drop(session: &Session, names: &[String], if_exists: bool) -> Result<QueryOutput> {
     require_role(session, Role::Dba)?;
     let catalog = &session.engine.catalog;
     let actor = session.role();
@@ -120,8 +124,14 @@ fn drop(session: &Session, names: &[String], if_exists: bool) -> Result<QueryOut
         }
     }
     for name in names {
+        if catalog.user(name).is_none() {
+            continue;
+        }
+        // A USER table's rows are keyed by the user's name: a user created
+        // later under the same name must not find them, so they go with it.
+        let purged = crate::user_data::purge(session, name).await?;
         if catalog.drop_user(name, true)? {
-            tracing::info!(user = %name, by = session.user(), "user dropped");
+            tracing::info!(user = %name, by = session.user(), rows_partitions = purged, "user dropped with its rows");
         }
     }
     Ok(QueryOutput::command("DROP ROLE"))

@@ -35,7 +35,7 @@ pub(crate) async fn visible_row(
     partition: &str,
     key: &[u8],
 ) -> Result<Option<Vec<ScalarValue>>> {
-    if let Some(staged) = session.txn().lookup(table.id, partition, key) {
+    if let Some(staged) = session.txn().lookup(table, partition, key)? {
         return Ok(staged);
     }
     live_row(&session.engine.tiers, table, partition, key).await
@@ -55,6 +55,7 @@ pub(crate) async fn write_rows(
     }
     let txn = session.txn();
     if !txn.in_block() {
+        session.mark_committing();
         return commit(session.engine.store(), table, partition, puts, deletes).map(|_| {
             session
                 .engine
@@ -65,7 +66,7 @@ pub(crate) async fn write_rows(
     }
     let mut fresh = vec![];
     for (k, _) in puts {
-        if txn.lookup(table.id, partition, k).is_none()
+        if txn.lookup(table, partition, k)?.is_none()
             && live_row(&session.engine.tiers, table, partition, k)
                 .await?
                 .is_none()
@@ -73,8 +74,14 @@ pub(crate) async fn write_rows(
             fresh.push(k.clone());
         }
     }
-    txn.stage(table, partition, puts, deletes, fresh);
-    Ok(())
+    txn.stage(
+        table,
+        partition,
+        puts,
+        deletes,
+        fresh,
+        session.engine.options.max_transaction_memory,
+    )
 }
 
 /// One partition's writes, ready for a batch.
@@ -159,13 +166,21 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
     let mut parts = Vec::with_capacity(block.writes.len());
     for ((_, partition), (table, w)) in &block.writes {
         // A table dropped (or dropped and re-created) since the block wrote it.
+        // Re-validated under the write locks: the rows were staged by a
+        // definition that must still be the table's.
         match engine.catalog.table(&table.namespace, &table.name) {
-            Some(t) if t.id == table.id => {}
+            Some(t) if t.id == table.id && t.version == table.version => {}
+            Some(t) if t.id == table.id => {
+                return Err(StrataError::SerializationFailure(format!(
+                    "table {} was altered while this transaction block had changes to it staged; the block was rolled back",
+                    table.qualified_name()
+                )));
+            }
             _ => return Err(StrataError::UndefinedTable(table.qualified_name())),
         }
         let mut puts = vec![];
         let mut deletes = vec![];
-        for (k, v) in &w.rows {
+        for (k, v) in w.rows.iter() {
             match v {
                 Some(row) => {
                     if w.fresh.contains(k)
@@ -190,6 +205,7 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
         .map(|(table, partition, puts, deletes)| Group::new(store, table, partition, puts, deletes))
         .collect::<Result<Vec<_>>>()?;
     let total: u64 = groups.iter().map(|g| g.puts.len() as u64).sum();
+    session.mark_committing();
     store.commit_with_seqs(total, |first, wb| {
         let mut next = first;
         for g in &groups {

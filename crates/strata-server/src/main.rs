@@ -18,7 +18,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     server::init_logging(&config.log_format);
+    // Connections plan their statements on these threads: the same stack as
+    // the query runtime's (see QUERY_THREAD_STACK).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(strata_query::QUERY_THREAD_STACK)
         .enable_all()
         .build()
     {

@@ -8,7 +8,7 @@ use strata_cold::ColdStore;
 use strata_common::config::Config;
 use strata_jobs::{Control, JobManager};
 use strata_pgwire::{AuthSettings, Frontend};
-use strata_query::{Engine, Tiers};
+use strata_query::{Engine, EngineOptions, Tiers};
 use strata_store::Store;
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -47,9 +47,16 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let cold = Arc::new(
         ColdStore::local("local", &config.data_dir.join("storage")).map_err(|e| e.to_string())?,
     );
+    // Spill files of queries a crash interrupted are never read again.
+    let spill = config.data_dir.join("spill");
+    if spill.exists()
+        && let Err(e) = std::fs::remove_dir_all(&spill)
+    {
+        tracing::warn!(error = %e, "could not clear the spill directory");
+    }
     let tiers = Tiers::new(store.clone(), catalog, cold);
-    let engine =
-        Engine::new(tiers.clone()).map_err(|e| format!("cannot start the query runtime: {e}"))?;
+    let engine = Engine::new(tiers.clone(), engine_options(&config))
+        .map_err(|e| format!("cannot start the query runtime: {e}"))?;
     let jobs = JobManager::new(engine.clone(), config.jobs.max_concurrent)
         .map_err(|e| format!("cannot start the job runtime: {e}"))?;
     tiers.set_jobs(Arc::new(Control(jobs.clone())));
@@ -59,7 +66,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let auth = AuthSettings {
         allow_cleartext: config.auth.allow_cleartext,
         tls_required: config.tls.required,
+        max_connections: config.max_connections,
+        reserved_connections: config.limits.reserved_connections,
     };
+    let auth_timeout = Duration::from_secs(config.limits.auth_timeout_seconds.max(1));
     let frontend = Frontend::new(engine, auth).map_err(|e| e.to_string())?;
 
     let listener = TcpListener::bind(&config.listen)
@@ -89,14 +99,38 @@ pub async fn serve(config: Config) -> Result<(), String> {
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                // Logged-in connections are limited at login (with slots kept
+                // for dba and system users); sockets still logging in are
+                // limited here, and each gets `auth_timeout` to finish, so idle
+                // sockets can neither fill the server nor lock out its operator.
                 let count = active.fetch_add(1, Ordering::SeqCst) + 1;
-                let over_limit = count > config.max_connections;
+                let over_limit =
+                    count > config.max_connections + config.limits.max_pending_logins;
                 let handlers = frontend.connection(over_limit);
+                let logged_in = handlers.logged_in();
+                let watcher = watch_disconnect(&socket, handlers.disconnect_hook());
                 let active = active.clone();
                 let tls = tls.clone();
                 let span = tracing::info_span!("connection", %peer);
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                    let conn = pgwire::tokio::process_socket(socket, tls, handlers);
+                    tokio::pin!(conn);
+                    let result = tokio::select! {
+                        r = &mut conn => Some(r),
+                        _ = tokio::time::sleep(auth_timeout) => None,
+                    };
+                    let result = match result {
+                        Some(r) => r,
+                        None if logged_in.load(Ordering::SeqCst) => conn.await,
+                        None => {
+                            tracing::info!("closing a connection that did not log in within the auth timeout");
+                            Ok(())
+                        }
+                    };
+                    if let Some(w) = watcher {
+                        w.abort();
+                    }
+                    if let Err(e) = result {
                         tracing::debug!(error = %e, "connection closed with an error");
                     }
                     active.fetch_sub(1, Ordering::SeqCst);
@@ -109,6 +143,48 @@ pub async fn serve(config: Config) -> Result<(), String> {
     store.flush().map_err(|e| e.to_string())?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Watches a second descriptor of the client's socket for the client going
+/// away (EOF or a reset) while the connection is busy: pgwire reads the socket
+/// only between statements, so without this a query would run to its end for
+/// nobody. Pending bytes (the client's next message) mean it is still there;
+/// they are looked at again after a pause instead of in a busy loop.
+fn watch_disconnect(
+    socket: &tokio::net::TcpStream,
+    hook: strata_pgwire::DisconnectHook,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use std::os::fd::AsFd;
+    let fd = socket.as_fd().try_clone_to_owned().ok()?;
+    let std_socket = std::net::TcpStream::from(fd);
+    std_socket.set_nonblocking(true).ok()?;
+    let probe = tokio::net::TcpStream::from_std(std_socket).ok()?;
+    Some(tokio::spawn(async move {
+        let mut byte = [0u8; 1];
+        loop {
+            match probe.peek(&mut byte).await {
+                Ok(0) | Err(_) => {
+                    if hook.fire().await {
+                        tracing::info!(
+                            "client went away while a statement ran: statement cancelled"
+                        );
+                    }
+                    return;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }))
+}
+
+fn engine_options(config: &Config) -> EngineOptions {
+    const MB: usize = 1 << 20;
+    EngineOptions {
+        memory_limit: config.query.memory_limit_mb.saturating_mul(MB),
+        spill_dir: config.data_dir.join("spill"),
+        max_copy_memory: config.limits.max_copy_memory_mb.saturating_mul(MB),
+        max_transaction_memory: config.limits.max_transaction_memory_mb.saturating_mul(MB),
+    }
 }
 
 async fn shutdown_signal() {

@@ -35,6 +35,7 @@ fn split(sql: &str) -> Result<Vec<Vec<TokenWithSpan>>> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| StrataError::syntax(e.to_string()))?;
+    crate::limits::check_tokens(&tokens)?;
     let mut out = vec![];
     let mut cur: Vec<TokenWithSpan> = vec![];
     let mut depth = 0i32;

@@ -15,6 +15,8 @@
 // subset of it.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -476,9 +478,21 @@ fn spawn_and_wait(
 /// The test config: a short scheduler tick so flush-policy tests do not wait
 /// 5 s per check, plus whatever a test adds.
 fn write_config(dir: &Path, extra: &str) -> std::io::Result<()> {
+    // Top-level keys of `extra` (those before its first table) must come
+    // before the harness's own [flush] table.
+    let split = extra
+        .lines()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(extra.lines().count());
+    let top: Vec<&str> = extra.lines().take(split).collect();
+    let tables: Vec<&str> = extra.lines().skip(split).collect();
     std::fs::write(
         dir.join("strata-test.toml"),
-        format!("[flush]\ncheck_interval_seconds = 1\n{extra}\n"),
+        format!(
+            "{}\n[flush]\ncheck_interval_seconds = 1\n{}\n",
+            top.join("\n"),
+            tables.join("\n")
+        ),
     )
 }
 
