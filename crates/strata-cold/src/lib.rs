@@ -2,7 +2,8 @@
 //! (kept in RocksDB, next to the hot rows) that say which files make up a table
 //! partition and which of their rows are still live.
 //!
-//! - [`layout`]: where a partition's files live (path templates).
+//! - [`layout`]: where a partition's files live (path templates), and how a
+//!   path is recorded as text and read back (escaped exactly once).
 //! - [`manifest`]: file entries, deletion vectors, the primary-key index value format
 //!   and the `manifest.json` mirror for external readers.
 //! - [`writer`]: streams record batches into one sorted, ZSTD-compressed Parquet file
@@ -20,6 +21,9 @@ pub mod prune;
 pub mod reader;
 mod storage;
 pub mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use manifest::{ColumnStats, FileMeta, LiveFile};
 pub use storage::ColdStore;

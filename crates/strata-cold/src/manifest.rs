@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `f` · partition prefix · file id (u64 BE) | [`FileMeta`] as JSON |
 //! | `d` · partition prefix · file id · row position (u32 BE) | empty: a deletion-vector bit |
-//! | `g` · object path | time (µs) it stopped being referenced; deleted by cleanup |
+//! | `g` · object path (escaped text) | time (µs) it stopped being referenced; deleted by cleanup |
 //!
 //! and in CF `pk_index`: row key → [`Location`] of the live cold version.
 //! The partition prefix is the hot tier's (`table_id | user segment`), so one
@@ -16,9 +16,12 @@ use strata_catalog::TableDef;
 use strata_common::{Result, StrataError, keys};
 use strata_store::{Batch, CF_COLD, CF_PK_INDEX, Store, StoreSnapshot};
 
-/// Min/max/null count of one column in one file. Values are the column's text
-/// form (Arrow's cast to Utf8), which casts back losslessly; `None` for types
-/// without an order (arrays, bytea) and for all-null columns.
+/// Min/max/null count of one column in one file, for pruning: `min <= v <= max`
+/// (in the total order queries compare by) must hold for every non-null value
+/// `v`, so a bound that cannot be given is left out rather than guessed.
+/// Values are the column's text form ([`crate::writer::text_of`]), which parses
+/// back exactly; `None` for types without an order (arrays, bytea), for
+/// all-null columns, and for floating-point columns holding NaN.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColumnStats {
     pub column_id: u32,
@@ -26,6 +29,12 @@ pub struct ColumnStats {
     pub min: Option<String>,
     pub max: Option<String>,
     pub null_count: u64,
+    /// NaN values of a floating-point column (`None` for other types and for
+    /// files written before it was counted). Parquet statistics leave NaN out,
+    /// so a file's row-group statistics of a float column prune only when this
+    /// says `Some(0)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nan_count: Option<u64>,
 }
 
 /// One Parquet file of a partition.
@@ -34,7 +43,8 @@ pub struct FileMeta {
     pub file_id: u64,
     /// Owner of the partition ("" for SHARED tables).
     pub user: String,
-    /// Object path relative to the storage root.
+    /// Object path relative to the storage root, as escaped text
+    /// ([`crate::layout::to_stored`]; read back with `layout::from_stored`).
     pub path: String,
     pub rows: u64,
     pub size_bytes: u64,
@@ -262,7 +272,9 @@ pub fn forget_table(store: &Store, table_id: u32, now_micros: i64) -> Result<()>
     store.write(batch)
 }
 
-/// Objects no longer referenced, with the time they were released.
+/// Objects no longer referenced, with the time they were released. Paths are
+/// recorded text: delete them with [`crate::ColdStore::delete_stored`] (or
+/// rebuild them with [`crate::layout::from_stored`]), never `Path::from`.
 pub fn garbage(store: &Store) -> Result<Vec<(String, i64)>> {
     let mut out = vec![];
     store.scan(CF_COLD, b"g", b"h", |k, v| {
@@ -280,7 +292,8 @@ pub fn forget_garbage(store: &Store, path: &str) -> Result<()> {
     store.write(batch)
 }
 
-/// Every file referenced by any manifest (to tell orphans apart at startup).
+/// Every file referenced by any manifest (to tell orphans apart at startup), as
+/// recorded text: equal to the `as_ref()` of the listed object's `Path`.
 pub fn all_referenced_paths(store: &Store) -> Result<std::collections::HashSet<String>> {
     let mut out = std::collections::HashSet::new();
     store.scan(CF_COLD, b"f", b"g", |_, v| {

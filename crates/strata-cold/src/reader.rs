@@ -6,6 +6,7 @@
 //! `RowSelection`, so skipped rows are never decoded.
 
 use crate::ColdStore;
+use crate::layout;
 use crate::manifest::LiveFile;
 use crate::prune::RowGroupStatistics;
 use arrow::array::{
@@ -16,7 +17,6 @@ use arrow::datatypes::SchemaRef;
 use datafusion::physical_optimizer::pruning::PruningPredicate;
 use datafusion::scalar::ScalarValue;
 use futures::stream::{BoxStream, StreamExt};
-use object_store::path::Path;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 // parquet 59.3 deprecates ParquetObjectReader in favour of hand-written readers;
 // it is still the reader DataFusion uses and does what Strata needs.
@@ -126,6 +126,7 @@ pub async fn scan_file(
         let ids: Vec<usize> = rg_rows.iter().map(|r| r.0).collect();
         let stats = RowGroupStatistics {
             table,
+            file: &file.meta,
             file_schema: &file_schema,
             metadata: &metadata,
             row_groups: &ids,
@@ -185,19 +186,19 @@ pub async fn scan_file(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(metadata.file_metadata().schema_descr(), roots.clone());
+    // The recorded path is escaped text: parsed, never escaped a second time.
+    let object = layout::from_stored(&file.meta.path)?;
     #[allow(deprecated)]
-    let reader = ParquetObjectReader::new(
-        cold.object_store().clone(),
-        Path::from(file.meta.path.as_str()),
-    )
-    .with_file_size(file.meta.size_bytes);
+    let reader = ParquetObjectReader::new(cold.object_store().clone(), object)
+        .with_file_size(file.meta.size_bytes);
+    let redactor = cold.redactor().clone();
     let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
         .with_projection(mask)
         .with_row_groups(row_groups)
         .with_row_selection(sel)
         .with_batch_size(BATCH_ROWS)
         .build()
-        .map_err(|e| StrataError::storage(&format!("cannot read {}", file.meta.path), e))?;
+        .map_err(|e| redactor.error("cannot read", &file.meta.path, e))?;
 
     let schema = spec.schema.clone();
     let columns = spec.columns.clone();
@@ -205,7 +206,7 @@ pub async fn scan_file(
     let path = file.meta.path.clone();
     let mut offset = 0usize;
     let out = stream.map(move |batch| {
-        let batch = batch.map_err(|e| StrataError::storage(&format!("cannot read {path}"), e))?;
+        let batch = batch.map_err(|e| redactor.error("cannot read", &path, e))?;
         let n = batch.num_rows();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
         for (i, c) in columns.iter().enumerate() {

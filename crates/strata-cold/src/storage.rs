@@ -1,6 +1,12 @@
 //! A storage: one object store plus a cache of Parquet footers (files are
 //! immutable, so a footer read once stays valid until the file is deleted).
+//!
+//! Objects are named by [`Path`]s built in [`crate::layout`]; a path recorded
+//! as text comes back through [`crate::layout::from_stored`]. Errors name the
+//! object relative to the storage root: the object store's own messages carry
+//! the absolute file path, which clients must not see ([`Redactor`]).
 
+use crate::layout;
 use crate::manifest::FileMeta;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
@@ -18,11 +24,57 @@ use strata_common::{Result, StrataError};
 /// and re-reading one costs a single ranged GET).
 const FOOTER_CACHE_ENTRIES: usize = 4096;
 
+/// Turns object-store and Parquet errors into [`StrataError::Storage`] with
+/// every spelling of the storage root taken out, so a message names objects
+/// the way the manifest does (`app/t/batch-7.parquet`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Redactor {
+    /// Root spellings, longest first (a canonical path can be longer).
+    roots: Arc<Vec<String>>,
+}
+
+impl Redactor {
+    fn new(root: &std::path::Path) -> Redactor {
+        let mut roots: Vec<String> = vec![root.display().to_string()];
+        // LocalFileSystem canonicalizes its prefix, so its messages use that form.
+        if let Ok(canonical) = std::fs::canonicalize(root) {
+            roots.push(canonical.display().to_string());
+        }
+        roots.retain(|r| !r.is_empty() && r != "/");
+        roots.sort_by_key(|r| std::cmp::Reverse(r.len()));
+        roots.dedup();
+        Redactor {
+            roots: Arc::new(roots),
+        }
+    }
+
+    fn redact(&self, message: String) -> String {
+        let mut out = message;
+        for root in self.roots.iter() {
+            out = out
+                .replace(&format!("{root}/"), "")
+                .replace(root.as_str(), "<storage>");
+        }
+        out
+    }
+
+    /// `{action} {object}: {error}`, with the root taken out.
+    pub(crate) fn error(
+        &self,
+        action: &str,
+        object: &str,
+        e: impl std::fmt::Display,
+    ) -> StrataError {
+        StrataError::Storage(self.redact(format!("{action} {object}: {e}")))
+    }
+}
+
 pub struct ColdStore {
     id: String,
     object_store: Arc<dyn ObjectStore>,
     description: String,
     footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
+    redactor: Redactor,
 }
 
 impl std::fmt::Debug for ColdStore {
@@ -47,6 +99,7 @@ impl ColdStore {
             object_store: Arc::new(fs),
             description: format!("file://{}", root.display()),
             footers: Mutex::new(HashMap::new()),
+            redactor: Redactor::new(root),
         })
     }
 
@@ -63,18 +116,22 @@ impl ColdStore {
         &self.object_store
     }
 
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// The Parquet footer of a file, from cache or one read.
     pub async fn footer(&self, meta: &FileMeta) -> Result<ArrowReaderMetadata> {
         if let Some(m) = self.footers.lock().get(&meta.path) {
             return Ok(m.clone());
         }
+        let path = layout::from_stored(&meta.path)?;
         #[allow(deprecated)]
-        let mut reader =
-            ParquetObjectReader::new(self.object_store.clone(), Path::from(meta.path.as_str()))
-                .with_file_size(meta.size_bytes);
+        let mut reader = ParquetObjectReader::new(self.object_store.clone(), path)
+            .with_file_size(meta.size_bytes);
         let footer = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
             .await
-            .map_err(|e| StrataError::storage(&format!("cannot read {}", meta.path), e))?;
+            .map_err(|e| self.redactor.error("cannot read", &meta.path, e))?;
         let mut cache = self.footers.lock();
         if cache.len() >= FOOTER_CACHE_ENTRIES {
             cache.clear();
@@ -88,14 +145,14 @@ impl ColdStore {
             .put(path, PutPayload::from(bytes))
             .await
             .map(|_| ())
-            .map_err(|e| StrataError::storage(&format!("cannot write {path}"), e))
+            .map_err(|e| self.redactor.error("cannot write", path.as_ref(), e))
     }
 
     pub async fn exists(&self, path: &Path) -> Result<bool> {
         match self.object_store.head(path).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(StrataError::storage(&format!("cannot stat {path}"), e)),
+            Err(e) => Err(self.redactor.error("cannot stat", path.as_ref(), e)),
         }
     }
 
@@ -104,17 +161,54 @@ impl ColdStore {
         self.footers.lock().remove(path.as_ref());
         match self.object_store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StrataError::storage(&format!("cannot delete {path}"), e)),
+            Err(e) => Err(self.redactor.error("cannot delete", path.as_ref(), e)),
         }
+    }
+
+    /// Deletes an object named by its recorded text (a manifest entry's path, a
+    /// garbage record), which is parsed, never escaped again.
+    pub async fn delete_stored(&self, stored: &str) -> Result<()> {
+        self.delete(&layout::from_stored(stored)?).await
     }
 
     /// Every object under a prefix (the whole storage with `None`).
     pub async fn list(&self, prefix: Option<&Path>) -> Result<Vec<Path>> {
+        let under = prefix.map(|p| p.as_ref()).unwrap_or("");
         self.object_store
             .list(prefix)
             .map_ok(|m| m.location)
             .try_collect()
             .await
-            .map_err(|e| StrataError::storage("cannot list storage", e))
+            .map_err(|e| self.redactor.error("cannot list", under, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn errors_name_objects_relative_to_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let cold = ColdStore::local("local", dir.path()).unwrap();
+        let meta = FileMeta {
+            file_id: 1,
+            user: String::new(),
+            path: "app/t%231/batch-1.parquet".into(),
+            rows: 1,
+            size_bytes: 100,
+            row_groups: 1,
+            seq_min: 0,
+            seq_max: 0,
+            created_at: 0,
+            columns: vec![],
+        };
+        let err = cold.footer(&meta).await.unwrap_err();
+        let text = err.to_string();
+        let canonical = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(err.sqlstate(), "58030");
+        assert!(text.contains("app/t%231/batch-1.parquet"), "{text}");
+        assert!(!text.contains(&dir.path().display().to_string()), "{text}");
+        assert!(!text.contains(&canonical.display().to_string()), "{text}");
     }
 }

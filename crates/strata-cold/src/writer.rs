@@ -6,8 +6,9 @@
 use crate::ColdStore;
 use crate::layout;
 use crate::manifest::{ColumnStats, FileMeta};
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use crate::storage::Redactor;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
 use datafusion::scalar::ScalarValue;
@@ -22,7 +23,7 @@ use parquet::schema::types::ColumnPath;
 use std::collections::HashMap;
 use std::sync::Arc;
 use strata_catalog::{SEQ_COLUMN, TableDef};
-use strata_common::{Result, StrataError};
+use strata_common::Result;
 
 /// Rows per row group: the unit of statistics pruning and of writer memory.
 pub const ROW_GROUP_ROWS: usize = 65_536;
@@ -48,8 +49,55 @@ pub fn file_schema(table: &TableDef) -> SchemaRef {
 fn has_order(dt: &DataType) -> bool {
     !matches!(
         dt,
-        DataType::List(_) | DataType::LargeList(_) | DataType::Binary | DataType::LargeBinary
+        DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::Binary
+            | DataType::LargeBinary
+            // No Strata type is half precision; NaN counting does not cover it.
+            | DataType::Float16
     )
+}
+
+/// Whether statistics of the type need NaN handled (see [`ColumnStats::nan_count`]).
+pub(crate) fn is_float(dt: &DataType) -> bool {
+    matches!(dt, DataType::Float32 | DataType::Float64)
+}
+
+/// NaN values (of either sign) in a float array; 0 for other types.
+fn count_nan(col: &ArrayRef) -> u64 {
+    let n = match col.data_type() {
+        DataType::Float32 => col
+            .as_primitive::<Float32Type>()
+            .iter()
+            .flatten()
+            .filter(|v| v.is_nan())
+            .count(),
+        DataType::Float64 => col
+            .as_primitive::<Float64Type>()
+            .iter()
+            .flatten()
+            .filter(|v| v.is_nan())
+            .count(),
+        _ => 0,
+    };
+    n as u64
+}
+
+/// Queries compare floats by IEEE total order, where -0.0 < +0.0; a zero bound
+/// is widened to cover both zeros so it holds whichever zero the accumulator
+/// kept (the Parquet spec does the same for its statistics).
+pub(crate) fn widen_zero(v: ScalarValue, upper: bool) -> ScalarValue {
+    // `x == 0.0` holds for both zeros.
+    let zero = if upper { 0.0 } else { -0.0 };
+    match v {
+        ScalarValue::Float64(Some(x)) => {
+            ScalarValue::Float64(Some(if x == 0.0 { zero } else { x }))
+        }
+        ScalarValue::Float32(Some(x)) => {
+            ScalarValue::Float32(Some(if x == 0.0 { zero as f32 } else { x }))
+        }
+        other => other,
+    }
 }
 
 struct ColumnTracker {
@@ -67,18 +115,31 @@ pub struct FileWriter {
     seq_min: u64,
     seq_max: u64,
     columns: Vec<ColumnTracker>,
+    redactor: Redactor,
 }
 
 impl FileWriter {
     pub fn create(cold: &ColdStore, table: &TableDef, user: &str, file_id: u64) -> Result<Self> {
+        Self::create_with_row_groups(cold, table, user, file_id, ROW_GROUP_ROWS)
+    }
+
+    /// [`FileWriter::create`] with another row-group size (tests use small ones
+    /// to get many row groups out of few rows).
+    pub(crate) fn create_with_row_groups(
+        cold: &ColdStore,
+        table: &TableDef,
+        user: &str,
+        file_id: u64,
+        row_group_rows: usize,
+    ) -> Result<Self> {
         let schema = file_schema(table);
         let pk = ColumnPath::from(table.pk().name.as_str());
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_max_row_group_row_count(Some(row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_column_bloom_filter_enabled(pk.clone(), true)
-            .set_column_bloom_filter_max_ndv(pk, ROW_GROUP_ROWS as u64)
+            .set_column_bloom_filter_max_ndv(pk, row_group_rows as u64)
             .set_sorting_columns(Some(vec![SortingColumn {
                 column_idx: table.pk_index() as i32,
                 descending: false,
@@ -87,8 +148,9 @@ impl FileWriter {
             .build();
         let path = layout::file_path(table, user, file_id);
         let sink = BufWriter::new(cold.object_store().clone(), path.clone());
+        let redactor = cold.redactor().clone();
         let inner = AsyncArrowWriter::try_new(sink, schema.clone(), Some(props))
-            .map_err(|e| StrataError::storage("cannot start parquet file", e))?;
+            .map_err(|e| redactor.error("cannot start", path.as_ref(), e))?;
         let mut columns = vec![];
         for (c, f) in table.columns.iter().zip(schema.fields()) {
             let dt = f.data_type();
@@ -100,6 +162,7 @@ impl FileWriter {
                     min: None,
                     max: None,
                     null_count: 0,
+                    nan_count: is_float(dt).then_some(0),
                 },
                 min: if ordered {
                     MinAccumulator::try_new(dt).ok()
@@ -122,6 +185,7 @@ impl FileWriter {
             seq_min: u64::MAX,
             seq_max: 0,
             columns,
+            redactor,
         })
     }
 
@@ -138,6 +202,9 @@ impl FileWriter {
         for (i, t) in self.columns.iter_mut().enumerate() {
             let col = batch.column(i);
             t.stats.null_count += col.null_count() as u64;
+            if let Some(n) = t.stats.nan_count.as_mut() {
+                *n += count_nan(col);
+            }
             if let Some(m) = t.min.as_mut() {
                 m.update_batch(std::slice::from_ref(col))?;
             }
@@ -159,7 +226,7 @@ impl FileWriter {
         self.inner
             .write(batch)
             .await
-            .map_err(|e| StrataError::storage(&format!("cannot write {}", self.path), e))
+            .map_err(|e| self.redactor.error("cannot write", self.path.as_ref(), e))
     }
 
     /// Completes the upload and returns the manifest entry of the file.
@@ -168,29 +235,34 @@ impl FileWriter {
             .inner
             .finish()
             .await
-            .map_err(|e| StrataError::storage(&format!("cannot finish {}", self.path), e))?;
+            .map_err(|e| self.redactor.error("cannot finish", self.path.as_ref(), e))?;
         let size_bytes = self.inner.bytes_written() as u64;
         let columns = self
             .columns
             .into_iter()
             .map(|mut t| {
-                t.stats.min = t
-                    .min
-                    .as_mut()
-                    .and_then(|m| m.evaluate().ok())
-                    .and_then(text_of);
-                t.stats.max = t
-                    .max
-                    .as_mut()
-                    .and_then(|m| m.evaluate().ok())
-                    .and_then(text_of);
+                // Min/max accumulators order NaN above +Inf, Parquet leaves it
+                // out: neither bound is one queries can rely on, so a float
+                // column holding NaN gets none.
+                if t.stats.nan_count.unwrap_or(0) == 0 {
+                    t.stats.min = t
+                        .min
+                        .as_mut()
+                        .and_then(|m| m.evaluate().ok())
+                        .and_then(|v| text_of(widen_zero(v, false)));
+                    t.stats.max = t
+                        .max
+                        .as_mut()
+                        .and_then(|m| m.evaluate().ok())
+                        .and_then(|v| text_of(widen_zero(v, true)));
+                }
                 t.stats
             })
             .collect();
         Ok(FileMeta {
             file_id: self.file_id,
             user: self.user,
-            path: self.path.to_string(),
+            path: layout::to_stored(&self.path),
             rows: self.rows,
             size_bytes,
             row_groups: meta.num_row_groups(),
@@ -202,18 +274,34 @@ impl FileWriter {
     }
 }
 
-/// The text form of a statistic; it casts back to the column type exactly.
+/// The text form of a statistic; it parses back to the column type exactly.
+/// Floats use Rust's shortest round-trip form, which keeps the sign of zero
+/// and spells infinities (`-0.0`, `inf`); other types Arrow's cast to text.
 pub fn text_of(v: ScalarValue) -> Option<String> {
-    if v.is_null() {
-        return None;
-    }
-    match v.cast_to(&DataType::Utf8).ok()? {
-        ScalarValue::Utf8(s) => s,
-        _ => None,
+    match v {
+        _ if v.is_null() => None,
+        ScalarValue::Float64(Some(x)) => Some(format!("{x:?}")),
+        ScalarValue::Float32(Some(x)) => Some(format!("{x:?}")),
+        other => match other.cast_to(&DataType::Utf8).ok()? {
+            ScalarValue::Utf8(s) => s,
+            _ => None,
+        },
     }
 }
 
-/// Parses a statistic written by [`text_of`].
+/// Parses a statistic written by [`text_of`] (or, for floats, by the Arrow
+/// cast older files used).
 pub fn value_of(text: &str, dt: &DataType) -> Option<ScalarValue> {
-    ScalarValue::Utf8(Some(text.to_string())).cast_to(dt).ok()
+    let exact = match dt {
+        DataType::Float64 => text
+            .parse::<f64>()
+            .ok()
+            .map(|x| ScalarValue::Float64(Some(x))),
+        DataType::Float32 => text
+            .parse::<f32>()
+            .ok()
+            .map(|x| ScalarValue::Float32(Some(x))),
+        _ => None,
+    };
+    exact.or_else(|| ScalarValue::Utf8(Some(text.to_string())).cast_to(dt).ok())
 }

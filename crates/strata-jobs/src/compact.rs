@@ -2,14 +2,20 @@
 //! key, leaving out rows the deletion vectors hide. The input files are each
 //! sorted, so a k-way merge produces the output in one streaming pass.
 //!
+//! The job reads the table's definition when it starts and merges by it; at
+//! commit, under the table's write lock, it checks that definition is still in
+//! force, else discards the new file and merges again (see `definition`).
+//!
 //! The commit (one WriteBatch under the table's write lock) swaps the files in
 //! the manifest and repoints the primary-key index: a row whose index entry
 //! still names its old position moves to its new one; a row a writer superseded
 //! during the compaction is marked deleted in the new file instead. Old objects
 //! are queued for deletion, not deleted, so queries still reading them finish.
 
-use crate::flush::{commit_guard, discard, finish_file, publish_manifest};
+use crate::definition::{self, AtCommit, MAX_ATTEMPTS};
 use crate::manager::{JobHandle, JobManager};
+use crate::objects::{discard, finish_file};
+use crate::{blocking, failpoint, mirror};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{UInt32Type, UInt64Type};
 use datafusion::scalar::ScalarValue;
@@ -21,12 +27,14 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 use strata_catalog::{TableDef, now_micros};
-use strata_cold::manifest::{self, Location};
+use strata_cold::FileMeta;
+use strata_cold::manifest::{self, LiveFile, Location};
 use strata_cold::reader::{OutColumn, ScanSpec, scan_file};
 use strata_cold::writer::{FileWriter, file_schema};
 use strata_common::{Result, StrataError, keys};
+use strata_query::Tiers;
 use strata_query::codec::fill_value;
-use strata_store::{Batch, CF_PK_INDEX};
+use strata_store::{Batch, CF_PK_INDEX, Store};
 
 const OUT_ROWS: usize = 8192;
 
@@ -63,60 +71,161 @@ impl Cursor {
 }
 
 /// What compacting one partition did.
-#[derive(Default)]
 struct Outcome {
     files_before: u64,
     files_after: u64,
     rows_written: u64,
     bytes_written: u64,
+    /// Times the work was redone because the definition changed.
+    retries: u32,
+    /// The definition the partition was committed by (the next starts from it).
+    table: Arc<TableDef>,
 }
 
 pub(crate) async fn run(
     mgr: &JobManager,
-    table: &Arc<TableDef>,
-    handle: &JobHandle,
+    submitted: &TableDef,
+    handle: &Arc<JobHandle>,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let store = mgr.engine.tiers().store.clone();
+    let tiers = mgr.engine.tiers().clone();
+    // The definition as it is now: files flushed after an ALTER TABLE carry
+    // columns the submitted definition does not know.
+    let mut table = definition::current(&tiers, submitted.id, &submitted.qualified_name())?;
+    failpoint::pause("pause_compact", &table.name).await;
     // Every partition with files: "" for a SHARED table, each user's for a USER table.
-    let partitions = store.with_snapshot(|snap| manifest::partitions(snap, table.id))?;
-    let mut total = Outcome::default();
+    let partitions = tiers
+        .store
+        .with_snapshot(|snap| manifest::partitions(snap, table.id))?;
+    let (mut files_before, mut files_after, mut rows_written, mut bytes_written) = (0, 0, 0, 0);
     let mut users = 0u64;
+    let mut retries = 0u32;
     for user in &partitions {
         let o = compact_partition(mgr, table, user, handle).await?;
+        table = o.table;
         users += u64::from(o.rows_written > 0);
-        total.files_before += o.files_before;
-        total.files_after += o.files_after;
-        total.rows_written += o.rows_written;
-        total.bytes_written += o.bytes_written;
+        files_before += o.files_before;
+        files_after += o.files_after;
+        rows_written += o.rows_written;
+        bytes_written += o.bytes_written;
+        retries += o.retries;
     }
     Ok(json!({
-        "files_before": total.files_before,
-        "files_after": total.files_after,
-        "rows_written": total.rows_written,
-        "bytes_written": total.bytes_written,
+        "files_before": files_before,
+        "files_after": files_after,
+        "rows_written": rows_written,
+        "bytes_written": bytes_written,
         "users_count": users,
+        "definition_retries": retries,
         "duration_ms": started.elapsed().as_millis() as u64,
     }))
 }
 
+/// Compacts one partition, redoing the work while the definition (or the
+/// partition's set of files) changes under it, at most [`MAX_ATTEMPTS`] times.
 async fn compact_partition(
     mgr: &JobManager,
-    table: &Arc<TableDef>,
+    mut table: Arc<TableDef>,
     user: &str,
-    handle: &JobHandle,
+    handle: &Arc<JobHandle>,
 ) -> Result<Outcome> {
     let tiers = mgr.engine.tiers().clone();
     let store = tiers.store.clone();
-    let files = store.with_snapshot(|snap| manifest::load_partition(snap, table.id, user))?;
-    let needs_work = files.len() > 1 || files.iter().any(|f| !f.deleted.is_empty());
-    if !needs_work {
+    for attempt in 0..MAX_ATTEMPTS {
+        let files = store.with_snapshot(|snap| manifest::load_partition(snap, table.id, user))?;
+        let needs_work = files.len() > 1 || files.iter().any(|f| !f.deleted.is_empty());
+        if !needs_work {
+            return Ok(Outcome {
+                files_before: files.len() as u64,
+                files_after: files.len() as u64,
+                rows_written: 0,
+                bytes_written: 0,
+                retries: attempt,
+                table,
+            });
+        }
+        let merged = {
+            let (tiers, table, user, files, handle) = (
+                tiers.clone(),
+                table.clone(),
+                user.to_string(),
+                files.clone(),
+                handle.clone(),
+            );
+            // The merge and the Parquet encoding are CPU work: blocking pool.
+            blocking::run(move |rt| rt.block_on(merge(&tiers, &table, &user, &files, &handle)))
+                .await?
+        };
+        let (guard, current) =
+            match definition::lock_for_commit(mgr, &table, handle, &merged.path).await? {
+                AtCommit::Commit(guard, current) => (guard, current),
+                AtCommit::Changed(newer) => {
+                    table = newer;
+                    continue;
+                }
+            };
+        // Only a compaction removes files, and one runs per table, but DROP USER
+        // purges a partition: then the inputs are gone and so is the work.
+        let inputs_present = store.with_snapshot(|snap| -> Result<bool> {
+            for f in &files {
+                if manifest::load_file(snap, table.id, user, f.meta.file_id)?.is_none() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        });
+        if !matches!(inputs_present, Ok(true)) {
+            drop(guard);
+            discard(&tiers.cold, &merged.path).await;
+            inputs_present?;
+            table = current;
+            continue;
+        }
+        let committed = commit(&store, &current, user, &files, &merged);
+        drop(guard);
+        if let Err(e) = committed {
+            discard(&tiers.cold, &merged.path).await;
+            return Err(e);
+        }
+        let rows_written = merged.moved.len() as u64;
+        if rows_written == 0 {
+            discard(&tiers.cold, &merged.path).await;
+        }
+        mirror::publish(mgr, &current, user).await;
         return Ok(Outcome {
             files_before: files.len() as u64,
-            files_after: files.len() as u64,
-            ..Outcome::default()
+            files_after: u64::from(rows_written > 0),
+            rows_written,
+            bytes_written: if rows_written > 0 {
+                merged.meta.size_bytes
+            } else {
+                0
+            },
+            retries: attempt,
+            table: current,
         });
     }
+    Err(definition::kept_changing(&table))
+}
+
+/// A partition's merged file, not yet committed.
+struct Merged {
+    meta: FileMeta,
+    path: object_store::path::Path,
+    /// (row key, old location) per output row, in output order.
+    moved: Vec<(Vec<u8>, Location)>,
+}
+
+/// Merges the partition's files, read as `table` defines its columns, into one
+/// new file.
+async fn merge(
+    tiers: &Tiers,
+    table: &TableDef,
+    user: &str,
+    files: &[LiveFile],
+    handle: &JobHandle,
+) -> Result<Merged> {
+    let store = &tiers.store;
     let ncols = table.columns.len();
     let schema = file_schema(table);
     // Output columns: the table's, `_seq`, then where each row came from.
@@ -147,7 +256,7 @@ async fn compact_partition(
         predicate: None,
     };
     let mut cursors = vec![];
-    for f in &files {
+    for f in files {
         let stream = scan_file(&tiers.cold, table, f, None, &spec).await?;
         cursors.push(Cursor {
             stream,
@@ -177,7 +286,6 @@ async fn compact_partition(
     let mut writer = FileWriter::create(&tiers.cold, table, user, file_id)?;
     let path = writer.path().clone();
     let total: u64 = files.iter().map(|f| f.live_rows()).sum::<u64>().max(1);
-    // (row key, old location) per output row, in output order.
     let mut moved: Vec<(Vec<u8>, Location)> = vec![];
     let mut pending: Vec<(usize, usize)> = vec![]; // (cursor batch slot, row)
     let mut slots: Vec<RecordBatch> = vec![];
@@ -230,49 +338,40 @@ async fn compact_partition(
     }
     .await;
     let meta = finish_file(writer, result, &tiers.cold).await?;
-    let rows_written = moved.len() as u64;
+    Ok(Merged { meta, path, moved })
+}
 
-    let guard = commit_guard(mgr, table, handle, &path).await?;
-    let commit = || -> Result<()> {
-        let mut batch = Batch::default();
-        let now = now_micros();
-        for f in &files {
-            manifest::remove_file(&store, &mut batch, table.id, &f.meta, now)?;
-        }
-        if rows_written > 0 {
-            manifest::put_file(&store, &mut batch, table.id, &meta)?;
-        }
-        let index = store.cf(CF_PK_INDEX)?;
-        for (pos, (key, old)) in moved.iter().enumerate() {
-            let new = Location {
-                file_id: meta.file_id,
-                position: pos as u32,
-            };
-            let current = manifest::locate(&store, key)?;
-            if current == Some(*old) {
-                batch.put_cf(index, key, new.encode());
-            } else {
-                manifest::delete_row(&store, &mut batch, table.id, user, new)?;
-            }
-        }
-        store.write(batch)
-    };
-    let committed = commit();
-    drop(guard);
-    if let Err(e) = committed {
-        discard(&tiers.cold, &path).await;
-        return Err(e);
+/// Commits a merged file in place of its inputs (the caller holds the table's
+/// write lock).
+fn commit(
+    store: &Store,
+    table: &TableDef,
+    user: &str,
+    files: &[LiveFile],
+    merged: &Merged,
+) -> Result<()> {
+    let mut batch = Batch::default();
+    let now = now_micros();
+    for f in files {
+        manifest::remove_file(store, &mut batch, table.id, &f.meta, now)?;
     }
-    if rows_written == 0 {
-        discard(&tiers.cold, &path).await;
+    if !merged.moved.is_empty() {
+        manifest::put_file(store, &mut batch, table.id, &merged.meta)?;
     }
-    publish_manifest(&tiers, table, user).await;
-    Ok(Outcome {
-        files_before: files.len() as u64,
-        files_after: u64::from(rows_written > 0),
-        rows_written,
-        bytes_written: if rows_written > 0 { meta.size_bytes } else { 0 },
-    })
+    let index = store.cf(CF_PK_INDEX)?;
+    for (pos, (key, old)) in merged.moved.iter().enumerate() {
+        let new = Location {
+            file_id: merged.meta.file_id,
+            position: pos as u32,
+        };
+        let current = manifest::locate(store, key)?;
+        if current == Some(*old) {
+            batch.put_cf(index, key, new.encode());
+        } else {
+            manifest::delete_row(store, &mut batch, table.id, user, new)?;
+        }
+    }
+    store.write(batch)
 }
 
 /// Writes the gathered rows (the first `width` columns of their batches).

@@ -1,12 +1,17 @@
-//! The job manager: runs flush and compaction jobs on its own small runtime,
-//! at most `jobs.max_concurrent` at a time, one job per (kind, table) at once,
-//! and keeps every job's record in `system.jobs` as it moves through
-//! queued → running → completed | failed | cancelled.
+//! The job manager: runs flush, compaction and eviction jobs on its own small
+//! runtime, at most `jobs.max_concurrent` at a time, one job per (kind, table)
+//! at once, and keeps every job's record in `system.jobs` as it moves through
+//! queued → running → completed | failed | cancelled. A job that panics ends
+//! `failed` like any other error and frees its slot and permit.
 
+use crate::blocking::panicked;
+use crate::options::JobOptions;
 use crate::record::{self, JobKind, JobRecord, JobStatus};
 use crate::{compact, evict, flush};
+use futures::FutureExt;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use strata_catalog::{TableDef, now_micros};
@@ -42,12 +47,21 @@ impl JobHandle {
 
 pub struct JobManager {
     pub(crate) engine: Arc<Engine>,
+    pub(crate) options: JobOptions,
     runtime: Option<tokio::runtime::Runtime>,
     permits: Arc<tokio::sync::Semaphore>,
     /// Jobs not yet finished, by id.
     active: Mutex<HashMap<String, Arc<JobHandle>>>,
     /// The unfinished job of each (kind, table).
     by_table: Mutex<HashMap<(JobKind, u32), String>>,
+    /// Tables startup found damaged records of, with what is wrong: no job runs
+    /// on them (it would build on records it cannot read).
+    unavailable: Mutex<HashMap<u32, String>>,
+    /// One lock per table around writing its `manifest.json` mirrors, so two
+    /// jobs' publishes never land out of order (each reads the records inside).
+    publish_locks: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<()>>>>,
+    /// Set when a job finishes, so the scheduler prunes records soon after.
+    pub(crate) finished_since_prune: AtomicBool,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -65,8 +79,14 @@ impl Drop for JobManager {
 }
 
 impl JobManager {
-    pub fn new(engine: Arc<Engine>, max_concurrent: usize) -> std::io::Result<Arc<JobManager>> {
-        let max = max_concurrent.max(1);
+    /// `options` is the `[jobs]` config section (`&config.jobs`), or just the
+    /// number of jobs that may run at once with the other settings' defaults.
+    pub fn new(
+        engine: Arc<Engine>,
+        options: impl Into<JobOptions>,
+    ) -> std::io::Result<Arc<JobManager>> {
+        let options = options.into();
+        let max = options.max_concurrent.max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(max)
             .thread_name("strata-jobs")
@@ -74,14 +94,18 @@ impl JobManager {
             .build()?;
         Ok(Arc::new(JobManager {
             engine,
+            options,
             runtime: Some(runtime),
             permits: Arc::new(tokio::sync::Semaphore::new(max)),
             active: Mutex::new(HashMap::new()),
             by_table: Mutex::new(HashMap::new()),
+            unavailable: Mutex::new(HashMap::new()),
+            publish_locks: Mutex::new(HashMap::new()),
+            finished_since_prune: AtomicBool::new(false),
         }))
     }
 
-    pub(crate) fn spawn<F>(&self, fut: F)
+    fn spawn<F>(&self, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
@@ -96,7 +120,8 @@ impl JobManager {
     }
 
     /// Starts a job of `kind` on `table`, or returns the id of the one already
-    /// queued or running.
+    /// queued or running. Only the table's id and name are taken from `table`:
+    /// the job reads the definition in force when it starts.
     pub fn submit(self: &Arc<Self>, kind: JobKind, table: Arc<TableDef>) -> Result<String> {
         let is_stream = table.kind == strata_sql::TableKind::Stream;
         if is_stream != (kind == JobKind::Evict) {
@@ -108,6 +133,12 @@ impl JobManager {
             }
             return Err(StrataError::ObjectNotInPrerequisiteState(format!(
                 "{} is a STREAM table: its rows stay in the hot tier and are never flushed",
+                table.qualified_name()
+            )));
+        }
+        if let Some(why) = self.unavailable(table.id) {
+            return Err(StrataError::DataCorrupted(format!(
+                "{} is unavailable: {why}",
                 table.qualified_name()
             )));
         }
@@ -140,7 +171,12 @@ impl JobManager {
         drop(by_table);
 
         let this = self.clone();
-        let span = tracing::info_span!("job", job_id = %id, table = %table.qualified_name());
+        let span = tracing::info_span!(
+            "job",
+            job_id = %id,
+            kind = kind.as_str(),
+            table = %table.qualified_name()
+        );
         self.spawn(
             async move {
                 let permit = this.permits.clone().acquire_owned().await;
@@ -153,11 +189,19 @@ impl JobManager {
                         r.started_at = Some(now_micros());
                     }
                     this.persist(&handle);
-                    tracing::info!(kind = kind.as_str(), "job started");
-                    match kind {
-                        JobKind::Flush => flush::run(&this, &table, &handle).await,
-                        JobKind::Compact => compact::run(&this, &table, &handle).await,
-                        JobKind::Evict => evict::run(&this, &table, &handle).await,
+                    tracing::info!("job started");
+                    let work = async {
+                        match kind {
+                            JobKind::Flush => flush::run(&this, &table, &handle).await,
+                            JobKind::Compact => compact::run(&this, &table, &handle).await,
+                            JobKind::Evict => evict::run(&this, &table, &handle).await,
+                        }
+                    };
+                    // A panic must not leave the job `running` forever with its
+                    // (kind, table) slot and its permit taken.
+                    match AssertUnwindSafe(work).catch_unwind().await {
+                        Ok(outcome) => outcome,
+                        Err(payload) => Err(panicked(payload)),
                     }
                 };
                 drop(permit);
@@ -211,6 +255,8 @@ impl JobManager {
         if by_table.get(&(kind, table_id)) == Some(&id) {
             by_table.remove(&(kind, table_id));
         }
+        drop(by_table);
+        self.finished_since_prune.store(true, Ordering::SeqCst);
     }
 
     /// Records of every job: active ones as they are now, others as stored.
@@ -227,6 +273,50 @@ impl JobManager {
 
     pub fn is_busy(&self, kind: JobKind, table_id: u32) -> bool {
         self.by_table.lock().contains_key(&(kind, table_id))
+    }
+
+    /// Why the table is unavailable, if startup found its records damaged.
+    /// (The query layer can ask this to refuse reads with a clear error.)
+    pub fn unavailable(&self, table_id: u32) -> Option<String> {
+        self.unavailable.lock().get(&table_id).cloned()
+    }
+
+    pub(crate) fn mark_unavailable(&self, table_id: u32, why: String) {
+        self.unavailable.lock().insert(table_id, why);
+    }
+
+    pub(crate) fn publish_lock(&self, table_id: u32) -> Arc<tokio::sync::Mutex<()>> {
+        self.publish_locks
+            .lock()
+            .entry(table_id)
+            .or_default()
+            .clone()
+    }
+
+    /// Deletes the finished job records past `jobs.retention_days` or beyond
+    /// `jobs.max_records`; returns how many.
+    pub(crate) fn prune_records(&self) -> Result<usize> {
+        let store = self.engine.store();
+        let records = record::load_all(store)?;
+        let doomed = record::to_prune(
+            &records,
+            now_micros(),
+            self.options.retention_micros(),
+            self.options.max_records,
+        );
+        // A record still active here is finishing right now; keep it for the
+        // next prune rather than race its last save.
+        let active = self.active.lock();
+        let doomed: Vec<String> = doomed
+            .into_iter()
+            .filter(|id| !active.contains_key(id))
+            .collect();
+        drop(active);
+        record::delete(store, &doomed)?;
+        if !doomed.is_empty() {
+            tracing::info!(pruned = doomed.len(), "pruned finished job records");
+        }
+        Ok(doomed.len())
     }
 }
 

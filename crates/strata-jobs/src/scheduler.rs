@@ -3,47 +3,105 @@
 //! its `interval`, gets a flush job (the manager never runs two for one table).
 //! A STREAM table holding rows gets an eviction job at most once per
 //! `min(ttl, 60 s)`. The tick also deletes objects released more than a grace
-//! period ago.
+//! period ago and prunes finished job records.
+//!
+//! The scheduler runs on a thread and runtime of its own, not on the job
+//! runtime: jobs may keep every job thread busy (a large flush), and the
+//! scheduler must still tick, or policies and TTLs would silently stop applying.
 
+use crate::blocking::panic_message;
 use crate::manager::JobManager;
 use crate::record::JobKind;
+use futures::FutureExt;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use strata_catalog::now_micros;
+use strata_common::StrataError;
 use strata_sql::TableKind;
+use tracing::Instrument;
 
 /// How long a released object outlives its last reference, for queries that
 /// planned against the old manifest.
 const GARBAGE_GRACE_MICROS: i64 = 60_000_000;
 
+/// Job records are pruned after a job finished, and at least this often (for
+/// records that age past the retention while nothing runs).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the scheduler remembers between ticks.
+struct TickState {
+    started: Instant,
+    last_eviction: HashMap<u32, Instant>,
+    last_prune: Instant,
+}
+
 impl JobManager {
-    /// Recovers from the last run, then starts the policy scheduler.
+    /// Recovers from the last run, then starts the policy scheduler on its own
+    /// thread.
     pub async fn start(self: &Arc<Self>, check_interval: Duration) -> strata_common::Result<()> {
-        crate::recovery::recover(self).await?;
+        crate::recovery::recover(self).await;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StrataError::internal(format!("cannot start the scheduler: {e}")))?;
         let this = Arc::downgrade(self);
-        self.spawn(async move {
-            let mut tick = tokio::time::interval(check_interval.max(Duration::from_millis(100)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let started = Instant::now();
-            let mut last_eviction: HashMap<u32, Instant> = HashMap::new();
-            loop {
-                tick.tick().await;
-                let Some(mgr) = this.upgrade() else { break };
-                mgr.apply_policies();
-                mgr.apply_ttls(started, &mut last_eviction);
-                let tiers = mgr.engine.tiers().clone();
-                crate::recovery::collect_garbage(&tiers, now_micros() - GARBAGE_GRACE_MICROS).await;
-            }
-        });
+        let period = check_interval.max(Duration::from_millis(100));
+        std::thread::Builder::new()
+            .name("strata-scheduler".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut tick = tokio::time::interval(period);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    let mut state = TickState {
+                        started: Instant::now(),
+                        last_eviction: HashMap::new(),
+                        last_prune: Instant::now(),
+                    };
+                    loop {
+                        tick.tick().await;
+                        // Holding only a weak reference between ticks lets the
+                        // manager (and this thread) go away with the server.
+                        let Some(mgr) = this.upgrade() else { break };
+                        let span = tracing::debug_span!("scheduler_tick");
+                        let ticked =
+                            AssertUnwindSafe(mgr.tick(&mut state).instrument(span)).catch_unwind();
+                        if let Err(payload) = ticked.await {
+                            tracing::error!(
+                                panic = %panic_message(payload.as_ref()),
+                                "a scheduler tick panicked; the next one runs as usual"
+                            );
+                        }
+                    }
+                });
+            })
+            .map_err(|e| StrataError::internal(format!("cannot start the scheduler: {e}")))?;
         Ok(())
+    }
+
+    async fn tick(self: &Arc<Self>, state: &mut TickState) {
+        self.apply_policies();
+        self.apply_ttls(state.started, &mut state.last_eviction);
+        let tiers = self.engine.tiers().clone();
+        crate::recovery::collect_garbage(&tiers, now_micros() - GARBAGE_GRACE_MICROS).await;
+        let finished = self.finished_since_prune.swap(false, Ordering::SeqCst);
+        if finished || state.last_prune.elapsed() >= PRUNE_EVERY {
+            state.last_prune = Instant::now();
+            if let Err(e) = self.prune_records() {
+                tracing::warn!(error = %e, "could not prune job records");
+            }
+        }
     }
 
     fn apply_policies(self: &Arc<Self>) {
         let tiers = self.engine.tiers().clone();
         for table in tiers.catalog.tables() {
-            if table.kind == TableKind::Stream || self.is_busy(JobKind::Flush, table.id) {
+            if table.kind == TableKind::Stream
+                || self.is_busy(JobKind::Flush, table.id)
+                || self.unavailable(table.id).is_some()
+            {
                 continue;
             }
             let counter = tiers.counter(table.id);
@@ -75,7 +133,10 @@ impl JobManager {
     fn apply_ttls(self: &Arc<Self>, started: Instant, last: &mut HashMap<u32, Instant>) {
         let tiers = self.engine.tiers().clone();
         for table in tiers.catalog.tables() {
-            if table.kind != TableKind::Stream || self.is_busy(JobKind::Evict, table.id) {
+            if table.kind != TableKind::Stream
+                || self.is_busy(JobKind::Evict, table.id)
+                || self.unavailable(table.id).is_some()
+            {
                 continue;
             }
             let every = Duration::from_secs(table.ttl_seconds.unwrap_or(60).clamp(1, 60));
