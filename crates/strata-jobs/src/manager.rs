@@ -171,7 +171,10 @@ impl JobManager {
         drop(by_table);
 
         let this = self.clone();
+        // A root span: the job outlives the statement (or scheduler tick)
+        // that submitted it, so it must not be logged as part of it.
         let span = tracing::info_span!(
+            parent: None,
             "job",
             job_id = %id,
             kind = kind.as_str(),

@@ -238,7 +238,7 @@ impl SimpleQueryHandler for Handler {
         let span = tracing::debug_span!("query", user = session.user(), protocol = "simple");
         let cancel = self.cancel_signal().await;
         let (outputs, error) = session
-            .run_simple_with(query, boxed(&cancel))
+            .run_simple(query, boxed(&cancel))
             .instrument(span)
             .await;
         let mut responses = Vec::with_capacity(outputs.len() + 1);

@@ -8,7 +8,7 @@
 
 use crate::codec::StoredRow;
 use crate::scan::rows_to_batch;
-use crate::txn::Staged;
+use crate::txn::{Staged, StagedRows};
 use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -34,7 +34,7 @@ pub struct OverlayExec {
     input: Arc<dyn ExecutionPlan>,
     table: Arc<TableDef>,
     partition: String,
-    staged: Arc<BTreeMap<Vec<u8>, Staged>>,
+    staged: StagedRows,
     projection: Vec<usize>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -45,7 +45,7 @@ impl OverlayExec {
         input: Arc<dyn ExecutionPlan>,
         table: Arc<TableDef>,
         partition: String,
-        staged: Arc<BTreeMap<Vec<u8>, Staged>>,
+        staged: StagedRows,
         projection: Vec<usize>,
         schema: SchemaRef,
     ) -> Self {

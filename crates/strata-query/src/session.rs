@@ -432,9 +432,15 @@ impl Session {
             .statement_timeout()
             .map(|limit| tokio::time::Instant::now() + limit);
         let mut cancel = cancel.unwrap_or_else(|| Box::pin(std::future::pending()));
-        let mut watch_cancel = true;
-        let mut watch_deadline = deadline.is_some();
-        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(timeout);
+        // Each fires once; after the commit has begun it is ignored.
+        let (mut watch_cancel, mut watch_timeout) = (true, true);
         let result = loop {
             tokio::select! {
                 biased;
@@ -445,11 +451,11 @@ impl Session {
                     }
                     watch_cancel = false;
                 }
-                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if watch_deadline => {
+                _ = &mut timeout, if watch_timeout => {
                     if !self.committing.load(Ordering::SeqCst) {
                         break Err(StrataError::StatementTimeout);
                     }
-                    watch_deadline = false;
+                    watch_timeout = false;
                 }
             }
         };
@@ -521,12 +527,8 @@ impl Session {
     /// Runs a simple-query string: every statement in turn, stopping at the
     /// first error. Results of all but the last statement are read fully before
     /// the next statement runs, as Postgres does.
-    pub async fn run_simple(&self, sql: &str) -> (Vec<QueryOutput>, Option<StrataError>) {
-        self.run_simple_with(sql, None).await
-    }
-
-    /// `run_simple` whose statements `cancel` cuts short (see `execute_with`).
-    pub async fn run_simple_with(
+    /// `cancel` cuts its statements short as it does for `execute_with`.
+    pub async fn run_simple(
         &self,
         sql: &str,
         cancel: Option<CancelSignal>,

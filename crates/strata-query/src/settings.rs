@@ -177,12 +177,7 @@ impl Session {
             }
         }
         let mut vars = self.vars.lock();
-        // Each distinct name a client sets is kept for the session: bound them.
-        if !vars.contains_key(&name) && vars.len() >= MAX_SETTINGS {
-            return Err(StrataError::ProgramLimitExceeded(format!(
-                "a session can set at most {MAX_SETTINGS} distinct parameters"
-            )));
-        }
+        check_room(&vars, &name)?;
         vars.insert(name, value);
         Ok(QueryOutput::command("SET"))
     }
@@ -304,7 +299,7 @@ const DEFAULT_COPY_MEMORY_LIMIT: usize = 1 << 30;
 /// What `set_config` may not do that SET checks: settings that are
 /// read-only, switch users or are bounded by the server go through SET only,
 /// and the number of distinct settings is bounded the same way.
-pub(crate) fn check_set_config(name: &str, exists: bool, count: usize) -> Result<()> {
+pub(crate) fn check_set_config(vars: &BTreeMap<String, String>, name: &str) -> Result<()> {
     if READ_ONLY.contains(&name)
         || matches!(
             name,
@@ -315,7 +310,12 @@ pub(crate) fn check_set_config(name: &str, exists: bool, count: usize) -> Result
             "set_config cannot change \"{name}\"; use SET"
         )));
     }
-    if !exists && count >= MAX_SETTINGS {
+    check_room(vars, name)
+}
+
+/// Each distinct name a client sets is kept for the session: bound them.
+fn check_room(vars: &BTreeMap<String, String>, name: &str) -> Result<()> {
+    if !vars.contains_key(name) && vars.len() >= MAX_SETTINGS {
         return Err(StrataError::ProgramLimitExceeded(format!(
             "a session can set at most {MAX_SETTINGS} distinct parameters"
         )));

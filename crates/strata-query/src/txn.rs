@@ -26,12 +26,15 @@ use strata_common::{Result, StrataError};
 /// A staged row version: the new row, or None for a deleted key.
 pub(crate) type Staged = Option<Vec<ScalarValue>>;
 
+/// One partition's staged row versions by full row key, shared with scans.
+pub(crate) type StagedRows = Arc<BTreeMap<Vec<u8>, Staged>>;
+
 /// One partition's staged writes, keyed by full row key. Shared with the
 /// scans that overlay them (copied only when the block writes again while a
 /// scan still holds them).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct PartitionWrites {
-    pub rows: Arc<BTreeMap<Vec<u8>, Staged>>,
+    pub rows: StagedRows,
     /// Keys that did not exist when first staged: COMMIT checks they still don't.
     pub fresh: HashSet<Vec<u8>>,
 }
@@ -49,12 +52,12 @@ pub(crate) struct Block {
 /// table has been altered they can be neither read by the new definition nor
 /// committed, so the block fails (Postgres would have made the ALTER wait for
 /// the block; Strata lets the ALTER win and the block retry).
-fn check_definition(staged: &TableDef, now: &TableDef) -> Result<()> {
+pub(crate) fn check_definition(staged: &TableDef, now: &TableDef) -> Result<()> {
     if staged.version == now.version {
         return Ok(());
     }
     Err(StrataError::SerializationFailure(format!(
-        "table {} was altered while this transaction block had changes to it staged; roll back and retry",
+        "table {} was altered while this transaction block had changes to it staged; the block cannot commit, retry it",
         now.qualified_name()
     )))
 }
@@ -146,11 +149,7 @@ impl TxnHandle {
 
     /// One partition's staged rows for a scan by `table`'s definition; None
     /// when there are none.
-    pub(crate) fn overlay(
-        &self,
-        table: &TableDef,
-        partition: &str,
-    ) -> Result<Option<Arc<BTreeMap<Vec<u8>, Staged>>>> {
+    pub(crate) fn overlay(&self, table: &TableDef, partition: &str) -> Result<Option<StagedRows>> {
         match &*self.0.lock() {
             TxnState::Active(b) => match b.writes.get(&(table.id, partition.to_string())) {
                 Some((def, w)) if !w.rows.is_empty() => {

@@ -127,7 +127,7 @@ impl ScalarUDFImpl for Setting {
         let value = if self.name == "set_config" {
             let value = text_arg(&args.args, 1)?.unwrap_or_default();
             let mut vars = self.vars.lock();
-            crate::settings::check_set_config(&name, vars.contains_key(&name), vars.len())
+            crate::settings::check_set_config(&vars, &name)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             vars.insert(name, value.clone());
             Some(value)

@@ -169,13 +169,7 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
         // Re-validated under the write locks: the rows were staged by a
         // definition that must still be the table's.
         match engine.catalog.table(&table.namespace, &table.name) {
-            Some(t) if t.id == table.id && t.version == table.version => {}
-            Some(t) if t.id == table.id => {
-                return Err(StrataError::SerializationFailure(format!(
-                    "table {} was altered while this transaction block had changes to it staged; the block was rolled back",
-                    table.qualified_name()
-                )));
-            }
+            Some(t) if t.id == table.id => crate::txn::check_definition(table, &t)?,
             _ => return Err(StrataError::UndefinedTable(table.qualified_name())),
         }
         let mut puts = vec![];

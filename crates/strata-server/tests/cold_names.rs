@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use strata_cold::layout;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use common::{TestServer, sqlstate, timed, wait_job};
+use common::{TestServer, sqlstate, text_rows, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -26,24 +26,6 @@ fn qualified(ns: &str, table: &str) -> String {
     format!("{}.{}", q(ns), q(table))
 }
 
-/// Every row of a simple query, NULL as "NULL".
-async fn rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
-    let msgs = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    msgs.iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn exec(client: &Client, sql: &str) {
     client
         .batch_execute(sql)
@@ -53,14 +35,14 @@ async fn exec(client: &Client, sql: &str) {
 
 /// Runs FLUSH TABLE / COMPACT TABLE and waits for its job.
 async fn job(client: &Client, sql: &str) {
-    let id = rows(client, sql).await[0][0].clone();
+    let id = text_rows(client, sql).await[0][0].clone();
     wait_job(client, &id).await;
 }
 
 type Model = BTreeMap<i64, String>;
 
 async fn check_model(client: &Client, table: &str, model: &Model, when: &str) {
-    let got: Model = rows(client, &format!("SELECT id, v FROM {table} ORDER BY id"))
+    let got: Model = text_rows(client, &format!("SELECT id, v FROM {table} ORDER BY id"))
         .await
         .into_iter()
         .map(|r| (r[0].parse().expect("id"), r[1].clone()))
@@ -312,7 +294,7 @@ const FILTERS: &[&str] = &[
 async fn filtered(client: &Client, table: &str) -> Vec<(String, Vec<String>)> {
     let mut out = vec![];
     for f in FILTERS {
-        let ids = rows(
+        let ids = text_rows(
             client,
             &format!("SELECT id FROM {table} WHERE {f} ORDER BY id"),
         )
@@ -423,11 +405,9 @@ async fn storage_errors_name_objects_relative_to_the_storage() {
 }
 
 /// Objects released by COMPACT TABLE and DROP TABLE are deleted through their
-/// garbage records, not left to startup's orphan sweep. Needs strata-jobs'
-/// garbage collection to rebuild recorded paths with `layout::from_stored`
-/// (`ColdStore::delete_stored`) instead of `Path::from`.
+/// garbage records (whose paths garbage collection must parse, not escape
+/// again), not left to startup's orphan sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs strata-jobs recovery.rs collect_garbage to use ColdStore::delete_stored (issue #13)"]
 async fn garbage_collection_deletes_objects_of_escaped_names() {
     timed("garbage names", TEST_TIMEOUT, async {
         let mut server = TestServer::start().await;
@@ -467,6 +447,37 @@ async fn garbage_collection_deletes_objects_of_escaped_names() {
         // What is left is exactly the compacted file of each kept table.
         let left = files_under(&server.data_dir().join("storage"), ".parquet");
         assert_eq!(left.len(), SHARED.len() / 2, "objects left: {left:?}");
+        for (ns, t) in SHARED.into_iter().skip(1).step_by(2) {
+            let mirror = partition_dir(&server, &[ns, t]).join("manifest.json");
+            assert!(mirror.exists(), "{}", mirror.display());
+        }
+    })
+    .await;
+}
+
+/// DROP TABLE releases the Parquet files through garbage records, but nothing
+/// removes the partitions' `manifest.json` mirrors yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "DROP TABLE does not remove manifest.json mirrors yet (strata-query ddl.rs or strata-jobs recovery.rs)"]
+async fn dropped_tables_leave_no_objects() {
+    timed("dropped mirrors", TEST_TIMEOUT, async {
+        let mut server = TestServer::start().await;
+        let c = server.client().await;
+        for (ns, t) in SHARED {
+            let table = qualified(ns, t);
+            exec(&c, &format!("CREATE NAMESPACE IF NOT EXISTS {}", q(ns))).await;
+            exec(
+                &c,
+                &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT)"),
+            )
+            .await;
+            exec(&c, &format!("INSERT INTO {table} (id, v) VALUES (1, 'a')")).await;
+            job(&c, &format!("FLUSH TABLE {table}")).await;
+            exec(&c, &format!("DROP TABLE {table}")).await;
+        }
+        server.restart().await;
+        let left: Vec<PathBuf> = files_under(&server.data_dir().join("storage"), "");
+        assert!(left.is_empty(), "objects of dropped tables left: {left:?}");
     })
     .await;
 }

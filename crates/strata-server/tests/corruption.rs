@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use common::{TestServer, sqlstate, timed, wait_job};
+use common::{TestServer, simple_rows, sqlstate, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// A statement over damaged data must answer within this.
@@ -38,17 +38,7 @@ async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
         Ok(m) => m,
         Err(e) => panic!("{sql}\n  failed: {e} (sqlstate {:?})", sqlstate(&e)),
     };
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
+    simple_rows(&messages)
 }
 
 async fn one(client: &Client, sql: &str) -> String {

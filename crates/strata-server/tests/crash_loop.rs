@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use common::{TestServer, sqlstate, timed};
+use common::{TestServer, simple_rows, sqlstate, timed};
 
 const USERS: [&str; 3] = ["ann", "bob", "cyd"];
 /// Keys each writer owns.
@@ -231,23 +231,9 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn query(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     match timed(sql, Duration::from_secs(60), client.simple_query(sql)).await {
-        Ok(m) => rows_of(&m),
+        Ok(m) => simple_rows(&m),
         Err(e) => panic!("{sql}\n  failed: {}", describe(&e)),
     }
 }
@@ -460,7 +446,7 @@ async fn diagnose(client: &Client, w: &Writer) -> String {
     );
     match client.simple_query(&sql).await {
         Ok(m) => {
-            let rows: Vec<String> = rows_of(&m)
+            let rows: Vec<String> = simple_rows(&m)
                 .into_iter()
                 .map(|r| {
                     let f = |i: usize| r[i].clone().unwrap_or_else(|| "NULL".into());
@@ -625,7 +611,7 @@ async fn ddl(client: &Client, sql: &str, out: &mut AdminOutcome) -> Result<bool,
 async fn start_job(client: &Client, sql: &str) -> Result<Option<String>, String> {
     match client.simple_query(sql).await {
         Ok(m) => {
-            let rows = rows_of(&m);
+            let rows = simple_rows(&m);
             match rows.first().and_then(|r| r.first()).cloned().flatten() {
                 Some(id) => Ok(Some(id)),
                 None => Err(format!("{sql} answered no job id: {rows:?}")),
@@ -715,7 +701,7 @@ async fn admin_loop(
                     while Instant::now() < until {
                         match client.simple_query(&sql).await {
                             Ok(m) => {
-                                let status = rows_of(&m)
+                                let status = simple_rows(&m)
                                     .first()
                                     .and_then(|r| r.first().cloned().flatten());
                                 if !matches!(status.as_deref(), Some("queued" | "running")) {

@@ -15,25 +15,10 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use common::{TestServer, sqlstate, timed};
+use common::{TestServer, simple_rows, sqlstate, timed};
 
 /// Upper bound for a whole test body.
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Rows of all result sets of a simple query, as text (`None` = NULL).
-fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn exec(client: &Client, sql: &str) -> Vec<SimpleQueryMessage> {
     match client.simple_query(sql).await {
@@ -43,7 +28,7 @@ async fn exec(client: &Client, sql: &str) -> Vec<SimpleQueryMessage> {
 }
 
 async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    rows_of(&exec(client, sql).await)
+    simple_rows(&exec(client, sql).await)
 }
 
 /// The user-visible state of the `dur` namespace: table contents (with

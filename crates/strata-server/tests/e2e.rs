@@ -19,7 +19,7 @@ use tokio_postgres::types::{FromSql, FromSqlOwned, IsNull, ToSql, Type, to_sql_c
 use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 use uuid::Uuid;
 
-use common::{TestServer, sqlstate, timed};
+use common::{TestServer, simple_rows, sqlstate, timed};
 
 /// Upper bound for a whole test body.
 const TEST_TIMEOUT: Duration = Duration::from_secs(180);
@@ -27,21 +27,6 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Rows of all result sets of a simple query, as text (`None` = NULL).
-fn simple_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The CommandComplete row counts of a simple query, in order.
 fn simple_counts(messages: &[SimpleQueryMessage]) -> Vec<u64> {

@@ -17,6 +17,11 @@ async fn code_of(client: &Client, sql: &str) -> Option<String> {
     }
 }
 
+/// The single bigint a counting query returns.
+async fn count(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 async fn alive(server: &TestServer) {
     let c = server.client().await;
     let v: i64 = c.query_one("SELECT 41 + 1", &[]).await.unwrap().get(0);
@@ -272,11 +277,7 @@ async fn a_block_whose_table_was_altered_fails_instead_of_misreading() {
         assert_eq!(sqlstate(&e).as_deref(), Some("40001"), "{e}");
         // COMMIT of the aborted block rolls back: nothing of it lands.
         block.batch_execute("COMMIT").await.unwrap();
-        let n: i64 = root
-            .query_one("SELECT count(*) FROM t", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let n = count(&root, "SELECT count(*) FROM t").await;
         assert_eq!(n, 1, "{alter}");
     }
     // Staged, then altered, then COMMIT directly: rolled back with 40001.
@@ -289,11 +290,7 @@ async fn a_block_whose_table_was_altered_fails_instead_of_misreading() {
         .await
         .unwrap();
     assert_eq!(code_of(&block, "COMMIT").await.as_deref(), Some("40001"));
-    let n: i64 = root
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&root, "SELECT count(*) FROM t").await;
     assert_eq!(n, 1);
 }
 
@@ -326,11 +323,7 @@ async fn a_dropped_user_takes_its_rows_and_its_sessions_with_it() {
     let e = old.query("SELECT * FROM app.notes", &[]).await.unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("28000"), "{e}");
     let new = server.client_as("alice", Some("a2")).await;
-    let n: i64 = new
-        .query_one("SELECT count(*) FROM app.notes", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&new, "SELECT count(*) FROM app.notes").await;
     assert_eq!(n, 0, "the new alice sees none of the old alice's rows");
     new.batch_execute("INSERT INTO app.notes VALUES (1, 'mine')")
         .await
@@ -345,25 +338,18 @@ async fn a_dropped_user_takes_its_rows_and_its_sessions_with_it() {
     let mut server = server;
     server.restart().await;
     let new = server.client_as("alice", Some("a2")).await;
-    let n: i64 = new
-        .query_one("SELECT count(*) FROM app.notes", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&new, "SELECT count(*) FROM app.notes").await;
     assert_eq!(n, 1);
 }
 
 async fn wait_idle_jobs(c: &Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM system.jobs WHERE status IN ('queued', 'running')",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let n = count(
+            c,
+            "SELECT count(*) FROM system.jobs WHERE status IN ('queued', 'running')",
+        )
+        .await;
         if n == 0 {
             return;
         }
@@ -402,11 +388,7 @@ async fn privileges_are_checked_when_a_statement_runs_not_when_it_was_prepared()
     let e = svc.query(&select, &[]).await.unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e}");
     assert_eq!(code_of(&svc, "EXECUTE ins").await.as_deref(), Some("42501"));
-    let n: i64 = root
-        .query_one("SELECT count(*) FROM app.priv", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&root, "SELECT count(*) FROM app.priv").await;
     assert_eq!(n, 1);
 
     // A delegate acts as its target but does not get the target's credentials.
@@ -645,11 +627,7 @@ async fn a_transaction_block_stages_a_bounded_amount() {
     }
     assert_eq!(code.as_deref(), Some("54000"));
     c.batch_execute("ROLLBACK").await.unwrap();
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&c, "SELECT count(*) FROM t").await;
     assert_eq!(n, 0);
 }
 

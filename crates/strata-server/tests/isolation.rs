@@ -12,9 +12,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use common::{TestServer, sqlstate, timed, wait_job};
+use common::{TestServer, sqlstate, text_rows, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(900);
 const USERS: [&str; 4] = ["ann", "bob", "cyd", "dee"];
@@ -37,24 +37,6 @@ impl Rng {
 
 type Model = BTreeMap<i64, (String, i64)>;
 
-async fn rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
-    let mut out = vec![];
-    for m in client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-    {
-        if let SimpleQueryMessage::Row(r) = m {
-            out.push(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            );
-        }
-    }
-    out
-}
-
 fn expected(model: &Model) -> Vec<Vec<String>> {
     model
         .iter()
@@ -63,13 +45,13 @@ fn expected(model: &Model) -> Vec<Vec<String>> {
 }
 
 async fn check(client: &Client, user: &str, model: &Model, step: usize) {
-    let got = rows(client, "SELECT id, body, n FROM app.notes ORDER BY id").await;
+    let got = text_rows(client, "SELECT id, body, n FROM app.notes ORDER BY id").await;
     assert_eq!(got, expected(model), "user {user} at step {step}");
 }
 
 /// Runs `FLUSH TABLE` or `COMPACT TABLE` as root and waits for the job.
 async fn run_job(root: &Client, sql: &str) -> serde_json::Value {
-    let id = rows(root, sql).await[0][0].clone();
+    let id = text_rows(root, sql).await[0][0].clone();
     wait_job(root, &id).await
 }
 
@@ -218,7 +200,7 @@ async fn users_see_exactly_their_own_rows() {
         for u in USERS {
             check(&clients[u], u, &models[u], steps).await;
             // Delegation reads the named user's partition, and only it.
-            let n = rows(
+            let n = text_rows(
                 &root,
                 &format!("EXECUTE AS USER '{u}' (SELECT count(*) FROM app.notes)"),
             )
@@ -226,7 +208,11 @@ async fn users_see_exactly_their_own_rows() {
             assert_eq!(n[0][0], models[u].len().to_string(), "EXECUTE AS {u}");
         }
         // root is a user too: it has written nothing to this table.
-        assert!(rows(&root, "SELECT id FROM app.notes").await.is_empty());
+        assert!(
+            text_rows(&root, "SELECT id FROM app.notes")
+                .await
+                .is_empty()
+        );
         // Each user with rows has its own directory of Parquet files.
         let table_dir = server.data_dir().join("storage/app/notes");
         for u in USERS {
@@ -242,7 +228,7 @@ async fn users_see_exactly_their_own_rows() {
             }
         }
         let total: usize = models.values().map(|m| m.len()).sum();
-        let stats = rows(
+        let stats = text_rows(
             &root,
             "SELECT hot_rows + cold_rows FROM system.tables WHERE table_name = 'notes'",
         )

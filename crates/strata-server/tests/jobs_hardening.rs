@@ -22,9 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use common::{ServerOptions, TestServer, sqlstate, timed, wait_job};
+use common::{ServerOptions, TestServer, sqlstate, text_rows, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -36,26 +36,8 @@ async fn exec(c: &Client, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// Every row of a simple query, as text (NULL as "NULL").
-async fn rows(c: &Client, sql: &str) -> Vec<Vec<String>> {
-    let msgs = c
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    msgs.iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn one(c: &Client, sql: &str) -> String {
-    let r = rows(c, sql).await;
+    let r = text_rows(c, sql).await;
     assert_eq!(r.len(), 1, "{sql} returned {r:?}");
     r[0][0].clone()
 }
@@ -66,7 +48,7 @@ async fn count(c: &Client, sql: &str) -> i64 {
 
 /// (status, result, error_message) of a job, or None once it is pruned.
 async fn job(c: &Client, id: &str) -> Option<(String, serde_json::Value, String)> {
-    let r = rows(
+    let r = text_rows(
         c,
         &format!(
             "SELECT status, coalesce(result, '{{}}'), coalesce(error_message, '') \
@@ -191,7 +173,7 @@ async fn a_flush_works_by_the_definition_in_force_when_it_runs_and_commits() {
         let result = wait_job(&c, &queued).await;
         assert_eq!(result["rows_flushed"], 3, "{result}");
         assert_eq!(
-            rows(&c, "SELECT id, c FROM app.t ORDER BY id").await,
+            text_rows(&c, "SELECT id, c FROM app.t ORDER BY id").await,
             vec![
                 vec!["1".to_string(), "NULL".into()],
                 vec!["2".into(), "NULL".into()],
@@ -301,7 +283,7 @@ async fn a_compaction_merges_files_flushed_after_an_alter_by_the_new_definition(
             1
         );
         assert_eq!(
-            rows(&c, "SELECT id, v, c FROM ct ORDER BY id").await,
+            text_rows(&c, "SELECT id, v, c FROM ct ORDER BY id").await,
             vec![
                 vec!["1".to_string(), "v1".into(), "one".into()],
                 vec!["2".into(), "v2".into(), "NULL".into()],
@@ -319,7 +301,7 @@ async fn a_compaction_merges_files_flushed_after_an_alter_by_the_new_definition(
 async fn running_eviction(c: &Client, table: &str, not: Option<&str>) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let found = rows(
+        let found = text_rows(
             c,
             &format!(
                 "SELECT job_id FROM system.jobs WHERE table_name = '{table}' \
@@ -372,7 +354,7 @@ async fn an_eviction_deletes_by_the_ttl_in_force_under_the_lock() {
         assert_eq!(result["rows_evicted"], 0, "{result}");
         assert!(result["rows_left"].as_u64() >= Some(3), "{result}");
         assert_eq!(
-            rows(&c, "SELECT id, v FROM ev WHERE id >= 1 ORDER BY id").await,
+            text_rows(&c, "SELECT id, v FROM ev WHERE id >= 1 ORDER BY id").await,
             vec![
                 vec!["1".to_string(), "a".into()],
                 vec!["2".into(), "b".into()],
@@ -467,7 +449,7 @@ async fn a_panicking_job_fails_and_frees_its_slot_and_the_scheduler_keeps_tickin
 // --- (d) job record pruning --------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 13 in progress: records beyond retention were all kept in CI run at this commit; pruning not yet effective"]
+#[ignore = "needs crates/strata-server/src/server.rs to pass &config.jobs to JobManager::new: until then [jobs] retention_days and max_records never reach the job manager"]
 async fn finished_job_records_are_pruned_unfinished_ones_never() {
     timed("pruning", TEST_TIMEOUT, async {
         let mut server = TestServer::start_with(with_failpoints(
@@ -491,11 +473,12 @@ async fn finished_job_records_are_pruned_unfinished_ones_never() {
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let kept: Vec<String> = rows(&c, "SELECT job_id FROM system.jobs ORDER BY created_at")
-                .await
-                .into_iter()
-                .map(|r| r[0].clone())
-                .collect();
+            let kept: Vec<String> =
+                text_rows(&c, "SELECT job_id FROM system.jobs ORDER BY created_at")
+                    .await
+                    .into_iter()
+                    .map(|r| r[0].clone())
+                    .collect();
             if kept == ids[2..] {
                 break;
             }
@@ -620,7 +603,7 @@ async fn startup_survives_corrupt_records_and_rewrites_stale_manifests() {
         let c = server.client().await;
         // Everything else is served.
         assert_eq!(
-            rows(&c, "SELECT id, v FROM app.good ORDER BY id").await,
+            text_rows(&c, "SELECT id, v FROM app.good ORDER BY id").await,
             vec![
                 vec!["1".to_string(), "g1".into()],
                 vec!["2".into(), "g2".into()],
@@ -681,6 +664,15 @@ async fn startup_survives_corrupt_records_and_rewrites_stale_manifests() {
 }
 
 // --- everything at once ----------------------------------------------------------------
+
+/// An error with the server's SQLSTATE and message (tokio-postgres' own
+/// Display says only "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    }
+}
 
 /// Whether an error means "a concurrent change won: retry".
 fn is_retry(e: &tokio_postgres::Error) -> bool {
@@ -775,7 +767,7 @@ async fn writer(c: Client, table: &str, base: i64, seed: u64, until: Instant) ->
                 match c.batch_execute(&o.sql(table, &staged)).await {
                     Ok(()) => o.apply(&mut staged),
                     Err(e) if is_retry(&e) => ok = false,
-                    Err(e) => panic!("{table}: {}: {e}", o.sql(table, &staged)),
+                    Err(e) => panic!("{table}: {}: {}", o.sql(table, &staged), describe(&e)),
                 }
             }
             if !ok {
@@ -789,7 +781,7 @@ async fn writer(c: Client, table: &str, base: i64, seed: u64, until: Instant) ->
                     acked += 1;
                 }
                 Err(e) if is_retry(&e) => retried += 1,
-                Err(e) => panic!("{table}: COMMIT: {e}"),
+                Err(e) => panic!("{table}: COMMIT: {}", describe(&e)),
             }
         } else {
             let o = op(&mut rng, &model);
@@ -799,7 +791,7 @@ async fn writer(c: Client, table: &str, base: i64, seed: u64, until: Instant) ->
                     acked += 1;
                 }
                 Err(e) if is_retry(&e) => retried += 1,
-                Err(e) => panic!("{table}: {}: {e}", o.sql(table, &model)),
+                Err(e) => panic!("{table}: {}: {}", o.sql(table, &model), describe(&e)),
             }
         }
     }
@@ -812,7 +804,7 @@ async fn writer(c: Client, table: &str, base: i64, seed: u64, until: Instant) ->
 
 async fn contents(c: &Client, table: &str) -> BTreeMap<i64, String> {
     let mut out = BTreeMap::new();
-    for r in rows(c, &format!("SELECT id, v FROM {table} ORDER BY id")).await {
+    for r in text_rows(c, &format!("SELECT id, v FROM {table} ORDER BY id")).await {
         let id: i64 = r[0].parse().unwrap();
         assert!(
             out.insert(id, r[1].clone()).is_none(),
@@ -823,7 +815,7 @@ async fn contents(c: &Client, table: &str) -> BTreeMap<i64, String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 13 in progress: a writer's UPDATE failed with an unclassified db error while DDL and jobs raced; not yet diagnosed"]
+#[ignore = "strata-query bug: UPDATE/DELETE read the table definition before planning, so a DROP COLUMN landing in between fails them with 42703 (No field named x), not 40001 or a re-plan; see dml.rs prepare_update/prepare_delete"]
 async fn writers_jobs_and_ddl_at_once_keep_every_acknowledged_write() {
     timed("concurrency", TEST_TIMEOUT, async {
         let mut server = TestServer::start_with(ServerOptions {
