@@ -257,11 +257,23 @@ pub fn locate(store: &Store, row_key: &[u8]) -> Result<Option<Location>> {
 
 /// Removes every cold record of a table (after DROP TABLE); objects are queued.
 pub fn forget_table(store: &Store, table_id: u32, now_micros: i64) -> Result<()> {
-    let files = load_table(store, table_id)?;
+    // Entries are read one by one so that a corrupt one costs only its own
+    // object (left to the startup orphan sweep), not the whole drop.
+    let prefix = tagged(b'f', &keys::table_prefix(table_id));
+    let mut paths = vec![];
+    store.with_snapshot(|snap| {
+        snap.scan(CF_COLD, &prefix, &keys::prefix_successor(&prefix), |_, v| {
+            match parse_meta(v) {
+                Ok(meta) => paths.push(meta.path),
+                Err(e) => tracing::warn!(table_id, error = %e, "skipping a corrupt manifest entry of a dropped table"),
+            }
+            Ok(true)
+        })
+    })?;
     let mut batch = Batch::default();
     let cold = store.cf(CF_COLD)?;
-    for f in &files {
-        batch.put_cf(cold, garbage_key(&f.meta.path), now_micros.to_be_bytes());
+    for path in &paths {
+        batch.put_cf(cold, garbage_key(path), now_micros.to_be_bytes());
     }
     for tag in [b'f', b'd'] {
         let p = tagged(tag, &keys::table_prefix(table_id));
@@ -270,6 +282,28 @@ pub fn forget_table(store: &Store, table_id: u32, now_micros: i64) -> Result<()>
     let p = keys::table_prefix(table_id);
     batch.delete_range_cf(store.cf(CF_PK_INDEX)?, &p, &keys::prefix_successor(&p));
     store.write(batch)
+}
+
+/// The users of a table's partitions that have cold files (the SHARED
+/// partition is ""), read from the entries' keys so a corrupt entry still
+/// counts.
+pub fn table_partitions(store: &Store, table_id: u32) -> Result<Vec<String>> {
+    let prefix = tagged(b'f', &keys::table_prefix(table_id));
+    let mut users = std::collections::BTreeSet::new();
+    store.with_snapshot(|snap| {
+        snap.scan(
+            CF_COLD,
+            &prefix,
+            &keys::prefix_successor(&prefix),
+            |k, _| {
+                if let Some((user, _)) = keys::split_partition(&k[1..]) {
+                    users.insert(user);
+                }
+                Ok(true)
+            },
+        )
+    })?;
+    Ok(users.into_iter().collect())
 }
 
 /// Objects no longer referenced, with the time they were released. Paths are

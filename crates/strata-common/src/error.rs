@@ -5,7 +5,7 @@ use thiserror::Error;
 
 pub type Result<T, E = StrataError> = std::result::Result<T, E>;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StrataError {
     #[error("{0}")]
     Syntax(String),
@@ -99,6 +99,12 @@ pub enum StrataError {
     /// definition changed under it); retrying the statement is safe.
     #[error("{0}")]
     SerializationFailure(String),
+    /// The table a statement was planned against was altered or dropped
+    /// before the statement took its write lock. The session plans the
+    /// statement again and retries it; a client sees 40001 only when the
+    /// table keeps changing.
+    #[error("{0}")]
+    DefinitionChanged(String),
     /// Too deep or too long to plan and run safely (Postgres' "stack depth
     /// limit exceeded" class).
     #[error("{0}")]
@@ -162,7 +168,7 @@ impl StrataError {
             ObjectInUse(_) => "55006",
             ObjectNotInPrerequisiteState(_) => "55000",
             InFailedTransaction => "25P02",
-            SerializationFailure(_) => "40001",
+            SerializationFailure(_) | DefinitionChanged(_) => "40001",
             StatementTooComplex(_) => "54001",
             UndefinedParameter(_) => "42P02",
             OutOfMemory(_) => "53200",
@@ -242,9 +248,14 @@ fn from_datafusion(e: datafusion::error::DataFusionError) -> StrataError {
             Err(other) => StrataError::Internal(other.to_string()),
         },
         D::Context(_, inner) => from_datafusion(*inner),
+        // A RepartitionExec hands one error to every output partition: the
+        // first holder cannot take it, so read the cause where it lies.
         D::Shared(inner) => match std::sync::Arc::try_unwrap(inner) {
             Ok(inner) => from_datafusion(inner),
-            Err(shared) => classify_message(shared.to_string()),
+            Err(shared) => match strata_cause(&shared) {
+                Some(se) => se.clone(),
+                None => classify_message(shared.to_string()),
+            },
         },
         D::SQL(err, _) => StrataError::from(*err),
         D::SchemaError(err, _) => match *err {
@@ -264,6 +275,17 @@ fn from_datafusion(e: datafusion::error::DataFusionError) -> StrataError {
         )),
         D::ArrowError(ae, _) => classify_arrow(&ae.to_string()),
         other => classify_message(other.to_string()),
+    }
+}
+
+/// The Strata error a DataFusion error wraps, looked up by reference.
+fn strata_cause(e: &datafusion::error::DataFusionError) -> Option<&StrataError> {
+    use datafusion::error::DataFusionError as D;
+    match e {
+        D::External(inner) => inner.downcast_ref::<StrataError>(),
+        D::Context(_, inner) => strata_cause(inner),
+        D::Shared(inner) => strata_cause(inner),
+        _ => None,
     }
 }
 

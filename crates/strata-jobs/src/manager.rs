@@ -60,6 +60,9 @@ pub struct JobManager {
     /// One lock per table around writing its `manifest.json` mirrors, so two
     /// jobs' publishes never land out of order (each reads the records inside).
     publish_locks: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<()>>>>,
+    /// Partitions whose `manifest.json` a write asked to rewrite and whose
+    /// rewrite has not started: a burst of writes costs one rewrite.
+    pending_publishes: Mutex<std::collections::HashSet<(u32, String)>>,
     /// Set when a job finishes, so the scheduler prunes records soon after.
     pub(crate) finished_since_prune: AtomicBool,
 }
@@ -101,6 +104,7 @@ impl JobManager {
             by_table: Mutex::new(HashMap::new()),
             unavailable: Mutex::new(HashMap::new()),
             publish_locks: Mutex::new(HashMap::new()),
+            pending_publishes: Mutex::new(Default::default()),
             finished_since_prune: AtomicBool::new(false),
         }))
     }
@@ -296,6 +300,25 @@ impl JobManager {
             .clone()
     }
 
+    /// Rewrites a partition's `manifest.json` after a statement changed its
+    /// deletion vectors, on the job runtime. Requests that arrive before the
+    /// rewrite starts are folded into it; it reads the records (and the table
+    /// definition) when it runs, so it always carries the latest state.
+    pub(crate) fn republish(self: &Arc<Self>, table_id: u32, user: &str) {
+        let key = (table_id, user.to_string());
+        if !self.pending_publishes.lock().insert(key.clone()) {
+            return;
+        }
+        let mgr = self.clone();
+        self.spawn(async move {
+            mgr.pending_publishes.lock().remove(&key);
+            // A table dropped since has no listing to keep.
+            if let Some(table) = mgr.engine.tiers().catalog.table_by_id(key.0) {
+                crate::mirror::publish(&mgr, &table, &key.1).await;
+            }
+        });
+    }
+
     /// Deletes the finished job records past `jobs.retention_days` or beyond
     /// `jobs.max_records`; returns how many.
     pub(crate) fn prune_records(&self) -> Result<usize> {
@@ -355,6 +378,10 @@ impl JobControl for Control {
                 "job \"{job_id}\" does not exist"
             ))),
         }
+    }
+
+    fn cold_rows_changed(&self, table_id: u32, user: &str) {
+        self.0.republish(table_id, user);
     }
 
     fn jobs_batch(&self) -> Result<arrow::array::RecordBatch> {

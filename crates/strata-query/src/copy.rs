@@ -12,7 +12,7 @@ use crate::output::QueryOutput;
 use crate::prepared::DefaultSrc;
 use crate::session::Session;
 use crate::values::coerce;
-use crate::write::{Put, duplicate_key, visible_row, write_rows};
+use crate::write::{Put, duplicate_key, visible_row_exists, write_rows};
 use datafusion::scalar::ScalarValue;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -356,11 +356,16 @@ impl CopyIn {
         }
         let lock = session.engine.write_lock(table.id);
         let _guard = lock.lock().await;
+        // Altered while the rows came in: they were parsed by columns the
+        // table may no longer have, and the data cannot be read again.
+        crate::dml::check_still_current(session, table).map_err(|_| {
+            StrataError::SerializationFailure(format!(
+                "table {} was altered during COPY; run the COPY again",
+                table.qualified_name()
+            ))
+        })?;
         for (key, row) in &self.rows {
-            if visible_row(session, table, &self.partition, key)
-                .await?
-                .is_some()
-            {
+            if visible_row_exists(session, table, &self.partition, key)? {
                 let line = self.lines.get(key).copied().unwrap_or_default();
                 return Err(duplicate_key(table, &row[table.pk_index()])
                     .with_context(self.context(line, None)));

@@ -59,17 +59,33 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
             cascade,
             schema,
         } => {
-            let tables: Vec<u32> = catalog
+            let mut tables: Vec<Arc<TableDef>> = catalog
                 .tables()
-                .iter()
+                .into_iter()
                 .filter(|t| &t.namespace == name)
-                .map(|t| t.id)
                 .collect();
-            if catalog.drop_namespace(name, *if_exists, *cascade)? {
-                for id in tables {
-                    forget_cold(session, id);
+            // Under every table's write lock (in id order, as COMMIT takes
+            // them), so no write or flush commit of them interleaves.
+            tables.sort_by_key(|t| t.id);
+            let mut guards = Vec::with_capacity(tables.len());
+            for t in &tables {
+                guards.push(session.engine.write_lock(t.id).lock_owned().await);
+            }
+            if !*cascade || tables.is_empty() {
+                catalog.drop_namespace(name, *if_exists, *cascade)?;
+            } else {
+                // The listings go first: once the name is free a new table
+                // of the same name may publish its own there.
+                for t in &tables {
+                    remove_listings(session, t).await;
+                }
+                if catalog.drop_namespace(name, *if_exists, *cascade)? {
+                    for t in &tables {
+                        forget_cold(session, t.id);
+                    }
                 }
             }
+            drop(guards);
             Ok(QueryOutput::command(if *schema {
                 "DROP SCHEMA"
             } else {
@@ -213,6 +229,24 @@ async fn lock_table(
     )))
 }
 
+/// Removes the `manifest.json` listing of every partition of a table that is
+/// being dropped (its Parquet files go through garbage records).
+async fn remove_listings(session: &Session, table: &TableDef) {
+    let users = match strata_cold::manifest::table_partitions(&session.engine.store, table.id) {
+        Ok(users) => users,
+        Err(e) => {
+            tracing::warn!(table_id = table.id, error = %e, "could not list the partitions of a dropped table");
+            return;
+        }
+    };
+    for user in users {
+        let listing = strata_cold::layout::manifest_path(table, &user);
+        if let Err(e) = session.engine.tiers.cold.delete(&listing).await {
+            tracing::debug!(error = %e, "no manifest.json to remove for a dropped table");
+        }
+    }
+}
+
 fn forget_cold(session: &Session, table_id: u32) {
     let now = strata_catalog::now_micros();
     if let Err(e) = strata_cold::manifest::forget_table(&session.engine.store, table_id, now) {
@@ -233,11 +267,15 @@ pub async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOu
             for n in names {
                 let (ns, name) = session.resolve(&object_ref(n)?);
                 let locked = lock_table(session, &ns, &name).await?;
-                let id = locked.as_ref().map(|(_, t)| t.id);
+                if let Some((_, table)) = &locked {
+                    // The listings go first: once the name is free a new
+                    // table of the same name may publish its own there.
+                    remove_listings(session, table).await;
+                }
                 if catalog.drop_table(&ns, &name, *if_exists)?
-                    && let Some(id) = id
+                    && let Some((_, table)) = &locked
                 {
-                    forget_cold(session, id);
+                    forget_cold(session, table.id);
                 }
             }
             Ok(QueryOutput::command("DROP TABLE"))

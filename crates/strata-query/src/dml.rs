@@ -14,7 +14,7 @@ use crate::output::QueryOutput;
 use crate::prepared::*;
 use crate::session::{Session, batch_output};
 use crate::values::{coerce, snowflake_id};
-use crate::write::{duplicate_key, visible_row, write_rows};
+use crate::write::{duplicate_key, visible_row, visible_row_exists, write_rows};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
@@ -38,6 +38,20 @@ pub(crate) fn partition(session: &Session, table: &TableDef) -> String {
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Called with the table's write lock held, before a statement reads rows
+/// to change or writes any: the definition it was planned against must still
+/// be the table's, or its rows would be encoded (and matched) by columns the
+/// table no longer has.
+pub(crate) fn check_still_current(session: &Session, table: &TableDef) -> Result<()> {
+    match session.engine.catalog.table_by_id(table.id) {
+        Some(now) if now.version == table.version => Ok(()),
+        _ => Err(StrataError::DefinitionChanged(format!(
+            "table {} was altered or dropped while the statement was planned",
+            table.qualified_name()
+        ))),
+    }
 }
 
 pub(crate) fn writable_table(session: &Session, name: &ast::ObjectName) -> Result<Arc<TableDef>> {
@@ -615,6 +629,7 @@ pub(crate) async fn prepare_insert(
         param_sql_types: vec![],
         schema,
         catalog_version,
+        source: None,
     };
     for (i, ty) in notes {
         note_param(&mut prepared, i, &ty);
@@ -807,15 +822,21 @@ pub(crate) async fn execute_insert(
     let user = partition(session, table);
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
+    check_still_current(session, table)?;
     // Final row per key, in statement order.
     let mut pending: Vec<(Vec<u8>, Vec<ScalarValue>)> = Vec::with_capacity(rows.len());
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut affected = 0usize;
     for row in rows {
         let key = keys::row_key(table.id, &user, &row[pk])?;
-        let existing: Option<Vec<ScalarValue>> = match index.get(&key) {
-            Some(&i) => Some(pending[i].1.clone()),
-            None => visible_row(session, table, &user, &key).await?,
+        let existing: Option<Vec<ScalarValue>> = match (index.get(&key), &p.conflict) {
+            (Some(&i), _) => Some(pending[i].1.clone()),
+            // Only DO UPDATE needs the old row; the others only whether it
+            // exists (no cold file read).
+            (None, ConflictAction::DoUpdate { .. }) => {
+                visible_row(session, table, &user, &key).await?
+            }
+            (None, _) => visible_row_exists(session, table, &user, &key)?.then(Vec::new),
         };
         let new_row = match (existing, &p.conflict) {
             (None, _) => row,
@@ -970,6 +991,7 @@ pub(crate) async fn prepare_update(
         param_sql_types: vec![],
         schema,
         catalog_version,
+        source: None,
     };
     for (i, ty) in notes {
         note_param(&mut prepared, i, &ty);
@@ -1020,6 +1042,7 @@ pub(crate) async fn execute_update(
     let user = partition(session, table);
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
+    check_still_current(session, table)?;
     let batches = matching_rows(session, &p.select, params).await?;
     let mut puts: Vec<(Vec<u8>, Vec<ScalarValue>)> = vec![];
     let mut deletes: Vec<Vec<u8>> = vec![];
@@ -1049,7 +1072,7 @@ pub(crate) async fn execute_update(
     }
     // A changed primary key must not land on a row this statement did not move.
     for (k, row) in &puts {
-        if !old_keys.contains(k) && visible_row(session, table, &user, k).await?.is_some() {
+        if !old_keys.contains(k) && visible_row_exists(session, table, &user, k)? {
             return Err(duplicate_key(table, &row[pk]));
         }
     }
@@ -1103,6 +1126,7 @@ pub(crate) async fn prepare_delete(
         param_sql_types: vec![],
         schema,
         catalog_version,
+        source: None,
     })
 }
 
@@ -1119,6 +1143,7 @@ pub(crate) async fn execute_delete(
     let user = partition(session, table);
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
+    check_still_current(session, table)?;
     let batches = matching_rows(session, &p.select, params).await?;
     let mut deletes = vec![];
     let mut rows = vec![];

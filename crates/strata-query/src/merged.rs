@@ -307,27 +307,28 @@ fn stream_hot(
     }
 }
 
-/// The live version of one key, from whichever tier holds it: the hot row, else
-/// the cold row the primary-key index points at. Read from one snapshot, so a
+/// Where the live version of one key is.
+enum Found {
+    Hot(Vec<datafusion::scalar::ScalarValue>),
+    Cold(LiveFile, u32),
+    None,
+}
+
+/// Finds the live version of one key: the hot row, else the cold row the
+/// primary-key index points at (not read). Read from one snapshot, so a
 /// concurrent flush or compaction cannot make the key seem absent.
-pub(crate) async fn live_row(
-    tiers: &Tiers,
-    table: &Arc<TableDef>,
-    user: &str,
-    key: &[u8],
-) -> Result<Option<Vec<datafusion::scalar::ScalarValue>>> {
-    enum Found {
-        Hot(Vec<datafusion::scalar::ScalarValue>),
-        Cold(LiveFile, u32),
-        None,
-    }
+fn locate_live(tiers: &Tiers, table: &Arc<TableDef>, user: &str, key: &[u8]) -> Result<Found> {
     // The common case, a hot row, needs no snapshot.
     let now = strata_catalog::now_micros();
     if let Some(bytes) = tiers.store.get(strata_store::CF_DATA, key)? {
         let row = crate::codec::decode_row(table, &bytes)?;
-        return Ok(row.is_live(table, now).then_some(row.values));
+        return Ok(if row.is_live(table, now) {
+            Found::Hot(row.values)
+        } else {
+            Found::None
+        });
     }
-    let found = tiers.store.with_snapshot(|snap| -> Result<Found> {
+    tiers.store.with_snapshot(|snap| -> Result<Found> {
         if let Some(bytes) = snap.get(strata_store::CF_DATA, key)? {
             let row = crate::codec::decode_row(table, &bytes)?;
             return Ok(if row.is_live(table, now) {
@@ -353,7 +354,33 @@ pub(crate) async fn live_row(
             },
             loc.position,
         ))
-    })?;
+    })
+}
+
+/// Whether a key has a live version in any tier, without reading a cold
+/// row: what a plain INSERT's duplicate check needs (a damaged Parquet file
+/// does not stop inserting other keys).
+pub(crate) fn row_exists(
+    tiers: &Tiers,
+    table: &Arc<TableDef>,
+    user: &str,
+    key: &[u8],
+) -> Result<bool> {
+    Ok(!matches!(
+        locate_live(tiers, table, user, key)?,
+        Found::None
+    ))
+}
+
+/// The live version of one key, from whichever tier holds it (see
+/// `locate_live`), with a cold row read from its file.
+pub(crate) async fn live_row(
+    tiers: &Tiers,
+    table: &Arc<TableDef>,
+    user: &str,
+    key: &[u8],
+) -> Result<Option<Vec<datafusion::scalar::ScalarValue>>> {
+    let found = locate_live(tiers, table, user, key)?;
     let (file, position) = match found {
         Found::Hot(values) => return Ok(Some(values)),
         Found::None => return Ok(None),

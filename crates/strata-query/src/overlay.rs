@@ -16,10 +16,11 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, Partitioning, PlanProperties,
 };
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
@@ -115,6 +116,18 @@ impl ExecutionPlan for OverlayExec {
         vec![&self.input]
     }
 
+    /// The overlay is one output partition that must see every committed
+    /// row: the optimizer coalesces a multi-partition input below it and
+    /// must not split it again (a round-robin input would hand `execute(0)`
+    /// only half of the committed rows).
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
@@ -145,7 +158,17 @@ impl ExecutionPlan for OverlayExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, context)?;
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "OverlayExec has one partition, asked for {partition}"
+            )));
+        }
+        // Whether or not the optimizer ran, read every committed partition.
+        let input = if self.input.properties().partitioning.partition_count() > 1 {
+            CoalescePartitionsExec::new(self.input.clone()).execute(0, context)?
+        } else {
+            self.input.execute(0, context)?
+        };
         let (table, part, staged, projection) = (
             self.table.clone(),
             self.partition.clone(),

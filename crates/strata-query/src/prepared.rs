@@ -113,6 +113,9 @@ pub struct Prepared {
     pub schema: Option<SchemaRef>,
     /// Catalog version the plan was made against; a newer catalog means re-plan.
     pub catalog_version: u64,
+    /// The statement this was planned from, to plan it again (`sql` may hold
+    /// a whole simple-query string of several statements).
+    pub source: Option<Statement>,
 }
 
 impl Prepared {

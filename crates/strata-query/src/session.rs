@@ -209,13 +209,38 @@ impl Session {
     /// aborts it.
     async fn prepare_in_block(&self, sql: &str, stmt: Statement) -> Result<Arc<Prepared>> {
         let result = match self.check_not_aborted(ends_block(&stmt)) {
-            Ok(()) => crate::panics::catch(self.prepare_statement(sql, stmt)).await,
+            Ok(()) => self.prepare_consistently(sql, stmt).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
             self.txn.fail();
         }
         result
+    }
+
+    /// Plans a statement against one version of the catalog: a planning error
+    /// while DDL changed a table under it (a column read from one definition,
+    /// looked up in the next) plans it again, so the statement sees either the
+    /// old table or the new one, as under Postgres' locks.
+    async fn prepare_consistently(&self, sql: &str, stmt: Statement) -> Result<Arc<Prepared>> {
+        let mut attempt = 0;
+        loop {
+            let before = self.engine.catalog.version();
+            let result = crate::panics::catch(self.prepare_statement(sql, stmt.clone())).await;
+            match result {
+                Ok(mut p) => {
+                    if let Some(fresh) = Arc::get_mut(&mut p) {
+                        fresh.source = Some(stmt);
+                    }
+                    return Ok(p);
+                }
+                Err(e) if attempt < MAX_REPLANS && self.engine.catalog.version() != before => {
+                    tracing::debug!(error = %e, "the catalog changed while planning; planning again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// In an aborted block only what ends it runs.
@@ -239,6 +264,7 @@ impl Session {
             param_sql_types: vec![],
             schema: None,
             catalog_version,
+            source: None,
         };
         if let Statement::ExecuteAs {
             user,
@@ -283,6 +309,7 @@ impl Session {
                         param_sql_types: vec![],
                         schema: Some(schema),
                         catalog_version,
+                        source: None,
                     }
                 } else {
                     let names = postgres_column_names(&q);
@@ -481,17 +508,55 @@ impl Session {
         prepared: &Arc<Prepared>,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput> {
-        let stale = prepared.catalog_version != self.engine.catalog.version()
-            && !matches!(prepared.kind, PlanKind::Command(_));
-        let prepared = if stale {
-            // A table changed since this was planned: plan again from the text.
-            self.prepare(&prepared.sql)
+        let mut prepared = prepared.clone();
+        let mut attempt = 0;
+        loop {
+            if prepared.catalog_version != self.engine.catalog.version()
+                && !matches!(prepared.kind, PlanKind::Command(_))
+            {
+                // A table changed since this was planned: plan again from the text.
+                prepared = self.replan(&prepared).await?;
+            }
+            match self.execute_planned(&prepared, params.clone()).await {
+                // Altered between planning and the write lock; nothing was
+                // written, so the statement runs again on the new definition.
+                Err(StrataError::DefinitionChanged(m)) if attempt < MAX_REPLANS => {
+                    tracing::debug!(reason = %m, "planning the statement again");
+                    attempt += 1;
+                    prepared = self.replan(&prepared).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Plans a statement again after DDL. Its result columns were described
+    /// to the client already (Describe, or a driver's cached statement), so
+    /// they may not change type: the client would decode the new values by
+    /// the old types. Postgres refuses the same way.
+    async fn replan(&self, prepared: &Prepared) -> Result<Arc<Prepared>> {
+        let again = match &prepared.source {
+            Some(stmt) => self.prepare_in_block(&prepared.sql, stmt.clone()).await?,
+            None => self
+                .prepare(&prepared.sql)
                 .await?
-                .ok_or_else(|| StrataError::internal("statement vanished"))?
-        } else {
-            prepared.clone()
+                .ok_or_else(|| StrataError::internal("statement vanished"))?,
         };
-        let params = coerce_params(&prepared, params)?;
+        if !same_result_type(prepared.schema.as_ref(), again.schema.as_ref()) {
+            self.txn.fail();
+            return Err(StrataError::FeatureNotSupported(
+                "cached plan must not change result type".into(),
+            ));
+        }
+        Ok(again)
+    }
+
+    async fn execute_planned(
+        &self,
+        prepared: &Arc<Prepared>,
+        params: Vec<ScalarValue>,
+    ) -> Result<QueryOutput> {
+        let params = coerce_params(prepared, params)?;
         match &prepared.kind {
             PlanKind::Query(plan) => {
                 let plan = if params.is_empty() {
@@ -732,6 +797,25 @@ fn rename_fields(schema: SchemaRef, names: Option<Vec<Option<String>>>) -> Schem
     }
 }
 
+/// Whether two plans return columns of the same types, in the same order.
+fn same_result_type(a: Option<&SchemaRef>, b: Option<&SchemaRef>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.fields().len() == b.fields().len()
+                && a.fields()
+                    .iter()
+                    .zip(b.fields().iter())
+                    .all(|(x, y)| x.data_type() == y.data_type())
+        }
+        _ => false,
+    }
+}
+
+/// How often one statement is planned again because DDL changed its table
+/// under it before it gives up with 40001.
+const MAX_REPLANS: usize = 5;
+
 fn query_prepared(sql: &str, plan: LogicalPlan, catalog_version: u64) -> Result<Prepared> {
     let types = plan.get_parameter_types()?;
     let mut param_types: Vec<Option<DataType>> = vec![];
@@ -757,6 +841,7 @@ fn query_prepared(sql: &str, plan: LogicalPlan, catalog_version: u64) -> Result<
         param_sql_types: vec![],
         schema: Some(schema),
         catalog_version,
+        source: None,
     })
 }
 

@@ -24,6 +24,10 @@ pub trait JobControl: Send + Sync + std::fmt::Debug {
     fn kill(&self, job_id: &str) -> Result<()>;
     /// The rows of `system.jobs`.
     fn jobs_batch(&self) -> Result<RecordBatch>;
+    /// A statement's commit superseded or deleted cold rows of a partition
+    /// (its deletion vectors changed): the partition's `manifest.json` is
+    /// rewritten soon, off the writer's path.
+    fn cold_rows_changed(&self, table_id: u32, user: &str);
 }
 
 /// Writes since a table's last flush, for the scheduler's `rows` and `interval`

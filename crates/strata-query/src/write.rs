@@ -7,7 +7,7 @@
 //! so a key never has two live versions.
 
 use crate::codec::encode_row;
-use crate::merged::live_row;
+use crate::merged::{live_row, row_exists};
 use crate::session::Session;
 use crate::txn::{Block, TxnState};
 use datafusion::scalar::ScalarValue;
@@ -41,6 +41,20 @@ pub(crate) async fn visible_row(
     live_row(&session.engine.tiers, table, partition, key).await
 }
 
+/// Whether a key has a live version as this session sees it, without
+/// reading a cold row.
+pub(crate) fn visible_row_exists(
+    session: &Session,
+    table: &Arc<TableDef>,
+    partition: &str,
+    key: &[u8],
+) -> Result<bool> {
+    if let Some(staged) = session.txn().lookup(table, partition, key)? {
+        return Ok(staged.is_some());
+    }
+    row_exists(&session.engine.tiers, table, partition, key)
+}
+
 /// Applies one statement's writes: at once, or staged in the open block.
 /// Call with the table's write lock held.
 pub(crate) async fn write_rows(
@@ -56,20 +70,18 @@ pub(crate) async fn write_rows(
     let txn = session.txn();
     if !txn.in_block() {
         session.mark_committing();
-        return commit(session.engine.store(), table, partition, puts, deletes).map(|_| {
-            session
-                .engine
-                .tiers
-                .counter(table.id)
-                .add(puts.len() as u64);
-        });
+        let cold_changed = commit(session.engine.store(), table, partition, puts, deletes)?;
+        let tiers = &session.engine.tiers;
+        tiers.counter(table.id).add(puts.len() as u64);
+        if cold_changed {
+            republish(tiers, table.id, partition);
+        }
+        return Ok(());
     }
     let mut fresh = vec![];
     for (k, _) in puts {
         if txn.lookup(table, partition, k)?.is_none()
-            && live_row(&session.engine.tiers, table, partition, k)
-                .await?
-                .is_none()
+            && !row_exists(&session.engine.tiers, table, partition, k)?
         {
             fresh.push(k.clone());
         }
@@ -135,16 +147,26 @@ impl<'a> Group<'a> {
     }
 }
 
-/// Writes new row versions and deletes keys of one partition in one batch.
+/// Writes new row versions and deletes keys of one partition in one batch;
+/// returns whether that superseded cold rows.
 fn commit(
     store: &Store,
     table: &TableDef,
     partition: &str,
     puts: &[Put],
     deletes: &[Vec<u8>],
-) -> Result<u64> {
+) -> Result<bool> {
     let group = Group::new(store, table, partition, puts, deletes)?;
-    store.commit_with_seqs(puts.len() as u64, |first, wb| group.fill(store, wb, first))
+    store.commit_with_seqs(puts.len() as u64, |first, wb| group.fill(store, wb, first))?;
+    Ok(!group.superseded.is_empty())
+}
+
+/// Asks for a partition's `manifest.json` to be rewritten after its
+/// deletion vectors changed (nothing to do on a server without jobs).
+fn republish(tiers: &crate::Tiers, table_id: u32, partition: &str) {
+    if let Ok(jobs) = tiers.jobs() {
+        jobs.cold_rows_changed(table_id, partition);
+    }
 }
 
 /// COMMIT of a transaction block: every staged write of every table in one
@@ -177,11 +199,7 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
         for (k, v) in w.rows.iter() {
             match v {
                 Some(row) => {
-                    if w.fresh.contains(k)
-                        && live_row(&engine.tiers, table, partition, k)
-                            .await?
-                            .is_some()
-                    {
+                    if w.fresh.contains(k) && row_exists(&engine.tiers, table, partition, k)? {
                         return Err(duplicate_key(table, &row[table.pk_index()]));
                     }
                     puts.push((k.clone(), row.clone()));
@@ -210,6 +228,9 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
     })?;
     for g in &groups {
         engine.tiers.counter(g.table.id).add(g.puts.len() as u64);
+        if !g.superseded.is_empty() {
+            republish(&engine.tiers, g.table.id, g.partition);
+        }
     }
     drop(guards);
     Ok(())

@@ -455,10 +455,10 @@ async fn garbage_collection_deletes_objects_of_escaped_names() {
     .await;
 }
 
-/// DROP TABLE releases the Parquet files through garbage records, but nothing
-/// removes the partitions' `manifest.json` mirrors yet.
+/// DROP TABLE releases the Parquet files through garbage records and removes
+/// the partitions' `manifest.json` listings: after a restart (which collects
+/// the garbage) nothing of the dropped tables is left in storage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "DROP TABLE does not remove manifest.json mirrors yet (strata-query ddl.rs or strata-jobs recovery.rs)"]
 async fn dropped_tables_leave_no_objects() {
     timed("dropped mirrors", TEST_TIMEOUT, async {
         let mut server = TestServer::start().await;
@@ -478,6 +478,67 @@ async fn dropped_tables_leave_no_objects() {
         server.restart().await;
         let left: Vec<PathBuf> = files_under(&server.data_dir().join("storage"), "");
         assert!(left.is_empty(), "objects of dropped tables left: {left:?}");
+    })
+    .await;
+}
+
+/// The live rows a partition's `manifest.json` lists, once it says `want`
+/// (the listing is rewritten off the writer's path, so it is polled).
+async fn listed_live_rows(listing: &Path, want: u64) -> u64 {
+    let mut seen = u64::MAX;
+    for _ in 0..100 {
+        if let Ok(bytes) = std::fs::read(listing) {
+            let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("manifest.json");
+            seen = doc["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .map(|f| f["live_rows"].as_u64().expect("live_rows"))
+                .sum();
+            if seen == want {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+/// UPDATE and DELETE of cold rows (alone and in a block) change the file's
+/// deletion vector, and the partition's `manifest.json` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_cold_rows_republish_the_listing() {
+    timed("listing after writes", TEST_TIMEOUT, async {
+        let server = TestServer::start().await;
+        let c = server.client().await;
+        let (ns, t) = SHARED[0];
+        let table = qualified(ns, t);
+        exec(&c, &format!("CREATE NAMESPACE IF NOT EXISTS {}", q(ns))).await;
+        exec(
+            &c,
+            &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT)"),
+        )
+        .await;
+        exec(
+            &c,
+            &format!("INSERT INTO {table} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')"),
+        )
+        .await;
+        job(&c, &format!("FLUSH TABLE {table}")).await;
+        let listing = partition_dir(&server, &[ns, t]).join("manifest.json");
+        assert_eq!(listed_live_rows(&listing, 4).await, 4);
+        exec(&c, &format!("UPDATE {table} SET v = 'A' WHERE id = 1")).await;
+        assert_eq!(listed_live_rows(&listing, 3).await, 3, "after UPDATE");
+        exec(&c, &format!("DELETE FROM {table} WHERE id = 2")).await;
+        assert_eq!(listed_live_rows(&listing, 2).await, 2, "after DELETE");
+        exec(
+            &c,
+            &format!("BEGIN; DELETE FROM {table} WHERE id = 3; COMMIT"),
+        )
+        .await;
+        assert_eq!(listed_live_rows(&listing, 1).await, 1, "after a block");
+        let rows = text_rows(&c, &format!("SELECT id, v FROM {table} ORDER BY id")).await;
+        assert_eq!(rows, vec![vec!["1", "A"], vec!["4", "d"]]);
     })
     .await;
 }

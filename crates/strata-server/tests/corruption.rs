@@ -621,14 +621,6 @@ async fn corrupt_job_records_do_not_stop_the_server() {
 /// damaged data is XX001 or 58030 whatever plan it takes, and a duplicate key
 /// is 23505 even when the existing row's file is damaged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: (1) a storage error raised below a DataFusion RepartitionExec (range scans, \
-            joins, aggregates, UPDATE) reaches the client as XX000 'internal error: External \
-            error: storage error: ...': RepartitionExec sends it to each output partition as \
-            DataFusionError::Shared(Arc<..>), and from_datafusion (crates/strata-common/src/error.rs) \
-            recovers the StrataError only when Arc::try_unwrap succeeds, else classify_message \
-            falls back to Internal; (2) INSERT of a key whose live version is in a damaged file \
-            answers 58030, not 23505: execute_insert (crates/strata-query/src/dml.rs) reads the \
-            whole cold row through visible_row/live_row instead of only the primary-key index"]
 async fn damage_errors_are_xx001_or_58030() {
     for how in [Damage::Truncate, Damage::Garbage, Damage::Delete] {
         damaged_parquet(how, Codes::Strict).await;

@@ -1079,11 +1079,6 @@ async fn login(server: &TestServer, user: &str) -> Client {
 // The test
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: inside a transaction block that staged a write, a scan of that partition \
-            misses committed rows (OverlayExec in crates/strata-query/src/overlay.rs executes only \
-            partition 0 of its input, below which DataFusion puts a RoundRobinBatch RepartitionExec), \
-            so UPDATE/DELETE in blocks report and change too few rows; see \
-            a_block_sees_every_committed_row_it_scans"]
 async fn crash_loop_loses_and_duplicates_nothing() {
     crash_loop(true).await;
 }
@@ -1275,10 +1270,6 @@ async fn crash_loop(block_updates: bool) {
 /// write to a partition must still see every committed row of it, cold and
 /// hot, when it scans (SELECT, and the scans UPDATE and DELETE plan).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: OverlayExec (crates/strata-query/src/overlay.rs) executes only partition 0 of \
-            its input, and DataFusion puts a RoundRobinBatch(2) RepartitionExec below it, so a \
-            block's scan drops every other batch of committed rows (here: the hot rows after the \
-            cold file's batch)"]
 async fn a_block_sees_every_committed_row_it_scans() {
     let server = TestServer::start().await;
     timed("block overlay scan", Duration::from_secs(120), async {

@@ -294,6 +294,66 @@ async fn a_block_whose_table_was_altered_fails_instead_of_misreading() {
     assert_eq!(n, 1);
 }
 
+/// Statements prepared before an ALTER run by the table's new definition:
+/// an INSERT fills a column added since with its default, an UPDATE of a
+/// column dropped since fails as Postgres does (42703), and nothing is written
+/// by the definition the statement was planned against.
+#[tokio::test]
+async fn statements_prepared_before_an_alter_run_by_the_new_definition() {
+    let server = TestServer::start().await;
+    let root = server.client().await;
+    root.batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT, gone TEXT)")
+        .await
+        .unwrap();
+    let c = server.client().await;
+    let insert = c
+        .prepare("INSERT INTO t (id, v) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let update = c
+        .prepare("UPDATE t SET gone = $1 WHERE id = $2")
+        .await
+        .unwrap();
+    let delete = c.prepare("DELETE FROM t WHERE id = $1").await.unwrap();
+    let select = c.prepare("SELECT * FROM t WHERE id = $1").await.unwrap();
+    c.execute(&insert, &[&1i64, &"before"]).await.unwrap();
+    root.batch_execute(
+        "ALTER TABLE t ADD COLUMN added TEXT DEFAULT 'dflt'; ALTER TABLE t DROP COLUMN gone",
+    )
+    .await
+    .unwrap();
+    c.execute(&insert, &[&2i64, &"after"]).await.unwrap();
+    let e = c.execute(&update, &[&"x", &1i64]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("42703"), "{e}");
+    let rows = common::text_rows(&root, "SELECT id, v, added FROM t ORDER BY id").await;
+    assert_eq!(
+        rows,
+        vec![
+            vec!["1".to_string(), "before".into(), "dflt".into()],
+            vec!["2".to_string(), "after".into(), "dflt".into()],
+        ]
+    );
+    // A prepared SELECT * was described with the old columns: the same
+    // types still run, other types are refused as in Postgres, never decoded
+    // by the wrong type.
+    assert_eq!(c.query(&select, &[&2i64]).await.unwrap().len(), 1);
+    root.batch_execute("ALTER TABLE t ADD COLUMN n BIGINT DEFAULT 7")
+        .await
+        .unwrap();
+    let e = c.query(&select, &[&2i64]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{e}");
+    let message = e.as_db_error().map(|d| d.message().to_string());
+    assert_eq!(
+        message.as_deref(),
+        Some("cached plan must not change result type")
+    );
+    let fresh = c.prepare("SELECT * FROM t WHERE id = $1").await.unwrap();
+    let row = c.query_one(&fresh, &[&2i64]).await.unwrap();
+    assert_eq!(row.get::<_, Option<i64>>(3), Some(7));
+    assert_eq!(c.execute(&delete, &[&1i64]).await.unwrap(), 1);
+    assert_eq!(count(&root, "SELECT count(*) FROM t").await, 1);
+}
+
 // --- privileges that change under a session ----------------------------------
 
 #[tokio::test]
