@@ -105,6 +105,12 @@ pub enum StrataError {
     /// table keeps changing.
     #[error("{0}")]
     DefinitionChanged(String),
+    /// A savepoint command outside a transaction block.
+    #[error("{0}")]
+    NoActiveTransaction(String),
+    /// ROLLBACK TO / RELEASE of a savepoint the block does not have.
+    #[error("{0}")]
+    InvalidSavepoint(String),
     /// Too deep or too long to plan and run safely (Postgres' "stack depth
     /// limit exceeded" class).
     #[error("{0}")]
@@ -169,6 +175,8 @@ impl StrataError {
             ObjectNotInPrerequisiteState(_) => "55000",
             InFailedTransaction => "25P02",
             SerializationFailure(_) | DefinitionChanged(_) => "40001",
+            NoActiveTransaction(_) => "25P01",
+            InvalidSavepoint(_) => "3B001",
             StatementTooComplex(_) => "54001",
             UndefinedParameter(_) => "42P02",
             OutOfMemory(_) => "53200",

@@ -16,6 +16,7 @@ mod handler;
 mod login;
 mod params;
 mod scram;
+mod simple_query;
 
 pub use handler::{ConnectionHandlers, DisconnectHook, Frontend};
 pub use login::AuthSettings;

@@ -44,3 +44,4 @@ pub use session::CancelSignal;
 pub use session::{ActingUser, Session};
 pub use strata_catalog::{Role, UserDef};
 pub use tiers::{JobControl, Tiers, WriteCounter};
+pub use txn::TxnStatus;

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use strata_catalog::{DEFAULT_NAMESPACE, Role};
 use strata_common::{Result, StrataError};
 use strata_sql::sqlparser::ast;
-use strata_sql::{ObjectRef, Statement};
+use strata_sql::{ObjectRef, Statement, normalize_ident};
 
 /// The user a statement acts as, carried in the DataFusion session config so a
 /// table provider scoping a USER table's scan can read it.
@@ -169,6 +169,11 @@ impl Session {
 
     /// A statement failed after `execute` returned (while its rows streamed):
     /// inside a block that aborts the block, as any other error does.
+    /// Idle, in a block, or in an aborted block: what ReadyForQuery reports.
+    pub fn transaction_status(&self) -> TxnStatus {
+        self.txn.status()
+    }
+
     pub fn statement_failed(&self) {
         self.txn.fail();
     }
@@ -690,10 +695,21 @@ impl Session {
                     savepoint: None, ..
                 } => self.end_block(false).await,
                 copy @ ast::Statement::Copy { .. } => crate::copy::execute(self, copy).await,
-                ast::Statement::Savepoint { .. }
-                | ast::Statement::ReleaseSavepoint { .. }
-                | ast::Statement::Rollback { .. } => {
-                    Err(StrataError::unsupported("savepoints are not supported"))
+                ast::Statement::Savepoint { name } => {
+                    let max = self.engine.options.max_transaction_memory;
+                    self.txn.savepoint(&normalize_ident(name), max)?;
+                    Ok(QueryOutput::command("SAVEPOINT"))
+                }
+                ast::Statement::ReleaseSavepoint { name } => {
+                    self.txn.release(&normalize_ident(name))?;
+                    Ok(QueryOutput::command("RELEASE"))
+                }
+                ast::Statement::Rollback {
+                    savepoint: Some(name),
+                    ..
+                } => {
+                    self.txn.rollback_to(&normalize_ident(name))?;
+                    Ok(QueryOutput::command("ROLLBACK"))
                 }
                 other => ddl::execute(self, other).await,
             },

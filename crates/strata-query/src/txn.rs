@@ -11,6 +11,12 @@
 //! An error inside a block aborts it: every later statement gets 25P02 until
 //! ROLLBACK (or COMMIT, which then rolls back), as in Postgres.
 //!
+//! Savepoints (`SAVEPOINT s`, `RELEASE s`, `ROLLBACK TO s`) are snapshots of
+//! the staged writes. Staged rows are shared copy-on-write, so a savepoint
+//! costs a copy of a partition's map only when the block writes that
+//! partition again. ROLLBACK TO restores the snapshot, clears the aborted
+//! state and keeps the savepoint, as in Postgres.
+//!
 //! Isolation is read committed: statements see other sessions' commits as they
 //! happen. The one conflict COMMIT re-checks is uniqueness: a key the block
 //! inserted that another session committed meanwhile fails the COMMIT with
@@ -39,14 +45,29 @@ pub(crate) struct PartitionWrites {
     pub fresh: HashSet<Vec<u8>>,
 }
 
+/// (table id, partition) → staged rows, with the table definition they were
+/// staged against.
+pub(crate) type BlockWrites = BTreeMap<(u32, String), (Arc<TableDef>, PartitionWrites)>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Block {
-    /// (table id, partition) → staged rows, with the table definition they were
-    /// staged against.
-    pub writes: BTreeMap<(u32, String), (Arc<TableDef>, PartitionWrites)>,
+    pub writes: BlockWrites,
     /// About how much memory the staged rows take.
     pub bytes: usize,
+    /// Open savepoints, oldest first (a name may repeat; the newest wins).
+    savepoints: Vec<Savepoint>,
 }
+
+/// The block as it was when a savepoint was set.
+#[derive(Debug)]
+struct Savepoint {
+    name: String,
+    writes: BlockWrites,
+    bytes: usize,
+}
+
+/// The most savepoints one block may hold open (each holds a snapshot).
+pub(crate) const MAX_SAVEPOINTS: usize = 10_000;
 
 /// Staged rows are rows of the definition they were staged against; once the
 /// table has been altered they can be neither read by the new definition nor
@@ -60,6 +81,35 @@ pub(crate) fn check_definition(staged: &TableDef, now: &TableDef) -> Result<()> 
         "table {} was altered while this transaction block had changes to it staged; the block cannot commit, retry it",
         now.qualified_name()
     )))
+}
+
+/// What a block holds: its staged rows and its savepoints' snapshots.
+fn check_room(block: &Block, more: usize, max_bytes: usize) -> Result<()> {
+    let held = block
+        .savepoints
+        .iter()
+        .fold(block.bytes, |n, sp| n.saturating_add(sp.bytes));
+    if held.saturating_add(more) > max_bytes {
+        return Err(StrataError::ProgramLimitExceeded(format!(
+            "a transaction block can hold at most {max_bytes} bytes of staged rows and savepoints ([limits] max_transaction_memory_mb); commit in smaller blocks or release savepoints"
+        )));
+    }
+    Ok(())
+}
+
+fn no_block(what: &str) -> StrataError {
+    StrataError::NoActiveTransaction(format!("{what} can only be used in transaction blocks"))
+}
+
+/// The newest savepoint of that name.
+fn find_savepoint(block: &Block, name: &str) -> Result<usize> {
+    block
+        .savepoints
+        .iter()
+        .rposition(|sp| sp.name == name)
+        .ok_or_else(|| {
+            StrataError::InvalidSavepoint(format!("savepoint \"{name}\" does not exist"))
+        })
 }
 
 /// Roughly what one staged row version holds in memory.
@@ -78,8 +128,9 @@ pub(crate) enum TxnState {
     #[default]
     Idle,
     Active(Block),
-    /// A statement failed inside the block.
-    Failed,
+    /// A statement failed inside the block; the block is kept for ROLLBACK TO
+    /// a savepoint.
+    Failed(Block),
 }
 
 /// The session's transaction state, shared with the DataFusion session config
@@ -100,7 +151,7 @@ impl TxnHandle {
         match &*self.0.lock() {
             TxnState::Idle => TxnStatus::Idle,
             TxnState::Active(_) => TxnStatus::InBlock,
-            TxnState::Failed => TxnStatus::Failed,
+            TxnState::Failed(_) => TxnStatus::Failed,
         }
     }
 
@@ -122,9 +173,68 @@ impl TxnHandle {
     /// A statement inside a block failed: the block is aborted.
     pub(crate) fn fail(&self) {
         let mut s = self.0.lock();
-        if matches!(&*s, TxnState::Active(_)) {
-            *s = TxnState::Failed;
+        *s = match std::mem::take(&mut *s) {
+            TxnState::Active(block) => TxnState::Failed(block),
+            other => other,
+        };
+    }
+
+    /// SAVEPOINT `name`. Its snapshot counts against `max_bytes` as if it
+    /// were a copy of the staged rows (it becomes one, partition by partition,
+    /// as the block writes on).
+    pub(crate) fn savepoint(&self, name: &str, max_bytes: usize) -> Result<()> {
+        let mut s = self.0.lock();
+        let TxnState::Active(block) = &mut *s else {
+            return Err(no_block("SAVEPOINT"));
+        };
+        if block.savepoints.len() >= MAX_SAVEPOINTS {
+            return Err(StrataError::ProgramLimitExceeded(format!(
+                "a transaction block can hold at most {MAX_SAVEPOINTS} savepoints; release some"
+            )));
         }
+        check_room(block, block.bytes, max_bytes)?;
+        let snapshot = Savepoint {
+            name: name.to_string(),
+            writes: block.writes.clone(),
+            bytes: block.bytes,
+        };
+        block.savepoints.push(snapshot);
+        Ok(())
+    }
+
+    /// RELEASE SAVEPOINT `name`: forgets it and every savepoint set after it,
+    /// keeping the writes.
+    pub(crate) fn release(&self, name: &str) -> Result<()> {
+        let mut s = self.0.lock();
+        let TxnState::Active(block) = &mut *s else {
+            return Err(no_block("RELEASE SAVEPOINT"));
+        };
+        let i = find_savepoint(block, name)?;
+        block.savepoints.truncate(i);
+        Ok(())
+    }
+
+    /// ROLLBACK TO SAVEPOINT `name`: the block's writes as they were when it
+    /// was set; later savepoints are forgotten, this one stays, and an
+    /// aborted block is usable again.
+    pub(crate) fn rollback_to(&self, name: &str) -> Result<()> {
+        let mut s = self.0.lock();
+        let mut block = match std::mem::take(&mut *s) {
+            TxnState::Active(b) | TxnState::Failed(b) => b,
+            TxnState::Idle => return Err(no_block("ROLLBACK TO SAVEPOINT")),
+        };
+        let result = find_savepoint(&block, name).map(|i| {
+            block.savepoints.truncate(i + 1);
+            let sp = &block.savepoints[i];
+            block.writes = sp.writes.clone();
+            block.bytes = sp.bytes;
+        });
+        *s = match &result {
+            Ok(()) => TxnState::Active(block),
+            // An unknown savepoint is an error inside the block: it aborts.
+            Err(_) => TxnState::Failed(block),
+        };
+        result
     }
 
     /// The staged version of one key: None when the block has not touched it,
@@ -182,11 +292,7 @@ impl TxnHandle {
                 .iter()
                 .map(|(k, r)| staged_size(k, Some(r)))
                 .sum::<usize>();
-        if block.bytes.saturating_add(added) > max_bytes {
-            return Err(StrataError::ProgramLimitExceeded(format!(
-                "a transaction block can stage at most {max_bytes} bytes of rows ([limits] max_transaction_memory_mb); commit in smaller blocks"
-            )));
-        }
+        check_room(block, added, max_bytes)?;
         let (def, w) = block
             .writes
             .entry((table.id, partition.to_string()))

@@ -212,6 +212,65 @@ def check_txn_error_aborts_block():
     C.expect(ids_present([120]) == [], "row of an aborted transaction is visible")
 
 
+def check_nested_transactions():
+    # psycopg's nested conn.transaction() blocks are savepoints (SQLAlchemy's
+    # begin_nested and Django's nested atomic() are the same statements).
+    seed([300])
+    with connect() as conn:
+        with conn.transaction():
+            conn.execute(f"INSERT INTO {T} (id, txt) VALUES (%s, %s)", [310, "outer"])
+            try:
+                with conn.transaction():
+                    conn.execute(f"INSERT INTO {T} (id, txt) VALUES (%s, %s)", [311, "inner"])
+                    conn.execute(f"UPDATE {T} SET txt = 'inner' WHERE id = 300")
+                    conn.execute(f"INSERT INTO {T} (id) VALUES (300)")  # 23505 aborts the inner block only
+            except psycopg.errors.UniqueViolation:
+                pass
+            C.expect(conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS,
+                     f"after ROLLBACK TO SAVEPOINT the status is {conn.info.transaction_status!r}, expected INTRANS")
+            with conn.transaction():
+                conn.execute(f"INSERT INTO {T} (id, txt) VALUES (%s, %s)", [312, "kept"])
+            n = conn.execute(f"SELECT count(*) FROM {T} WHERE id IN (310, 311, 312)").fetchone()[0]
+            C.expect(n == 2, f"inside the outer block expected 2 of 310..312, got {n}")
+    seen = ids_present([310, 311, 312])
+    C.expect(seen == [310, 312], f"after the outer COMMIT expected ids [310, 312], got {seen}")
+    txt = admin.execute(f"SELECT txt FROM {T} WHERE id = 300").fetchone()[0]
+    C.expect(txt == "seed", f"the rolled-back savepoint's UPDATE landed: txt={txt!r}")
+
+
+def check_savepoint_statements():
+    with connect(autocommit=True) as conn:
+        expect_sqlstate("25P01", lambda: conn.execute("SAVEPOINT s"))
+        expect_sqlstate("25P01", lambda: conn.execute("RELEASE SAVEPOINT s"))
+        expect_sqlstate("25P01", lambda: conn.execute("ROLLBACK TO SAVEPOINT s"))
+        conn.execute("BEGIN")
+        conn.execute(f"INSERT INTO {T} (id, txt) VALUES (320, 'a')")
+        conn.execute("SAVEPOINT s1")
+        conn.execute(f"INSERT INTO {T} (id, txt) VALUES (321, 'b')")
+        conn.execute("SAVEPOINT s2")
+        conn.execute(f"DELETE FROM {T} WHERE id = 320")
+        conn.execute("ROLLBACK TO SAVEPOINT s1")
+        n = conn.execute(f"SELECT count(*) FROM {T} WHERE id IN (320, 321)").fetchone()[0]
+        C.expect(n == 1, f"after ROLLBACK TO s1 expected only 320, got {n} rows")
+        expect_sqlstate("3B001", lambda: conn.execute("RELEASE SAVEPOINT s2"))  # gone with the rollback
+        C.expect(conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR,
+                 f"an unknown savepoint aborts the block, status {conn.info.transaction_status!r}")
+        expect_sqlstate("25P02", lambda: conn.execute("SELECT 1"))
+        conn.execute("ROLLBACK TO s1")  # still there: ROLLBACK TO keeps it
+        conn.execute(f"INSERT INTO {T} (id, txt) VALUES (322, 'c')")
+        conn.execute("RELEASE s1")
+        expect_sqlstate("3B001", lambda: conn.execute("ROLLBACK TO s1"))
+        conn.execute("ROLLBACK")
+        conn.execute("BEGIN")
+        conn.execute(f"INSERT INTO {T} (id, txt) VALUES (323, 'd')")
+        conn.execute('SAVEPOINT "Mixed Case"')
+        conn.execute(f"INSERT INTO {T} (id, txt) VALUES (324, 'e')")
+        conn.execute('ROLLBACK TO SAVEPOINT "Mixed Case"')
+        conn.execute("COMMIT")
+    seen = ids_present([320, 321, 322, 323, 324])
+    C.expect(seen == [323], f"expected only 323 committed, got {seen}")
+
+
 def check_error_unique_violation():
     seed([200])
     expect_sqlstate("23505", lambda: admin.execute(f"INSERT INTO {T} (id) VALUES (%s)", [200]))
@@ -353,6 +412,8 @@ def main():
     R.run("txn_commit", check_txn_commit)
     R.run("txn_rollback", check_txn_rollback)
     R.run("txn_error_aborts_block_25P02", check_txn_error_aborts_block)
+    R.run("nested_transactions_savepoints", check_nested_transactions)
+    R.run("savepoint_statements", check_savepoint_statements)
     R.run("error_23505_unique_violation", check_error_unique_violation)
     R.run("error_42P01_undefined_table", check_error_undefined_table)
     R.run("error_42601_syntax", check_error_syntax)
