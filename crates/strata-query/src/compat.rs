@@ -40,11 +40,57 @@ pub(crate) fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
             .into_iter()
             .map(|mut s| {
                 array_subqueries_to_array_agg(&mut s);
+                regtype_text_to_format_type(&mut s);
+                strata_sql::like_escape::rewrite(&mut s);
                 Statement::Sql(Box::new(s))
             })
             .collect());
     }
-    strata_sql::parse_sql(sql)
+    let mut stmts = strata_sql::parse_sql(sql)?;
+    for s in &mut stmts {
+        if let Statement::Sql(ast) = s {
+            strata_sql::like_escape::rewrite(ast);
+        }
+    }
+    Ok(stmts)
+}
+
+/// `oid::regtype::text` is the type's name in Postgres (`integer`,
+/// `character varying`); planned as is it would be the number. psycopg's
+/// type lookup selects it.
+fn regtype_text_to_format_type(stmt: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(stmt, |e| {
+        if let ast::Expr::Cast {
+            expr: inner,
+            data_type: outer,
+            ..
+        } = e
+            && is_type(outer, "text")
+            && let ast::Expr::Cast {
+                expr: oid,
+                data_type: reg,
+                ..
+            } = inner.as_ref()
+            && is_type(reg, "regtype")
+        {
+            let call = format!("format_type({oid}, NULL)");
+            if let Ok(parsed) = strata_sql::sqlparser::parser::Parser::new(
+                &strata_sql::sqlparser::dialect::PostgreSqlDialect {},
+            )
+            .try_with_sql(&call)
+            .and_then(|mut p| p.parse_expr())
+            {
+                *e = parsed;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Whether a data type is `name` or `pg_catalog.name`.
+fn is_type(ty: &ast::DataType, name: &str) -> bool {
+    let text = ty.to_string().to_ascii_lowercase();
+    text == name || text == format!("pg_catalog.{name}")
 }
 
 /// asyncpg's type introspection (`asyncpg/introspection.py`, sent whenever a

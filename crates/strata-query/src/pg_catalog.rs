@@ -8,6 +8,7 @@
 //! showing `_seq`/`_deleted`); pg_catalog lists only the plain one.
 
 mod tables;
+mod types;
 
 pub(crate) use tables::table_oid;
 
@@ -204,6 +205,9 @@ pub(crate) fn install(
         ctx.register_udf(pgc::has_privilege_udf::create_has_privilege_udf(name));
     }
     ctx.register_udf(pgc::create_pg_table_is_visible());
+    ctx.register_udf(ScalarUDF::from(types::ToRegtype::new(&statics.pg_type)?));
+    ctx.register_udf(ScalarUDF::from(types::TypeIsVisible::new()));
+    ctx.register_udf(crate::user_functions::like_escape_udf());
     ctx.register_udf(pgc::format_type::create_format_type_udf());
     ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
     ctx.register_udf(pgc::pg_get_expr_udf::create_pg_get_expr_udf());

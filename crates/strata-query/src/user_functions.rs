@@ -165,3 +165,53 @@ pub(crate) fn register_settings(ctx: &SessionContext, vars: &Vars) {
         }));
     }
 }
+
+/// `strata_like_escape(pattern, escape)`: a LIKE pattern written with another
+/// escape character, rewritten for backslash (what DataFusion's LIKE knows).
+/// The parser wraps a non-literal pattern of `LIKE … ESCAPE 'c'` in it; see
+/// `strata_sql::like_escape`.
+pub(crate) fn like_escape_udf() -> ScalarUDF {
+    use datafusion::arrow::array::{AsArray, StringArray};
+    let convert = |pattern: Option<&str>, escape: Option<&str>| -> Option<String> {
+        let pattern = pattern?;
+        let escape = escape?;
+        let mut chars = escape.chars();
+        let escape = match (chars.next(), chars.next()) {
+            (c, None) => c,
+            _ => return None,
+        };
+        Some(strata_sql::like_escape::to_backslash_escapes(
+            pattern, escape,
+        ))
+    };
+    datafusion::logical_expr::create_udf(
+        strata_sql::like_escape::FUNCTION,
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let escape = text_arg(args, 1)?;
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(v) => {
+                    let p = match v.cast_to(&DataType::Utf8)? {
+                        ScalarValue::Utf8(s) => s,
+                        _ => None,
+                    };
+                    ColumnarValue::Scalar(ScalarValue::Utf8(convert(
+                        p.as_deref(),
+                        escape.as_deref(),
+                    )))
+                }
+                ColumnarValue::Array(a) => {
+                    let a = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+                    let out: StringArray = a
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|p| convert(p, escape.as_deref()))
+                        .collect();
+                    ColumnarValue::Array(Arc::new(out))
+                }
+            })
+        }),
+    )
+}

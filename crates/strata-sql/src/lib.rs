@@ -5,6 +5,7 @@
 //! other statement to DataFusion's SQL parser untouched, as a `sqlparser` AST.
 
 mod cursor;
+pub mod like_escape;
 pub mod limits;
 mod options;
 mod parse;
