@@ -111,6 +111,12 @@ pub enum StrataError {
     /// ROLLBACK TO / RELEASE of a savepoint the block does not have.
     #[error("{0}")]
     InvalidSavepoint(String),
+    /// FETCH / MOVE / CLOSE of a cursor the session does not have.
+    #[error("{0}")]
+    InvalidCursorName(String),
+    /// DECLARE of a cursor name the session has already.
+    #[error("{0}")]
+    DuplicateCursor(String),
     /// Too deep or too long to plan and run safely (Postgres' "stack depth
     /// limit exceeded" class).
     #[error("{0}")]
@@ -177,6 +183,8 @@ impl StrataError {
             SerializationFailure(_) | DefinitionChanged(_) => "40001",
             NoActiveTransaction(_) => "25P01",
             InvalidSavepoint(_) => "3B001",
+            InvalidCursorName(_) => "34000",
+            DuplicateCursor(_) => "42P03",
             StatementTooComplex(_) => "54001",
             UndefinedParameter(_) => "42P02",
             OutOfMemory(_) => "53200",

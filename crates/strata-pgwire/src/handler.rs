@@ -15,8 +15,8 @@ use futures::{Sink, SinkExt};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_describe_response};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
@@ -27,7 +27,9 @@ use pgwire::api::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription};
-use pgwire::messages::extendedquery::{Describe, Execute, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::extendedquery::{
+    Describe, Execute, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::simplequery::Query;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -377,6 +379,17 @@ impl ExtendedQueryHandler for Handler {
                     .await?;
                 return Ok(());
             }
+        }
+        // A SQL cursor is a portal too (psycopg's server-side cursors
+        // describe it by name right after DECLARE).
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && let Some(name) = message.name.as_deref()
+            && client.portal_store().get_portal(name).is_none()
+            && let Some(schema) = session_of(client)?.cursor_columns(name)
+        {
+            let fields = pg_fields(&schema, &Format::UnifiedText)?;
+            send_describe_response(client, &DescribePortalResponse::new(fields)).await?;
+            return Ok(());
         }
         self._on_describe(client, message).await
     }

@@ -189,8 +189,10 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
         Statement::CreateUser { .. }
         | Statement::AlterUser { .. }
         | Statement::DropUser { .. }
-        | Statement::ExecuteAs { .. } => Err(StrataError::internal(
-            "user statements are executed by the session",
+        | Statement::ExecuteAs { .. }
+        | Statement::Fetch { .. }
+        | Statement::CloseCursor { .. } => Err(StrataError::internal(
+            "user and cursor statements are executed by the session",
         )),
         Statement::NotYetSupported(what) => Err(StrataError::unsupported(format!(
             "{what} is not supported yet"

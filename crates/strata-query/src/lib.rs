@@ -12,6 +12,7 @@
 pub mod codec;
 mod compat;
 pub mod copy;
+mod cursors;
 mod ddl;
 mod dml;
 mod engine;

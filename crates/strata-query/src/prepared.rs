@@ -96,6 +96,13 @@ pub enum PlanKind {
     Insert(Box<InsertPlan>),
     Update(UpdatePlan),
     Delete(DeletePlan),
+    /// `DECLARE name CURSOR FOR query`: the query, planned (its parameters
+    /// are the statement's).
+    Declare {
+        name: String,
+        hold: bool,
+        plan: Box<LogicalPlan>,
+    },
     /// Planned afresh at every execution (DDL, SET, SHOW ...).
     Command(Box<Statement>),
 }

@@ -52,6 +52,8 @@ pub struct Session {
     /// Set once the running statement's writes start to commit (shared with
     /// EXECUTE AS delegates, whose writes are the statement's).
     committing: Arc<AtomicBool>,
+    /// Open SQL cursors (shared with EXECUTE AS delegates).
+    pub(crate) cursors: Arc<crate::cursors::Cursors>,
 }
 
 /// Resolves when the running statement should stop (a CancelRequest, the
@@ -88,6 +90,7 @@ impl Session {
         Session {
             login_incarnation,
             committing: Arc::new(AtomicBool::new(false)),
+            cursors: Arc::default(),
             engine,
             ctx,
             user,
@@ -119,6 +122,7 @@ impl Session {
         *s.vars.lock() = self.vars.lock().clone();
         *s.reset_values.lock() = self.reset_values.lock().clone();
         s.committing = self.committing.clone();
+        s.cursors = self.cursors.clone();
         s
     }
 
@@ -169,6 +173,11 @@ impl Session {
 
     /// A statement failed after `execute` returned (while its rows streamed):
     /// inside a block that aborts the block, as any other error does.
+    /// The columns of the open SQL cursor `name` (a portal, for Describe).
+    pub fn cursor_columns(&self, name: &str) -> Option<SchemaRef> {
+        self.cursors.schema(name)
+    }
+
     /// Idle, in a block, or in an aborted block: what ReadyForQuery reports.
     pub fn transaction_status(&self) -> TxnStatus {
         self.txn.status()
@@ -297,7 +306,14 @@ impl Session {
         let Statement::Sql(ast) = stmt else {
             let mut p = command(stmt);
             p.schema = match &p.kind {
-                PlanKind::Command(s) => ddl::result_schema(s),
+                PlanKind::Command(s) => match s.as_ref() {
+                    Statement::Fetch {
+                        cursor,
+                        move_only: false,
+                        ..
+                    } => self.cursors.schema(cursor),
+                    other => ddl::result_schema(other),
+                },
                 _ => None,
             };
             return Ok(Arc::new(p));
@@ -336,6 +352,18 @@ impl Session {
             }
             ast::Statement::Delete(del) => {
                 dml::prepare_delete(self, sql, del, catalog_version).await?
+            }
+            ast::Statement::Declare { stmts } => {
+                let (name, hold, query) = crate::cursors::declaration(stmts)?;
+                let plan = self.plan(ast::Statement::Query(query), sql).await?;
+                let mut p = query_prepared(sql, plan, catalog_version)?;
+                p.kind = match p.kind {
+                    PlanKind::Query(plan) => PlanKind::Declare { name, hold, plan },
+                    other => other,
+                };
+                // DECLARE itself returns no rows; FETCH describes them.
+                p.schema = None;
+                p
             }
             ast::Statement::ShowVariable { variable } => {
                 let mut p = command(Statement::Sql(Box::new(ast::Statement::ShowVariable {
@@ -590,6 +618,9 @@ impl Session {
             PlanKind::Insert(p) => dml::execute_insert(self, p, &params).await,
             PlanKind::Update(p) => dml::execute_update(self, p, params).await,
             PlanKind::Delete(p) => dml::execute_delete(self, p, params).await,
+            PlanKind::Declare { name, hold, plan } => {
+                self.declare_cursor(name, *hold, plan, params).await
+            }
             PlanKind::Command(stmt) => self.execute_command(stmt).await,
         }
     }
@@ -713,16 +744,78 @@ impl Session {
                 }
                 other => ddl::execute(self, other).await,
             },
+            Statement::Fetch {
+                cursor,
+                direction,
+                move_only,
+            } => self.cursors.fetch(cursor, *direction, *move_only).await,
+            Statement::CloseCursor { name } => {
+                self.cursors.close(name.as_deref())?;
+                Ok(QueryOutput::command(if name.is_some() {
+                    "CLOSE CURSOR"
+                } else {
+                    "CLOSE CURSOR ALL"
+                }))
+            }
             other => ddl::execute_strata(self, other).await,
         }
     }
 
     async fn end_block(&self, commit: bool) -> Result<QueryOutput> {
-        let tag = crate::write::end_block(self, commit).await?;
+        let committing = commit && self.txn.status() == TxnStatus::InBlock;
+        if committing {
+            // WITH HOLD cursors read their rows before the block commits; if
+            // they cannot, the block rolls back (as in Postgres).
+            let max = self.engine.options.max_transaction_memory;
+            if let Err(e) = self.cursors.hold_for_commit(max).await {
+                let _ = crate::write::end_block(self, false).await;
+                self.cursors.end_transaction(false);
+                return Err(e);
+            }
+        }
+        let result = crate::write::end_block(self, commit).await;
+        self.cursors
+            .end_transaction(committing && matches!(result, Ok("COMMIT")));
         Ok(QueryOutput::Transaction {
-            tag: tag.into(),
+            tag: result?.into(),
             in_block: false,
         })
+    }
+
+    /// DECLARE … CURSOR: starts the query and keeps its stream under `name`.
+    /// Outside a block only WITH HOLD is allowed, and then the cursor's
+    /// transaction is the DECLARE itself: its rows are read at once.
+    async fn declare_cursor(
+        &self,
+        name: &str,
+        hold: bool,
+        plan: &LogicalPlan,
+        params: Vec<ScalarValue>,
+    ) -> Result<QueryOutput> {
+        let in_block = self.txn.status() == TxnStatus::InBlock;
+        if !in_block && !hold {
+            return Err(StrataError::NoActiveTransaction(
+                "DECLARE CURSOR can only be used in transaction blocks".into(),
+            ));
+        }
+        let plan = if params.is_empty() {
+            plan.clone()
+        } else {
+            plan.clone().with_param_values(ParamValues::from(params))?
+        };
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = self.engine.execute(df);
+        self.cursors.declare(name, schema, stream, hold)?;
+        if !in_block {
+            let max = self.engine.options.max_transaction_memory;
+            if let Err(e) = self.cursors.hold_for_commit(max).await {
+                self.cursors.end_transaction(false);
+                return Err(e);
+            }
+            self.cursors.end_transaction(true);
+        }
+        Ok(QueryOutput::command("DECLARE CURSOR"))
     }
 }
 

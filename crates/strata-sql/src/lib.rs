@@ -5,6 +5,7 @@
 //! other statement to DataFusion's SQL parser untouched, as a `sqlparser` AST.
 
 mod cursor;
+mod cursors;
 pub mod like_escape;
 pub mod limits;
 mod options;
@@ -84,11 +85,39 @@ pub enum Statement {
         /// The inner statement's text, for planning and re-planning it alone.
         sql: String,
     },
+    /// `FETCH [direction] [FROM | IN] cursor`, or `MOVE …` (rows skipped,
+    /// not returned).
+    Fetch {
+        cursor: String,
+        direction: FetchDirection,
+        move_only: bool,
+    },
+    /// `CLOSE cursor`; `CLOSE ALL` has no name.
+    CloseCursor {
+        name: Option<String>,
+    },
     /// A Strata statement that belongs to a later milestone; it parses so the
     /// client gets "not supported yet" rather than a syntax error.
     NotYetSupported(&'static str),
     /// Any other statement, for DataFusion or the DML executor.
     Sql(Box<ast::Statement>),
+}
+
+/// Where a FETCH or MOVE goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchDirection {
+    /// The next n rows (NEXT, FORWARD, a count).
+    Forward(u64),
+    /// Every remaining row.
+    All,
+    /// The row at this position (FIRST is 1).
+    Absolute(i64),
+    /// The row this far from the current one.
+    Relative(i64),
+    /// LAST.
+    Last,
+    /// PRIOR, BACKWARD, a negative count.
+    Backward,
 }
 
 /// A password from a statement; its Debug form is redacted so a logged

@@ -167,6 +167,9 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
     {
         return crate::users::parse(toks);
     }
+    if let Some(stmt) = crate::cursors::parse(&mut c) {
+        return stmt;
+    }
     if let Some(name) = later_milestone(&c) {
         return Ok(Statement::NotYetSupported(name));
     }

@@ -271,6 +271,27 @@ def check_savepoint_statements():
     C.expect(seen == [323], f"expected only 323 committed, got {seen}")
 
 
+def check_server_side_cursor():
+    # A named cursor is DECLARE … CURSOR, then FETCH FORWARD n through the
+    # extended protocol (binary results here), after a Describe of the cursor.
+    with connect() as conn:
+        with conn.cursor(name="strata_named", binary=True) as cur:
+            cur.itersize = 7
+            cur.execute("SELECT x, x * 2 AS y FROM generate_series(1, 50) AS g(x) WHERE x > %s", [10])
+            C.expect([d.name for d in cur.description] == ["x", "y"], f"description {cur.description}")
+            first = cur.fetchmany(5)
+            C.expect([r[0] for r in first] == [11, 12, 13, 14, 15], f"fetchmany(5) gave {first}")
+            rest = list(cur)
+            C.expect(len(rest) == 35 and rest[-1] == (50, 100), f"iterating the rest gave {len(rest)} rows")
+        conn.rollback()
+    with connect() as conn:
+        with conn.cursor(name="strata_held", withhold=True) as cur:
+            cur.execute("SELECT x FROM generate_series(1, 20) AS g(x)")
+            conn.commit()  # a WITH HOLD cursor outlives its transaction
+            got = [r[0] for r in cur.fetchall()]
+            C.expect(got == list(range(1, 21)), f"WITH HOLD after COMMIT gave {got}")
+
+
 def check_error_unique_violation():
     seed([200])
     expect_sqlstate("23505", lambda: admin.execute(f"INSERT INTO {T} (id) VALUES (%s)", [200]))
@@ -414,6 +435,7 @@ def main():
     R.run("txn_error_aborts_block_25P02", check_txn_error_aborts_block)
     R.run("nested_transactions_savepoints", check_nested_transactions)
     R.run("savepoint_statements", check_savepoint_statements)
+    R.run("server_side_cursor", check_server_side_cursor)
     R.run("error_23505_unique_violation", check_error_unique_violation)
     R.run("error_42P01_undefined_table", check_error_undefined_table)
     R.run("error_42601_syntax", check_error_syntax)
