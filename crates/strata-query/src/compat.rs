@@ -4,6 +4,8 @@
 //! Postgres-only syntax (`OPERATOR(pg_catalog.~)`, `'t'::regclass`, …) into
 //! what DataFusion plans. Every other statement takes Strata's own parser.
 
+mod scalar_subqueries;
+
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -30,7 +32,12 @@ fn is_catalog_query(sql: &str) -> bool {
 
 pub(crate) fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
     let sql = substitute(sql);
-    let sql = sql.as_ref();
+    let protected = if is_catalog_query(&sql) && strata_sql::limits::check_sql(&sql).is_ok() {
+        scalar_subqueries::protect(&sql)
+    } else {
+        None
+    };
+    let sql = protected.as_deref().unwrap_or(sql.as_ref());
     if is_catalog_query(sql)
         && strata_sql::limits::check_sql(sql).is_ok()
         && let Ok(stmts) = PARSER.parse(sql)
@@ -152,6 +159,46 @@ const TYPINPUT: [(&str, &str); 2] = [
     ("typinput='array_in'::regproc", "typinput='array_in'"),
 ];
 
+/// SQLAlchemy's constraint and index reflection expands `pg_index.indkey`
+/// and `indclass` (int2vector/oidvector) with `unnest` and numbers them with
+/// `generate_subscripts(indkey, 1)`. Strata's only index is a one-column
+/// primary key, so the expansion is the vector's one element at subscript 1.
+/// Its index query also selects `pg_class.reloptions`, which Strata's
+/// relations never have.
+const INDEX_VECTORS: [(&str, &str); 3] = [
+    (
+        "pg_catalog.pg_class.reloptions,",
+        "CAST(NULL AS TEXT) AS reloptions,",
+    ),
+    (
+        "unnest(pg_catalog.pg_index.indkey)",
+        "CAST(split_part(pg_catalog.pg_index.indkey, ' ', 1) AS SMALLINT)",
+    ),
+    (
+        "unnest(pg_catalog.pg_index.indclass)",
+        "CAST(split_part(pg_catalog.pg_index.indclass, ' ', 1) AS INT)",
+    ),
+];
+const SUBSCRIPTS: &str = "generate_subscripts(pg_catalog.pg_index.indkey, ";
+
+/// `generate_subscripts(pg_catalog.pg_index.indkey, d)` → `CAST(d AS INT)`:
+/// the dimension argument (1, or a parameter holding 1) is the subscript.
+fn replace_subscripts(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find(SUBSCRIPTS) {
+        let after = &rest[i + SUBSCRIPTS.len()..];
+        let Some(close) = after.find(')') else {
+            break;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(&format!("CAST({} AS INT)", after[..close].trim()));
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Queries drivers send verbatim that DataFusion cannot run, swapped for
 /// equivalents it can.
 fn substitute(sql: &str) -> Cow<'_, str> {
@@ -161,6 +208,15 @@ fn substitute(sql: &str) -> Cow<'_, str> {
     if sql.contains("_pg_expandarray(i.indkey)") {
         let mut out = sql.to_string();
         for (from, to) in EXPANDARRAY {
+            out = out.replace(from, to);
+        }
+        return Cow::Owned(out);
+    }
+    if sql.contains("pg_catalog.pg_index.ind")
+        && (sql.contains("unnest(") || sql.contains(SUBSCRIPTS))
+    {
+        let mut out = replace_subscripts(sql);
+        for (from, to) in INDEX_VECTORS {
             out = out.replace(from, to);
         }
         return Cow::Owned(out);

@@ -208,6 +208,10 @@ pub(crate) fn install(
     ctx.register_udf(ScalarUDF::from(types::ToRegtype::new(&statics.pg_type)?));
     ctx.register_udf(ScalarUDF::from(types::TypeIsVisible::new()));
     ctx.register_udf(crate::user_functions::like_escape_udf());
+    ctx.register_udf(ScalarUDF::from(types::ColumnDefault {
+        tiers: tiers.clone(),
+        signature: Signature::any(2, Volatility::Stable),
+    }));
     ctx.register_udf(pgc::format_type::create_format_type_udf());
     ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
     ctx.register_udf(pgc::pg_get_expr_udf::create_pg_get_expr_udf());

@@ -3,7 +3,8 @@
 //! each column's Postgres type (UUID, JSON and VARCHAR are text in Arrow; most
 //! arrays have no Arrow-derived type), and every table's primary key as the
 //! index and constraint Postgres would keep for it (`pg_class`, `pg_index`,
-//! `pg_constraint`), which psql's `\d` and JDBC's `getPrimaryKeys` read.
+//! `pg_constraint`), which psql's `\d` and JDBC's `getPrimaryKeys` read, and
+//! each column DEFAULT in `pg_attrdef` (psql's `\d`, SQLAlchemy's reflection).
 //!
 //! Each is the crate's table with rows corrected or added at scan time. A
 //! Strata table's OID is derived from its id ([`table_oid`]) in every table
@@ -40,6 +41,8 @@ pub(crate) fn table_oid(def: &TableDef) -> i32 {
 /// Offsets of a primary key's index and constraint OIDs from its table's.
 const INDEX_OID_OFFSET: i32 = 1_000_000_000;
 const CONSTRAINT_OID_OFFSET: i32 = 1_500_000_000;
+/// `pg_attrdef` OIDs: the table's OID times this plus the column number.
+const ATTRDEF_OID_BASE: i32 = 1_600_000_000;
 
 /// `CREATE UNIQUE INDEX …` text of each primary-key index by OID, filled when
 /// `pg_index` or `pg_class` is scanned, for `pg_get_indexdef`.
@@ -73,6 +76,7 @@ enum Which {
     Class,
     Index,
     Constraint,
+    AttrDef,
 }
 
 #[async_trait]
@@ -87,6 +91,7 @@ impl SchemaProvider for StrataPgCatalog {
             "pg_class" => Which::Class,
             "pg_index" => Which::Index,
             "pg_constraint" => Which::Constraint,
+            "pg_attrdef" => Which::AttrDef,
             _ => return self.inner.table(name).await,
         };
         let Some(table) = self.inner.table(name).await? else {
@@ -173,6 +178,11 @@ impl TableProvider for Patched {
             Which::Constraint => {
                 let mut out = batches;
                 out.push(new_rows(&schema, &relations, constraint_row)?);
+                out
+            }
+            Which::AttrDef => {
+                let mut out = batches;
+                out.push(attrdef_rows(&schema, &relations)?);
                 out
             }
         };
@@ -305,6 +315,8 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
     let typmods = int32_column(b, "atttypmod")?;
     let ndims = int32_column(b, "attndims")?;
     let (mut ty_out, mut mod_out, mut dims_out) = (vec![], vec![], vec![]);
+    let mut hasdef_out = vec![];
+    let hasdef = column(b, "atthasdef")?.clone();
     for i in 0..b.num_rows() {
         let column = relations
             .get(&relids.value(i))
@@ -315,11 +327,13 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
                 mod_out.push(ScalarValue::Int32(Some(c.ty.pg_typmod())));
                 let dims = i32::from(matches!(c.ty, strata_catalog::ColumnType::Array(_)));
                 dims_out.push(ScalarValue::Int32(Some(dims)));
+                hasdef_out.push(ScalarValue::Boolean(Some(c.default.is_some())));
             }
             None => {
                 ty_out.push(ScalarValue::Int32(Some(typids.value(i))));
                 mod_out.push(ScalarValue::Int32(Some(typmods.value(i))));
                 dims_out.push(ScalarValue::Int32(Some(ndims.value(i))));
+                hasdef_out.push(ScalarValue::try_from_array(&hasdef, i)?);
             }
         }
     }
@@ -329,8 +343,49 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
             ("atttypid", ty_out),
             ("atttypmod", mod_out),
             ("attndims", dims_out),
+            ("atthasdef", hasdef_out),
         ],
     )
+}
+
+/// One `pg_attrdef` row per column DEFAULT of Strata's tables; `adbin` holds
+/// the expression's text, which `pg_get_expr` returns as is.
+fn attrdef_rows(schema: &SchemaRef, relations: &HashMap<i32, Relation>) -> DfResult<RecordBatch> {
+    let mut rels: Vec<&Relation> = relations.values().collect();
+    rels.sort_by_key(|r| r.oid);
+    let mut rows: Vec<(i32, i32, i16, String)> = vec![];
+    for r in rels {
+        for (i, c) in r.def.columns.iter().enumerate() {
+            let (Some(default), Ok(attnum)) = (&c.default, i16::try_from(i + 1)) else {
+                continue;
+            };
+            let oid = ATTRDEF_OID_BASE
+                .saturating_add((r.oid - TABLE_OID_BASE).saturating_mul(1024))
+                .saturating_add(i32::from(attnum));
+            rows.push((oid, r.oid, attnum, default.clone()));
+        }
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let vals: Vec<ScalarValue> = rows
+                .iter()
+                .map(|(oid, relid, attnum, text)| match f.name().as_str() {
+                    "oid" => Ok(ScalarValue::Int32(Some(*oid))),
+                    "adrelid" => Ok(ScalarValue::Int32(Some(*relid))),
+                    "adnum" => Ok(ScalarValue::Int16(Some(*attnum))),
+                    "adbin" => Ok(ScalarValue::Utf8(Some(text.clone()))),
+                    _ => default_value(f),
+                })
+                .collect::<DfResult<_>>()?;
+            if vals.is_empty() {
+                return Ok(datafusion::arrow::array::new_empty_array(f.data_type()));
+            }
+            Ok(cast(&ScalarValue::iter_to_array(vals)?, f.data_type())?)
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// `column` (a table OID) with the crate's OIDs of Strata's tables replaced by

@@ -204,3 +204,73 @@ impl ScalarUDFImpl for TypeIsVisible {
         })
     }
 }
+
+/// `strata_column_default(table oid, attnum)`: the DEFAULT text of a Strata
+/// table's column, NULL when it has none (what `pg_get_expr` of its
+/// `pg_attrdef` row gives; see `compat/scalar_subqueries.rs`).
+#[derive(Debug)]
+pub(crate) struct ColumnDefault {
+    pub(crate) tiers: Arc<crate::tiers::Tiers>,
+    pub(crate) signature: Signature,
+}
+
+impl PartialEq for ColumnDefault {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.tiers, &other.tiers)
+    }
+}
+
+impl Eq for ColumnDefault {}
+
+impl std::hash::Hash for ColumnDefault {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.tiers) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for ColumnDefault {
+    fn name(&self) -> &str {
+        "strata_column_default"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let [relid, attnum] = args.args.as_slice() else {
+            return Err(DataFusionError::Plan(
+                "strata_column_default takes (table oid, attnum)".into(),
+            ));
+        };
+        let relid = relid.to_array(n)?;
+        let relid = datafusion::arrow::compute::cast(&relid, &DataType::Int64)?;
+        let relid = relid.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let attnum = attnum.to_array(n)?;
+        let attnum = datafusion::arrow::compute::cast(&attnum, &DataType::Int64)?;
+        let attnum = attnum.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let tables: HashMap<i64, Arc<strata_catalog::TableDef>> = self
+            .tiers
+            .catalog
+            .tables()
+            .into_iter()
+            .map(|t| (i64::from(super::table_oid(&t)), t))
+            .collect();
+        let out: datafusion::arrow::array::StringArray = (0..n)
+            .map(|i| {
+                if relid.is_null(i) || attnum.is_null(i) {
+                    return None;
+                }
+                let table = tables.get(&relid.value(i))?;
+                let index = usize::try_from(attnum.value(i)).ok()?.checked_sub(1)?;
+                table.columns.get(index)?.default.clone()
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
