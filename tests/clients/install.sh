@@ -2,7 +2,7 @@
 # Installs what the client-compatibility tests need, into a cache dir outside the repo.
 # Idempotent and quick when everything is already there. Debian 12, run as root.
 #   STRATA_CLIENTS_CACHE (default ~/.cache/strata-clients)
-#     venv/   python venv with psycopg 3, psycopg2, asyncpg, SQLAlchemy, pandas, pg8000 (python/requirements.txt)
+#     venv/   python venv with psycopg 3, psycopg2, asyncpg, SQLAlchemy, pandas, pg8000, Django (python/requirements.txt)
 #     node/   node_modules with pg (node/package.json)
 #     java/   compiled ClientTest.class
 set -euo pipefail
@@ -23,16 +23,16 @@ REQ="$HERE/python/requirements.txt"
 VENV="$CACHE/venv"
 stamp="$VENV/.requirements.txt"
 if [[ -x "$VENV/bin/python" ]] && cmp -s "$REQ" "$stamp" \
-   && "$VENV/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy, pandas, pg8000' 2>/dev/null; then
+   && "$VENV/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy, pandas, pg8000, django' 2>/dev/null; then
   found+=("python-venv")
 else
   # Debian's own python3 keeps venv in a separate package.
   "$PY" -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
   [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
-  "$VENV/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy, pandas, pg8000'
+  "$VENV/bin/python" -c 'import psycopg, psycopg2, asyncpg, sqlalchemy, pandas, pg8000, django'
   cp "$REQ" "$stamp"
-  installed+=("python-venv(psycopg3,psycopg2,asyncpg,sqlalchemy,pandas,pg8000)")
+  installed+=("python-venv(psycopg3,psycopg2,asyncpg,sqlalchemy,pandas,pg8000,django)")
 fi
 
 # ---- node-postgres -------------------------------------------------------

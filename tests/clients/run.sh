@@ -3,13 +3,13 @@
 # PGDATABASE (install first with install.sh). Each client uses its own namespace,
 # ${STRATA_NS:-strata_clients}_<client>, which it drops and creates again.
 #   tests/clients/run.sh                     # all clients
-#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy node-pg pgjdbc psql
+#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy django node-pg pgjdbc psql
 # Exits non-zero if any client failed.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${STRATA_CLIENTS_CACHE:-$HOME/.cache/strata-clients}"
 PREFIX="${STRATA_NS:-strata_clients}"
-ALL=(psycopg3 psycopg2 asyncpg sqlalchemy node-pg pgjdbc psql)
+ALL=(psycopg3 psycopg2 asyncpg sqlalchemy django node-pg pgjdbc psql)
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-root}" PGDATABASE="${PGDATABASE:-strata}"
 export PGPASSWORD="${PGPASSWORD:-}"
 PY="$CACHE/venv/bin/python"
@@ -21,6 +21,7 @@ cmd_for() {
     psycopg2) echo "$PY $HERE/python/test_psycopg2.py" ;;
     asyncpg) echo "$PY $HERE/python/test_asyncpg.py" ;;
     sqlalchemy) echo "$PY $HERE/python/test_sqlalchemy.py" ;;
+    django) echo "$PY $HERE/python/test_django.py" ;;
     node-pg|pg|node) echo "env NODE_PATH=$CACHE/node/node_modules node $HERE/node/test_pg.js" ;;
     pgjdbc|jdbc|java) echo "java -cp $JAR:$CACHE/java ClientTest" ;;
     psql) echo "bash $HERE/psql/test.sh" ;;

@@ -43,6 +43,8 @@ pub struct Engine {
     /// other connections (the layout InfluxDB 3 and GreptimeDB use too).
     query_runtime: QueryRuntime,
     pub(crate) options: EngineOptions,
+    /// Each pg_class relation's namespace (see `pg_catalog::RelationNamespaces`).
+    pub(crate) rel_namespaces: crate::pg_catalog::RelationNamespaces,
 }
 
 struct QueryRuntime(Option<tokio::runtime::Runtime>);
@@ -132,9 +134,14 @@ impl Engine {
             .with_catalog_list(Arc::new(list))
             .with_default_features()
             .build();
-        let base_state =
-            crate::pg_catalog::install(base_state, tiers.clone(), &[&strata, &strata_sys])
-                .map_err(std::io::Error::other)?;
+        let rel_namespaces = crate::pg_catalog::RelationNamespaces::default();
+        let base_state = crate::pg_catalog::install(
+            base_state,
+            tiers.clone(),
+            &[&strata, &strata_sys],
+            &rel_namespaces,
+        )
+        .map_err(std::io::Error::other)?;
         // More threads than cores: the OS time-slices a short query in beside a
         // long one instead of queueing it behind it.
         let threads = 2 * std::thread::available_parallelism()
@@ -155,6 +162,7 @@ impl Engine {
             write_locks: Mutex::new(HashMap::new()),
             query_runtime: QueryRuntime(Some(query_runtime)),
             options,
+            rel_namespaces,
         }))
     }
 

@@ -10,7 +10,7 @@
 mod tables;
 mod types;
 
-pub(crate) use tables::table_oid;
+pub(crate) use tables::{RelationNamespaces, table_oid};
 
 use crate::engine::CATALOG;
 use crate::provider::{strata_schema_names, table_names_in};
@@ -159,6 +159,7 @@ pub(crate) fn install(
     state: SessionState,
     tiers: Arc<Tiers>,
     catalogs: &[&Arc<crate::provider::StrataCatalogProvider>],
+    rel_namespaces: &RelationNamespaces,
 ) -> DfResult<SessionState> {
     let ctx = SessionContext::new_with_state(state);
     let statics = Arc::new(pgc::PgCatalogStaticTables::try_new().map_err(df_err)?);
@@ -177,6 +178,7 @@ pub(crate) fn install(
         Arc::new(provider),
         tiers.clone(),
         index_defs.clone(),
+        rel_namespaces.clone(),
     ));
     for c in catalogs {
         c.add_schema("pg_catalog", provider.clone());

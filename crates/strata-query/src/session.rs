@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use strata_catalog::{DEFAULT_NAMESPACE, Role};
+use strata_catalog::Role;
 use strata_common::{Result, StrataError};
 use strata_sql::sqlparser::ast;
 use strata_sql::{ObjectRef, Statement, normalize_ident};
@@ -86,6 +86,7 @@ impl Session {
         user_functions::register(&ctx, &user, &session_user);
         let vars = Arc::new(Mutex::new(vars));
         user_functions::register_settings(&ctx, &vars);
+        user_functions::register_visibility(&ctx, &vars, &engine.tiers, &engine.rel_namespaces);
         let login_incarnation = engine.catalog.user(&session_user).map(|u| u.created_at);
         Session {
             login_incarnation,
@@ -147,15 +148,7 @@ impl Session {
 
     /// The namespace unqualified names resolve to: the first of search_path.
     pub fn current_namespace(&self) -> String {
-        let vars = self.vars.lock();
-        let path = vars
-            .get("search_path")
-            .map(String::as_str)
-            .unwrap_or(DEFAULT_NAMESPACE);
-        path.split(',')
-            .map(|s| s.trim().trim_matches('"').to_string())
-            .find(|s| !s.is_empty() && s != "$user")
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+        settings::first_in_search_path(&self.vars.lock())
     }
 
     pub(crate) fn resolve(&self, r: &ObjectRef) -> (String, String) {

@@ -75,7 +75,15 @@ impl Session {
         &self,
         params: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) {
+        let mut pairs: Vec<(String, String)> = vec![];
         for (name, value) in params {
+            if name.eq_ignore_ascii_case("options") {
+                pairs.extend(command_line_settings(value));
+            } else {
+                pairs.push((name.clone(), value.clone()));
+            }
+        }
+        for (name, value) in &pairs {
             let name = name.to_lowercase();
             if !STARTUP_SETTINGS.contains(&name.as_str()) {
                 continue;
@@ -495,5 +503,79 @@ mod tests {
         assert!(memory_bytes("lots").is_err());
         assert_eq!(show_memory(64 << 20), "64MB");
         assert_eq!(show_memory(1500), "1500B");
+    }
+}
+
+/// The namespace unqualified names resolve to: the first of search_path
+/// (`$user` and empty entries skipped).
+pub(crate) fn first_in_search_path(vars: &BTreeMap<String, String>) -> String {
+    let path = vars
+        .get("search_path")
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_NAMESPACE);
+    path.split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .find(|s| !s.is_empty() && s != "$user")
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+/// The settings in a startup `options` parameter, given as on the `postgres`
+/// command line: `-c name=value`, `-cname=value` or `--name=value`, separated
+/// by spaces (`\ ` is a space inside a value). Other switches are ignored.
+pub(crate) fn command_line_settings(options: &str) -> Vec<(String, String)> {
+    let mut words = vec![];
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+            }
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = vec![];
+    let mut words = words.into_iter();
+    while let Some(w) = words.next() {
+        let setting = if w == "-c" {
+            words.next()
+        } else {
+            w.strip_prefix("--")
+                .or_else(|| w.strip_prefix("-c"))
+                .map(str::to_string)
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((name.replace('-', "_"), value.to_string()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod command_line_tests {
+    use super::command_line_settings as parse;
+
+    #[test]
+    fn options_parameter_forms() {
+        assert_eq!(
+            parse("-c search_path=app -cstatement_timeout=5s --application-name=my\\ app -d 5"),
+            vec![
+                ("search_path".to_string(), "app".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+                ("application_name".to_string(), "my app".to_string()),
+            ]
+        );
+        assert!(parse("").is_empty());
+        assert!(parse("-c").is_empty());
     }
 }

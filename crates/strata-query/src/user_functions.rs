@@ -215,3 +215,94 @@ pub(crate) fn like_escape_udf() -> ScalarUDF {
         }),
     )
 }
+
+/// `pg_table_is_visible(oid)` for this session: a Strata table is visible
+/// when an unqualified name finds it, i.e. it is in the namespace first in
+/// search_path (Django's and psql's table lists filter with it). Other
+/// relations (the catalogs) are visible.
+#[derive(Debug)]
+struct TableVisible {
+    vars: Vars,
+    tiers: Arc<crate::tiers::Tiers>,
+    rel_namespaces: crate::pg_catalog::RelationNamespaces,
+    signature: Signature,
+}
+
+impl PartialEq for TableVisible {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.vars, &other.vars)
+    }
+}
+
+impl Eq for TableVisible {}
+
+impl std::hash::Hash for TableVisible {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.vars) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for TableVisible {
+    fn name(&self) -> &str {
+        "pg_table_is_visible"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+        let n = args.number_rows;
+        let Some(arg) = args.args.first() else {
+            return Err(datafusion::error::DataFusionError::Plan(
+                "pg_table_is_visible takes an oid".into(),
+            ));
+        };
+        let oids = datafusion::arrow::compute::cast(&arg.to_array(n)?, &DataType::Int64)?;
+        let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let current = crate::settings::first_in_search_path(&self.vars.lock());
+        // The catalogs' relations as pg_class was last read, then Strata's
+        // tables as they are now.
+        let mut namespaces: std::collections::HashMap<i64, String> = self
+            .rel_namespaces
+            .lock()
+            .iter()
+            .map(|(oid, ns)| (i64::from(*oid), ns.clone()))
+            .collect();
+        namespaces.extend(self.tiers.catalog.tables().into_iter().map(|t| {
+            (
+                i64::from(crate::pg_catalog::table_oid(&t)),
+                t.namespace.clone(),
+            )
+        }));
+        let out: BooleanArray = (0..n)
+            .map(|i| {
+                (!oids.is_null(i)).then(|| {
+                    namespaces
+                        .get(&oids.value(i))
+                        .is_none_or(|ns| *ns == current || ns == "pg_catalog")
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+pub(crate) fn register_visibility(
+    ctx: &SessionContext,
+    vars: &Vars,
+    tiers: &Arc<crate::tiers::Tiers>,
+    rel_namespaces: &crate::pg_catalog::RelationNamespaces,
+) {
+    ctx.register_udf(ScalarUDF::from(TableVisible {
+        vars: vars.clone(),
+        tiers: tiers.clone(),
+        rel_namespaces: rel_namespaces.clone(),
+        signature: Signature::any(1, Volatility::Stable),
+    }));
+}

@@ -343,6 +343,35 @@ public class ClientTest {
             }
             expect(idsPresent(130).equals(List.of(130L)), "setAutoCommit(true) did not commit the open transaction");
         });
+        check("txn_setSavepoint_rollback_to", () -> {
+            try (Connection c = connect(false)) {
+                c.setAutoCommit(false);
+                execP(c, "INSERT INTO " + T + " (id, txt) VALUES (?, ?)", 140L, "kept");
+                Savepoint sp = c.setSavepoint("sp1");
+                execP(c, "INSERT INTO " + T + " (id, txt) VALUES (?, ?)", 141L, "undone");
+                expectSqlstate("23505", () -> execP(c, "INSERT INTO " + T + " (id, txt) VALUES (?, ?)", 140L, "dup"));
+                c.rollback(sp);  // clears the aborted state
+                execP(c, "INSERT INTO " + T + " (id, txt) VALUES (?, ?)", 142L, "after");
+                c.commit();
+            }
+            expect(idsPresent(140, 141, 142).equals(List.of(140L, 142L)), "after ROLLBACK TO SAVEPOINT: " + idsPresent(140, 141, 142));
+        });
+        check("setFetchSize_streams_in_portal_chunks", () -> {
+            // With autocommit off pgjdbc executes with a row limit and resumes the suspended portal.
+            try (Connection c = connect(false)) {
+                c.setAutoCommit(false);
+                try (PreparedStatement ps = c.prepareStatement("SELECT x FROM generate_series(1, 1000) AS g(x) WHERE x % ? = 0")) {
+                    ps.setFetchSize(40);
+                    ps.setLong(1, 7L);
+                    long n = 0, sum = 0;
+                    try (ResultSet rs = ps.executeQuery()) {
+                        while (rs.next()) { n++; sum += rs.getLong(1); }
+                    }
+                    expect(n == 142 && sum == 71071L, "fetched " + n + " rows summing to " + sum);
+                }
+                c.commit();
+            }
+        });
         check("error_23505_unique_violation", () -> { seed(200); expectSqlstate("23505", () -> execP(admin, "INSERT INTO " + T + " (id) VALUES (?)", 200L)); });
         check("error_42P01_undefined_table", () -> expectSqlstate("42P01", () -> exec(admin, "SELECT * FROM " + ns + ".no_such_table")));
         check("error_42601_syntax", () -> expectSqlstate("42601", () -> exec(admin, "SELEC 1")));

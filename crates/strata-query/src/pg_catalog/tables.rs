@@ -48,12 +48,18 @@ const ATTRDEF_OID_BASE: i32 = 1_600_000_000;
 /// `pg_index` or `pg_class` is scanned, for `pg_get_indexdef`.
 pub(crate) type IndexDefs = Arc<Mutex<HashMap<i32, String>>>;
 
+/// The namespace of every relation by OID, filled when `pg_class` is scanned,
+/// for `pg_table_is_visible` (the catalogs' own relations have OIDs only the
+/// crate knows).
+pub(crate) type RelationNamespaces = Arc<Mutex<HashMap<i32, String>>>;
+
 /// `pg_catalog` with the tables above replaced.
 #[derive(Debug)]
 pub(crate) struct StrataPgCatalog {
     inner: Arc<dyn SchemaProvider>,
     tiers: Arc<Tiers>,
     index_defs: IndexDefs,
+    rel_namespaces: RelationNamespaces,
 }
 
 impl StrataPgCatalog {
@@ -61,11 +67,13 @@ impl StrataPgCatalog {
         inner: Arc<dyn SchemaProvider>,
         tiers: Arc<Tiers>,
         index_defs: IndexDefs,
+        rel_namespaces: RelationNamespaces,
     ) -> Self {
         StrataPgCatalog {
             inner,
             tiers,
             index_defs,
+            rel_namespaces,
         }
     }
 }
@@ -103,6 +111,7 @@ impl SchemaProvider for StrataPgCatalog {
             inner: self.inner.clone(),
             tiers: self.tiers.clone(),
             index_defs: self.index_defs.clone(),
+            rel_namespaces: self.rel_namespaces.clone(),
         })))
     }
 
@@ -118,6 +127,7 @@ struct Patched {
     inner: Arc<dyn SchemaProvider>,
     tiers: Arc<Tiers>,
     index_defs: IndexDefs,
+    rel_namespaces: RelationNamespaces,
 }
 
 /// A Strata table as pg_catalog numbers it (`oid` is [`table_oid`]; the map
@@ -168,6 +178,7 @@ impl TableProvider for Patched {
                 if let Some(b) = index_classes(&schema, &batches, &relations)? {
                     out.push(b);
                 }
+                self.remember_namespaces(&out, state).await?;
                 out
             }
             Which::Index => {
@@ -193,8 +204,8 @@ impl TableProvider for Patched {
 }
 
 impl Patched {
-    /// Strata's tables by OID, from the crate's `pg_class` and `pg_namespace`.
-    async fn relations(&self, state: &dyn Session) -> DfResult<HashMap<i32, Relation>> {
+    /// Namespace names by OID, from the crate's `pg_namespace`.
+    async fn namespace_names(&self, state: &dyn Session) -> DfResult<HashMap<i32, String>> {
         let namespaces = match self.inner.table("pg_namespace").await? {
             Some(t) => rows_of(&t, state).await?,
             None => vec![],
@@ -210,6 +221,36 @@ impl Patched {
                 }
             }
         }
+        Ok(namespace_names)
+    }
+
+    /// Records each `pg_class` row's namespace for `pg_table_is_visible`.
+    async fn remember_namespaces(
+        &self,
+        classes: &[RecordBatch],
+        state: &dyn Session,
+    ) -> DfResult<()> {
+        let names = self.namespace_names(state).await?;
+        let mut map = HashMap::new();
+        for b in classes {
+            let oids = int32_column(b, "oid")?;
+            let namespaces = int32_column(b, "relnamespace")?;
+            for i in 0..b.num_rows() {
+                if oids.is_valid(i)
+                    && namespaces.is_valid(i)
+                    && let Some(n) = names.get(&namespaces.value(i))
+                {
+                    map.insert(oids.value(i), n.clone());
+                }
+            }
+        }
+        *self.rel_namespaces.lock() = map;
+        Ok(())
+    }
+
+    /// Strata's tables by OID, from the crate's `pg_class` and `pg_namespace`.
+    async fn relations(&self, state: &dyn Session) -> DfResult<HashMap<i32, Relation>> {
+        let namespace_names = self.namespace_names(state).await?;
         let classes = match self.inner.table("pg_class").await? {
             Some(t) => rows_of(&t, state).await?,
             None => vec![],
