@@ -3,7 +3,7 @@
 # Idempotent and quick when everything is already there. Debian 12, run as root.
 #   STRATA_CLIENTS_CACHE (default ~/.cache/strata-clients)
 #     venv/   python venv with psycopg 3, psycopg2, asyncpg, SQLAlchemy, pandas, pg8000, Django (python/requirements.txt)
-#     node/   node_modules with pg (node/package.json)
+#     node/   node_modules with pg and postgres (node/package.json)
 #     java/   compiled ClientTest.class
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,7 +43,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   installed+=("nodejs")
 fi
 if cmp -s "$HERE/node/package.json" "$NODE_DIR/package.json" \
-   && [[ -f "$NODE_DIR/node_modules/pg/package.json" ]]; then
+   && [[ -f "$NODE_DIR/node_modules/pg/package.json" && -f "$NODE_DIR/node_modules/postgres/package.json" ]]; then
   found+=("node-pg")
 else
   cp "$HERE/node/package.json" "$NODE_DIR/package.json"

@@ -3,13 +3,13 @@
 # PGDATABASE (install first with install.sh). Each client uses its own namespace,
 # ${STRATA_NS:-strata_clients}_<client>, which it drops and creates again.
 #   tests/clients/run.sh                     # all clients
-#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy django node-pg pgjdbc psql
+#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql
 # Exits non-zero if any client failed.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${STRATA_CLIENTS_CACHE:-$HOME/.cache/strata-clients}"
 PREFIX="${STRATA_NS:-strata_clients}"
-ALL=(psycopg3 psycopg2 asyncpg sqlalchemy django node-pg pgjdbc psql)
+ALL=(psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql)
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-root}" PGDATABASE="${PGDATABASE:-strata}"
 export PGPASSWORD="${PGPASSWORD:-}"
 PY="$CACHE/venv/bin/python"
@@ -23,6 +23,7 @@ cmd_for() {
     sqlalchemy) echo "$PY $HERE/python/test_sqlalchemy.py" ;;
     django) echo "$PY $HERE/python/test_django.py" ;;
     node-pg|pg|node) echo "env NODE_PATH=$CACHE/node/node_modules node $HERE/node/test_pg.js" ;;
+    node-postgres|postgres.js) echo "env NODE_PATH=$CACHE/node/node_modules node $HERE/node/test_postgres.js" ;;
     pgjdbc|jdbc|java) echo "java -cp $JAR:$CACHE/java ClientTest" ;;
     psql) echo "bash $HERE/psql/test.sh" ;;
     *) return 1 ;;
@@ -34,7 +35,7 @@ clients=("$@")
 for c in "${clients[@]}"; do
   cmd_for "$c" >/dev/null || { echo "unknown client '$c' (known: ${ALL[*]})"; exit 2; }
 done
-[[ -x "$PY" && -d "$CACHE/node/node_modules/pg" && -f "$CACHE/java/ClientTest.class" ]] \
+[[ -x "$PY" && -d "$CACHE/node/node_modules/pg" && -d "$CACHE/node/node_modules/postgres" && -f "$CACHE/java/ClientTest.class" ]] \
   || { echo "missing tools in $CACHE: run tests/clients/install.sh first"; exit 2; }
 
 results=()

@@ -199,6 +199,16 @@ fn replace_subscripts(sql: &str) -> String {
     out
 }
 
+/// psql's `\d+` and `\dn+` format relation options and ACLs, arrays Strata's
+/// catalogs hold as text (and never set): the text is the answer.
+const PSQL_ARRAYS: [(&str, &str); 2] = [
+    (
+        "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
+        "''",
+    ),
+    ("pg_catalog.array_to_string(n.nspacl, E'\\n')", "n.nspacl"),
+];
+
 /// Queries drivers send verbatim that DataFusion cannot run, swapped for
 /// equivalents it can.
 fn substitute(sql: &str) -> Cow<'_, str> {
@@ -217,6 +227,13 @@ fn substitute(sql: &str) -> Cow<'_, str> {
     {
         let mut out = replace_subscripts(sql);
         for (from, to) in INDEX_VECTORS {
+            out = out.replace(from, to);
+        }
+        return Cow::Owned(out);
+    }
+    if PSQL_ARRAYS.iter().any(|(from, _)| sql.contains(from)) {
+        let mut out = sql.to_string();
+        for (from, to) in PSQL_ARRAYS {
             out = out.replace(from, to);
         }
         return Cow::Owned(out);

@@ -104,6 +104,33 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The catalogs, of which only `strata` is listed: `strata_sys` (the same
+/// tables with their system columns) is found by name when a statement names
+/// a system column, but `information_schema` would list every table twice.
+#[derive(Debug)]
+struct ListedCatalogs {
+    inner: MemoryCatalogProviderList,
+    listed: Vec<String>,
+}
+
+impl CatalogProviderList for ListedCatalogs {
+    fn register_catalog(
+        &self,
+        name: String,
+        catalog: Arc<dyn datafusion::catalog::CatalogProvider>,
+    ) -> Option<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        self.inner.register_catalog(name, catalog)
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        self.listed.clone()
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        self.inner.catalog(name)
+    }
+}
+
 impl Engine {
     pub fn new(tiers: Arc<Tiers>, options: EngineOptions) -> std::io::Result<Arc<Engine>> {
         let store = tiers.store.clone();
@@ -113,6 +140,10 @@ impl Engine {
         list.register_catalog(CATALOG.into(), strata.clone());
         let strata_sys = Arc::new(StrataCatalogProvider::new(tiers.clone(), true));
         list.register_catalog(CATALOG_WITH_SYSTEM_COLUMNS.into(), strata_sys.clone());
+        let list = ListedCatalogs {
+            inner: list,
+            listed: vec![CATALOG.to_string()],
+        };
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, DEFAULT_NAMESPACE)
             .with_create_default_catalog_and_schema(false)

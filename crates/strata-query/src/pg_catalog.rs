@@ -239,7 +239,16 @@ pub(crate) fn install(
         )),
         Signature::nullary(Volatility::Immutable),
     )));
+    // psql's \df lists functions outside pg_catalog: Strata has none, but the
+    // query must plan.
+    ctx.register_udf(ScalarUDF::from(Constant::new(
+        "pg_function_is_visible",
+        ScalarValue::Boolean(Some(true)),
+        Signature::any(1, Volatility::Stable),
+    )));
     for (name, arities) in [
+        ("pg_get_function_result", vec![1]),
+        ("pg_get_function_arguments", vec![1]),
         ("obj_description", vec![1, 2]),
         ("col_description", vec![2]),
         ("shobj_description", vec![2]),

@@ -25,9 +25,13 @@ pub(crate) struct Constant {
 
 impl Constant {
     pub(crate) fn text(name: &str, value: Option<String>, signature: Signature) -> Constant {
+        Constant::new(name, ScalarValue::Utf8(value), signature)
+    }
+
+    pub(crate) fn new(name: &str, value: ScalarValue, signature: Signature) -> Constant {
         Constant {
             name: name.into(),
-            value: ScalarValue::Utf8(value),
+            value,
             signature,
         }
     }

@@ -211,8 +211,15 @@ async fn psql_describe_commands_list_the_catalog() {
         assert!(dn.contains("app") && dn.contains("system"), "\\dn:\n{dn}");
         let dt = run("\\dt app.*");
         assert!(dt.contains("notes") && dt.contains("table"), "\\dt app.*:\n{dt}");
-        let dt = run("\\dt");
-        assert!(dt.contains("notes") && dt.contains("jobs"), "\\dt:\n{dt}");
+        // Without a pattern, as in Postgres: the tables of the search_path's
+        // namespace (pg_table_is_visible).
+        let dt = expect_success(
+            &psql(port, &["-c", "SET search_path = app", "-c", "\\dt"], None),
+            "\\dt",
+        );
+        assert!(dt.contains("notes") && !dt.contains("jobs"), "\\dt:\n{dt}");
+        let dt = run("\\dt system.*");
+        assert!(dt.contains("jobs") && !dt.contains("notes"), "\\dt system.*:\n{dt}");
         let d = run("\\d app.notes");
         for want in ["Table \"app.notes\"", "bigint", "not null", "body", "integer"] {
             assert!(d.contains(want), "\\d app.notes lacks {want}:\n{d}");

@@ -358,6 +358,8 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
     let (mut ty_out, mut mod_out, mut dims_out) = (vec![], vec![], vec![]);
     let mut hasdef_out = vec![];
     let hasdef = column(b, "atthasdef")?.clone();
+    let mut storage_out = vec![];
+    let storage = column(b, "attstorage")?.clone();
     for i in 0..b.num_rows() {
         let column = relations
             .get(&relids.value(i))
@@ -369,12 +371,14 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
                 let dims = i32::from(matches!(c.ty, strata_catalog::ColumnType::Array(_)));
                 dims_out.push(ScalarValue::Int32(Some(dims)));
                 hasdef_out.push(ScalarValue::Boolean(Some(c.default.is_some())));
+                storage_out.push(ScalarValue::Utf8(Some(storage_of(&c.ty).into())));
             }
             None => {
                 ty_out.push(ScalarValue::Int32(Some(typids.value(i))));
                 mod_out.push(ScalarValue::Int32(Some(typmods.value(i))));
                 dims_out.push(ScalarValue::Int32(Some(ndims.value(i))));
                 hasdef_out.push(ScalarValue::try_from_array(&hasdef, i)?);
+                storage_out.push(ScalarValue::try_from_array(&storage, i)?);
             }
         }
     }
@@ -385,8 +389,21 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
             ("atttypmod", mod_out),
             ("attndims", dims_out),
             ("atthasdef", hasdef_out),
+            ("attstorage", storage_out),
         ],
     )
+}
+
+/// The storage strategy Postgres gives a column of this type (psql's
+/// `\d+` shows it): fixed-size types are plain, NUMERIC main, the rest
+/// (text, bytea, JSON, arrays) extended.
+fn storage_of(ty: &strata_catalog::ColumnType) -> &'static str {
+    use strata_catalog::ColumnType as T;
+    match ty {
+        T::Numeric { .. } => "m",
+        T::Text | T::Varchar(_) | T::Bytea | T::Json | T::Jsonb | T::Array(_) => "x",
+        _ => "p",
+    }
 }
 
 /// One `pg_attrdef` row per column DEFAULT of Strata's tables; `adbin` holds
@@ -456,17 +473,31 @@ fn classes_with_index_flag(
 ) -> DfResult<RecordBatch> {
     let oids = int32_column(b, "oid")?;
     let has_index = column(b, "relhasindex")?.as_boolean_opt().cloned();
+    let access_methods = int32_column(b, "relam")?;
+    let is_strata = |i: usize| oids.is_valid(i) && relations.contains_key(&oids.value(i));
     let flags = (0..b.num_rows())
         .map(|i| {
-            let strata = oids.is_valid(i) && relations.contains_key(&oids.value(i));
             let before = has_index
                 .as_ref()
                 .is_some_and(|h| h.is_valid(i) && h.value(i));
-            ScalarValue::Boolean(Some(strata || before))
+            ScalarValue::Boolean(Some(is_strata(i) || before))
         })
         .collect();
-    replace(b, vec![("relhasindex", flags)])
+    // A table's access method, as psql's `\d+` shows it: Postgres' heap (OID 2).
+    let relam = (0..b.num_rows())
+        .map(|i| {
+            ScalarValue::Int32(if is_strata(i) {
+                Some(HEAP_AM_OID)
+            } else {
+                access_methods.is_valid(i).then(|| access_methods.value(i))
+            })
+        })
+        .collect();
+    replace(b, vec![("relhasindex", flags), ("relam", relam)])
 }
+
+/// `pg_am.oid` of the heap access method.
+const HEAP_AM_OID: i32 = 2;
 
 /// A `pg_class` row (relkind `i`) for each primary-key index: its table's row
 /// with the index's identity.
