@@ -189,6 +189,22 @@ impl Handler {
         format: &Format,
         cancel: &Option<SharedCancel>,
     ) -> PgWireResult<Response> {
+        // Rows keep watching the cancel while they stream, after the first.
+        let out = match (out, cancel) {
+            (
+                QueryOutput::Rows {
+                    schema,
+                    stream,
+                    tag,
+                },
+                Some(c),
+            ) => QueryOutput::Rows {
+                stream: until_cancelled(schema.clone(), stream, c.clone()),
+                schema,
+                tag,
+            },
+            (other, _) => other,
+        };
         let respond = async {
             match out {
                 QueryOutput::CopyIn(load) => Ok(copy_in::start(self, load)),
@@ -207,8 +223,31 @@ impl Handler {
 }
 
 /// One statement's cancel signal, watched first while it executes and then
-/// while its first rows are computed.
+/// while its rows are computed and sent.
 type SharedCancel = futures::future::Shared<CancelSignal>;
+
+/// The statement's rows, ending with 57014 once `cancel` fires.
+fn until_cancelled(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    stream: datafusion::execution::SendableRecordBatchStream,
+    cancel: SharedCancel,
+) -> datafusion::execution::SendableRecordBatchStream {
+    use futures::StreamExt;
+    let rows = futures::stream::unfold(Some((stream, cancel)), |state| async move {
+        let (mut stream, cancel) = state?;
+        tokio::select! {
+            biased;
+            _ = cancel.clone() => Some((
+                Err(datafusion::error::DataFusionError::External(Box::new(
+                    strata_common::StrataError::QueryCanceled,
+                ))),
+                None,
+            )),
+            item = stream.next() => item.map(|i| (i, Some((stream, cancel)))),
+        }
+    });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, rows))
+}
 
 fn boxed(cancel: &Option<SharedCancel>) -> Option<CancelSignal> {
     cancel.clone().map(|c| Box::pin(c) as CancelSignal)
@@ -323,8 +362,7 @@ impl ExtendedQueryHandler for Handler {
         self.frontend.parser.clone()
     }
 
-    /// pgwire's Execute, then the session's own transaction status for the
-    /// ReadyForQuery at Sync (see `simple_query.rs`).
+    /// Rows stream to the socket (see `execute.rs`).
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -332,10 +370,7 @@ impl ExtendedQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        self._on_execute(client, message).await?;
-        let status = crate::simple_query::wire_status(client)?;
-        client.set_transaction_status(status);
-        Ok(())
+        crate::execute::on_execute(self, client, message).await
     }
 
     /// A statement that returns no rows but takes parameters (a plain INSERT)

@@ -11,6 +11,7 @@ mod copy_out;
 mod copy_reader;
 mod encode;
 mod errors;
+mod execute;
 mod float_text;
 mod handler;
 mod login;

@@ -239,6 +239,12 @@ pub(crate) fn install(
         )),
         Signature::nullary(Volatility::Immutable),
     )));
+    // pg_dump asks first; a Strata server is never a standby.
+    ctx.register_udf(ScalarUDF::from(Constant::new(
+        "pg_is_in_recovery",
+        ScalarValue::Boolean(Some(false)),
+        Signature::nullary(Volatility::Stable),
+    )));
     // psql's \df lists functions outside pg_catalog: Strata has none, but the
     // query must plan.
     ctx.register_udf(ScalarUDF::from(Constant::new(
@@ -276,19 +282,7 @@ struct Owner {
     signature: Signature,
 }
 
-impl PartialEq for Owner {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.tiers, &other.tiers)
-    }
-}
-
-impl Eq for Owner {}
-
-impl std::hash::Hash for Owner {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.tiers) as usize).hash(state);
-    }
-}
+crate::user_functions::identity_by_arc!(Owner, tiers);
 
 impl ScalarUDFImpl for Owner {
     fn name(&self) -> &str {
@@ -326,19 +320,7 @@ struct IndexDef {
     signature: Signature,
 }
 
-impl PartialEq for IndexDef {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.defs, &other.defs)
-    }
-}
-
-impl Eq for IndexDef {}
-
-impl std::hash::Hash for IndexDef {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.defs) as usize).hash(state);
-    }
-}
+crate::user_functions::identity_by_arc!(IndexDef, defs);
 
 impl ScalarUDFImpl for IndexDef {
     fn name(&self) -> &str {

@@ -55,6 +55,27 @@ impl ScalarUDFImpl for Constant {
     }
 }
 
+/// A UDF holding shared state equals another holding the same state (the
+/// same `Arc`s): DataFusion compares and hashes UDFs to tell them apart.
+macro_rules! identity_by_arc {
+    ($ty:ty, $($field:ident),+) => {
+        impl PartialEq for $ty {
+            fn eq(&self, other: &Self) -> bool {
+                $(std::sync::Arc::ptr_eq(&self.$field, &other.$field))&&+
+            }
+        }
+
+        impl Eq for $ty {}
+
+        impl std::hash::Hash for $ty {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                $((std::sync::Arc::as_ptr(&self.$field) as *const () as usize).hash(state);)+
+            }
+        }
+    };
+}
+pub(crate) use identity_by_arc;
+
 /// `current_user` is the acting user (the EXECUTE AS target inside one);
 /// `session_user` the user that logged in.
 pub(crate) fn register(ctx: &SessionContext, current_user: &str, session_user: &str) {
@@ -232,19 +253,7 @@ struct TableVisible {
     signature: Signature,
 }
 
-impl PartialEq for TableVisible {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.vars, &other.vars)
-    }
-}
-
-impl Eq for TableVisible {}
-
-impl std::hash::Hash for TableVisible {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.vars) as usize).hash(state);
-    }
-}
+identity_by_arc!(TableVisible, vars, tiers, rel_namespaces);
 
 impl ScalarUDFImpl for TableVisible {
     fn name(&self) -> &str {

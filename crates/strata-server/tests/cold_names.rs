@@ -33,6 +33,19 @@ async fn exec(client: &Client, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
 }
 
+/// Creates namespace `ns` (if needed) and SHARED table `ns.t (id, v)`.
+async fn create_table(client: &Client, ns: &str, t: &str) {
+    exec(client, &format!("CREATE NAMESPACE IF NOT EXISTS {}", q(ns))).await;
+    exec(
+        client,
+        &format!(
+            "CREATE TABLE {} (id BIGINT PRIMARY KEY, v TEXT)",
+            qualified(ns, t)
+        ),
+    )
+    .await;
+}
+
 /// Runs FLUSH TABLE / COMPACT TABLE and waits for its job.
 async fn job(client: &Client, sql: &str) {
     let id = text_rows(client, sql).await[0][0].clone();
@@ -121,12 +134,7 @@ async fn shared_tables_with_escaped_names_keep_their_rows() {
         let mut models = vec![];
         for (ns, t) in SHARED {
             let table = qualified(ns, t);
-            exec(&c, &format!("CREATE NAMESPACE IF NOT EXISTS {}", q(ns))).await;
-            exec(
-                &c,
-                &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT)"),
-            )
-            .await;
+            create_table(&c, ns, t).await;
             let mut model = Model::new();
             write_more(&c, &table, &mut model, 1, 20, "v").await;
             job(&c, &format!("FLUSH TABLE {table}")).await;
@@ -414,12 +422,7 @@ async fn garbage_collection_deletes_objects_of_escaped_names() {
         let c = server.client().await;
         for (i, (ns, t)) in SHARED.into_iter().enumerate() {
             let table = qualified(ns, t);
-            exec(&c, &format!("CREATE NAMESPACE IF NOT EXISTS {}", q(ns))).await;
-            exec(
-                &c,
-                &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT)"),
-            )
-            .await;
+            create_table(&c, ns, t).await;
             for id in [1, 2] {
                 exec(
                     &c,
@@ -465,12 +468,7 @@ async fn dropped_tables_leave_no_objects() {
         let c = server.client().await;
         for (ns, t) in SHARED {
             let table = qualified(ns, t);
-            exec(&c, &format!("CREATE NAMESPACE IF NOT EXISTS {}", q(ns))).await;
-            exec(
-                &c,
-                &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT)"),
-            )
-            .await;
+            create_table(&c, ns, t).await;
             exec(&c, &format!("INSERT INTO {table} (id, v) VALUES (1, 'a')")).await;
             job(&c, &format!("FLUSH TABLE {table}")).await;
             exec(&c, &format!("DROP TABLE {table}")).await;
@@ -513,12 +511,7 @@ async fn writes_to_cold_rows_republish_the_listing() {
         let c = server.client().await;
         let (ns, t) = SHARED[0];
         let table = qualified(ns, t);
-        exec(&c, &format!("CREATE NAMESPACE IF NOT EXISTS {}", q(ns))).await;
-        exec(
-            &c,
-            &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT)"),
-        )
-        .await;
+        create_table(&c, ns, t).await;
         exec(
             &c,
             &format!("INSERT INTO {table} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')"),

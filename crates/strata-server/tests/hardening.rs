@@ -751,3 +751,50 @@ async fn a_query_stops_when_its_client_goes_away() {
     }
     alive(&server).await;
 }
+
+/// A cancel that arrives while a result is already streaming (the client has
+/// read rows) ends it with 57014 too, promptly, and the connection is usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_rows_stream_ends_the_result() {
+    use futures::StreamExt;
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let token = client.cancel_token();
+    let stream = client
+        .query_raw(
+            "SELECT x, repeat('x', 100) AS pad FROM generate_series(1, 200000000) AS g(x)",
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
+        .await
+        .unwrap();
+    futures::pin_mut!(stream);
+    let mut n = 0u64;
+    while n < 1000 {
+        stream.next().await.expect("rows").expect("a row");
+        n += 1;
+    }
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let cancelled_at = Instant::now();
+    let outcome = loop {
+        match tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("the result stalled after the cancel")
+        {
+            Some(Ok(_)) => n += 1,
+            Some(Err(e)) => break Err(e),
+            None => break Ok(n),
+        }
+    };
+    let e = outcome.expect_err("200 million rows cannot all arrive before the cancel");
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(30),
+        "the cancel took {:?} ({n} rows read)",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM generate_series(1, 3)").await,
+        3
+    );
+    alive(&server).await;
+}

@@ -23,9 +23,7 @@ types.setTypeParser(1182, (v) => v); // _date
 types.setTypeParser(1115, (v) => v); // _timestamp
 types.setTypeParser(1185, (v) => v); // _timestamptz
 
-class CheckFailed extends Error {}
-function expect(cond, msg) { if (!cond) throw new CheckFailed(msg); }
-const eq = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const { expect, eq, runChecks } = require('./common');
 
 async function connect() { const c = new Client(CFG); await c.connect(); return c; }
 
@@ -229,23 +227,4 @@ const checks = {
   async error_42601_syntax_extended() { await expectSqlstate('42601', admin.query('SELEC $1', [1])); },
 };
 
-(async () => {
-  const failed = [];
-  let passed = 0;
-  for (const [name, fn] of Object.entries(checks)) {
-    try {
-      await fn();
-      passed += 1;
-      console.log(`  ok   node-pg: ${name}`);
-    } catch (e) {
-      failed.push(name);
-      const detail = e instanceof CheckFailed ? e.message : `${e.name}: ${e.message}${e.code ? ` [SQLSTATE ${e.code}]` : ''}`;
-      console.log(`  FAIL node-pg: ${name}: ${detail}`);
-      if (name === 'connect_scram' || name === 'create_namespace_and_table') break;
-    }
-  }
-  if (admin) await admin.end().catch(() => {});
-  console.log(`node-pg: ${passed} passed, ${failed.length} failed (of ${passed + failed.length})`);
-  if (failed.length) { console.log(`node-pg: failed checks: ${failed.join(', ')}`); process.exit(1); }
-  process.exit(0);
-})();
+runChecks('node-pg', checks, { cleanup: async () => { if (admin) await admin.end(); } });

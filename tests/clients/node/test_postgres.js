@@ -19,9 +19,7 @@ const sql = postgres({
   onnotice: () => {},
 });
 
-class CheckFailed extends Error {}
-function expect(cond, msg) { if (!cond) throw new CheckFailed(msg); }
-const eq = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const { expect, eq, runChecks } = require('./common');
 const T = `${NS}.notes`;
 
 const checks = {
@@ -93,23 +91,4 @@ const checks = {
   },
 };
 
-(async () => {
-  const failed = [];
-  let passed = 0;
-  for (const [name, fn] of Object.entries(checks)) {
-    try {
-      await fn();
-      passed += 1;
-      console.log(`  ok   node-postgres: ${name}`);
-    } catch (e) {
-      failed.push(name);
-      const detail = e instanceof CheckFailed ? e.message : `${e.name}: ${e.message}${e.code ? ` [SQLSTATE ${e.code}]` : ''}`;
-      console.log(`  FAIL node-postgres: ${name}: ${detail}`);
-      if (name === 'connect_scram' || name === 'create_namespace_and_table') break;
-    }
-  }
-  await sql.end({ timeout: 5 }).catch(() => {});
-  console.log(`node-postgres: ${passed} passed, ${failed.length} failed (of ${passed + failed.length})`);
-  if (failed.length) { console.log(`node-postgres: failed checks: ${failed.join(', ')}`); process.exit(1); }
-  process.exit(0);
-})();
+runChecks('node-postgres', checks, { cleanup: () => sql.end({ timeout: 5 }) });

@@ -214,19 +214,7 @@ pub(crate) struct ColumnDefault {
     pub(crate) signature: Signature,
 }
 
-impl PartialEq for ColumnDefault {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.tiers, &other.tiers)
-    }
-}
-
-impl Eq for ColumnDefault {}
-
-impl std::hash::Hash for ColumnDefault {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (Arc::as_ptr(&self.tiers) as usize).hash(state);
-    }
-}
+crate::user_functions::identity_by_arc!(ColumnDefault, tiers);
 
 impl ScalarUDFImpl for ColumnDefault {
     fn name(&self) -> &str {

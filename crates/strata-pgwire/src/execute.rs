@@ -1,0 +1,173 @@
+//! Execute (extended protocol) with rows streamed to the socket.
+//!
+//! pgwire's default Execute collects a portal's rows in memory before sending
+//! any when the client asks for all of them (a row limit of 0, what drivers
+//! send unless told to fetch in chunks): one large SELECT would hold its whole
+//! result in the server. Here rows go to the socket as they are computed, the
+//! socket's backpressure pacing the query. A row limit sends that many rows
+//! and PortalSuspended, keeping the rest of the stream in the portal for the
+//! next Execute. The ReadyForQuery at Sync then reports the session's own
+//! transaction status (see `simple_query.rs`).
+
+use crate::handler::Handler;
+use crate::simple_query::wire_status;
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::portal::PortalExecutionState;
+use pgwire::api::query::{ExtendedQueryHandler, send_execution_response};
+use pgwire::api::results::{QueryResponse, Response, Tag};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, copy};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::{Execute, PortalSuspended};
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse};
+use std::fmt::Debug;
+use std::sync::Arc;
+use strata_query::Prepared;
+
+pub(crate) async fn on_execute<C>(
+    handler: &Handler,
+    client: &mut C,
+    message: Execute,
+) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore<Statement = Arc<Prepared>>,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+        return Err(PgWireError::NotReadyForQuery);
+    }
+    client.set_state(PgWireConnectionState::QueryInProgress);
+    let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+    // A negative or zero limit means every row.
+    let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+    let portal = match client.portal_store().get_portal(name) {
+        Some(Entry::Value(p)) => p,
+        Some(Entry::Empty) => {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            return Ok(());
+        }
+        None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+    };
+    let state = portal.state();
+    // The portal is Finished unless this Execute leaves rows in it.
+    let taken = std::mem::replace(&mut *state.lock().await, PortalExecutionState::Finished);
+    let rows = match taken {
+        PortalExecutionState::Initial => {
+            match handler.do_query(client, portal.as_ref(), max_rows).await? {
+                Response::Query(rows) => Some(rows),
+                other => {
+                    respond_without_rows(client, other).await?;
+                    None
+                }
+            }
+        }
+        PortalExecutionState::Suspended(rows) => Some(rows),
+        // Executed to its end already: no more rows.
+        PortalExecutionState::Finished => {
+            client
+                .send(PgWireBackendMessage::CommandComplete(
+                    Tag::new("SELECT").with_rows(0).into(),
+                ))
+                .await?;
+            None
+        }
+    };
+    if let Some(mut rows) = rows
+        && stream_rows(client, &mut rows, max_rows).await?
+    {
+        *state.lock().await = PortalExecutionState::Suspended(rows);
+    }
+    if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        let status = wire_status(client)?;
+        client.set_transaction_status(status);
+    }
+    Ok(())
+}
+
+/// Sends up to `max_rows` rows (all when 0); returns whether rows are left
+/// (PortalSuspended sent) rather than the result complete (CommandComplete).
+async fn stream_rows<C>(
+    client: &mut C,
+    rows: &mut QueryResponse,
+    max_rows: usize,
+) -> PgWireResult<bool>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let mut sent = 0usize;
+    while max_rows == 0 || sent < max_rows {
+        match rows.data_rows.next().await {
+            Some(row) => {
+                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                sent += 1;
+            }
+            None => {
+                let tag = Tag::new(&rows.command_tag).with_rows(sent);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(
+                        CommandComplete::from(tag),
+                    ))
+                    .await?;
+                return Ok(false);
+            }
+        }
+    }
+    client
+        .send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+        .await?;
+    Ok(true)
+}
+
+/// A statement's response that has no rows, as pgwire's Execute sends it.
+async fn respond_without_rows<C>(client: &mut C, response: Response) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match response {
+        Response::Query(_) => {}
+        Response::EmptyQuery => {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+        }
+        Response::Execution(tag) | Response::TransactionStart(tag) => {
+            send_execution_response(client, tag).await?;
+        }
+        Response::TransactionEnd(tag) => {
+            send_execution_response(client, tag).await?;
+            // The unnamed portal does not outlive its transaction.
+            client.portal_store().rm_portal(DEFAULT_NAME);
+        }
+        Response::Error(e) => {
+            client
+                .send(PgWireBackendMessage::ErrorResponse((*e).into()))
+                .await?;
+        }
+        Response::CopyIn(result) => {
+            client.set_state(PgWireConnectionState::CopyInProgress(true));
+            copy::send_copy_in_response(client, result).await?;
+        }
+        Response::CopyOut(result) => copy::send_copy_out_response(client, result).await?,
+        Response::CopyBoth(result) => {
+            client.set_state(PgWireConnectionState::CopyInProgress(true));
+            copy::send_copy_both_response(client, result).await?;
+        }
+    }
+    Ok(())
+}
