@@ -32,9 +32,9 @@ use strata_cold::manifest::{self, LiveFile, Location};
 use strata_cold::reader::{OutColumn, ScanSpec, scan_file};
 use strata_cold::writer::{FileWriter, file_schema};
 use strata_common::{Result, StrataError, keys};
-use strata_query::Tiers;
-use strata_query::codec::fill_value;
 use strata_store::{Batch, CF_PK_INDEX, Store};
+use strata_tiers::Tiers;
+use strata_tiers::codec::fill_value;
 
 const OUT_ROWS: usize = 8192;
 
@@ -88,7 +88,7 @@ pub(crate) async fn run(
     handle: &Arc<JobHandle>,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let tiers = mgr.engine.tiers().clone();
+    let tiers = mgr.tiers.clone();
     // The definition as it is now: files flushed after an ALTER TABLE carry
     // columns the submitted definition does not know.
     let mut table = definition::current(&tiers, submitted.id, &submitted.qualified_name())?;
@@ -129,7 +129,7 @@ async fn compact_partition(
     user: &str,
     handle: &Arc<JobHandle>,
 ) -> Result<Outcome> {
-    let tiers = mgr.engine.tiers().clone();
+    let tiers = mgr.tiers.clone();
     let store = tiers.store.clone();
     for attempt in 0..MAX_ATTEMPTS {
         let files = store.with_snapshot(|snap| manifest::load_partition(snap, table.id, user))?;

@@ -14,7 +14,7 @@ use crate::objects::discard;
 use std::sync::Arc;
 use strata_catalog::TableDef;
 use strata_common::{Result, StrataError};
-use strata_query::Tiers;
+use strata_tiers::Tiers;
 use tokio::sync::OwnedMutexGuard;
 
 /// How many times a job does its work before giving up on a table whose
@@ -74,8 +74,8 @@ pub(crate) async fn lock_for_commit(
     handle: &JobHandle,
     path: &object_store::path::Path,
 ) -> Result<AtCommit> {
-    let guard = mgr.engine.write_lock(read_by.id).lock_owned().await;
-    let tiers = mgr.engine.tiers();
+    let guard = mgr.tiers.write_lock(read_by.id).lock_owned().await;
+    let tiers = &mgr.tiers;
     let now = tiers.catalog.table_by_id(read_by.id);
     let outcome = match now {
         _ if handle.is_cancelled() => Err(StrataError::QueryCanceled),

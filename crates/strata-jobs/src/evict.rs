@@ -18,8 +18,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use strata_catalog::{TableDef, now_micros};
 use strata_common::{Result, keys};
-use strata_query::codec::{decode_header, is_live_value};
 use strata_store::{Batch, CF_DATA};
+use strata_tiers::codec::{decode_header, is_live_value};
 
 /// Keys deleted per write batch (and per hold of the write lock).
 const CHUNK: usize = 4096;
@@ -38,7 +38,7 @@ pub(crate) async fn run(
     handle: &Arc<JobHandle>,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let tiers = mgr.engine.tiers().clone();
+    let tiers = mgr.tiers.clone();
     let name = submitted.qualified_name();
     let prefix = keys::table_prefix(submitted.id);
     let end = keys::prefix_successor(&prefix);
@@ -60,7 +60,7 @@ pub(crate) async fn run(
         left += walked.live;
         failpoint::pause("pause_evict", &table.name).await;
         if !walked.expired.is_empty() {
-            let lock = mgr.engine.write_lock(submitted.id);
+            let lock = mgr.tiers.write_lock(submitted.id);
             let _guard = lock.lock().await;
             // The TTL in force now, under the lock ALTER TABLE takes to change it.
             let table = definition::current(&tiers, submitted.id, &name)?;

@@ -31,11 +31,11 @@ use strata_cold::FileMeta;
 use strata_cold::manifest::{self, Location};
 use strata_cold::writer::{FileWriter, file_schema};
 use strata_common::{Result, keys};
-use strata_query::Tiers;
-use strata_query::codec::{StoredRow, decode_header};
-use strata_query::scan::{KeySelection, for_each_row, rows_to_batch};
 use strata_sql::TableKind;
 use strata_store::{Batch, CF_DATA, CF_PK_INDEX};
+use strata_tiers::Tiers;
+use strata_tiers::codec::{StoredRow, decode_header};
+use strata_tiers::scan::{KeySelection, for_each_row, rows_to_batch};
 use tokio::runtime::Handle;
 
 /// Rows per batch handed to the Parquet writer.
@@ -57,7 +57,7 @@ pub(crate) async fn run(
     handle: &Arc<JobHandle>,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let tiers = mgr.engine.tiers().clone();
+    let tiers = mgr.tiers.clone();
     let mut table = definition::current(&tiers, submitted.id, &submitted.qualified_name())?;
     failpoint::pause("pause_flush", &table.name).await;
     failpoint::block("busy_flush", &table.name);
@@ -114,7 +114,7 @@ async fn flush_partition(
     handle: &Arc<JobHandle>,
     estimate: u64,
 ) -> Result<Flushed> {
-    let tiers = mgr.engine.tiers().clone();
+    let tiers = mgr.tiers.clone();
     for attempt in 0..MAX_ATTEMPTS {
         let Some(file) = write_file(&tiers, &table, user, handle, estimate).await? else {
             return Ok(Flushed {

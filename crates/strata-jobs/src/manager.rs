@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use strata_catalog::{TableDef, now_micros};
 use strata_common::{Result, StrataError};
-use strata_query::{Engine, JobControl};
+use strata_tiers::{JobControl, Tiers};
 use tracing::Instrument;
 
 /// What a running job can see of its own record.
@@ -46,7 +46,7 @@ impl JobHandle {
 }
 
 pub struct JobManager {
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) tiers: Arc<Tiers>,
     pub(crate) options: JobOptions,
     runtime: Option<tokio::runtime::Runtime>,
     permits: Arc<tokio::sync::Semaphore>,
@@ -85,7 +85,7 @@ impl JobManager {
     /// `options` is the `[jobs]` config section (`&config.jobs`), or just the
     /// number of jobs that may run at once with the other settings' defaults.
     pub fn new(
-        engine: Arc<Engine>,
+        tiers: Arc<Tiers>,
         options: impl Into<JobOptions>,
     ) -> std::io::Result<Arc<JobManager>> {
         let options = options.into();
@@ -96,7 +96,7 @@ impl JobManager {
             .enable_all()
             .build()?;
         Ok(Arc::new(JobManager {
-            engine,
+            tiers,
             options,
             runtime: Some(runtime),
             permits: Arc::new(tokio::sync::Semaphore::new(max)),
@@ -164,7 +164,7 @@ impl JobManager {
             result: None,
             error_message: None,
         };
-        record::save(self.engine.store(), &record)?;
+        record::save(&self.tiers.store, &record)?;
         let id = record.job_id.clone();
         let handle = Arc::new(JobHandle {
             record: Mutex::new(record),
@@ -221,7 +221,7 @@ impl JobManager {
 
     fn persist(&self, handle: &JobHandle) {
         let r = handle.record.lock().clone();
-        if let Err(e) = record::save(self.engine.store(), &r) {
+        if let Err(e) = record::save(&self.tiers.store, &r) {
             tracing::warn!(job_id = %r.job_id, error = %e, "could not save job record");
         }
     }
@@ -268,7 +268,7 @@ impl JobManager {
 
     /// Records of every job: active ones as they are now, others as stored.
     pub fn records(&self) -> Result<Vec<JobRecord>> {
-        let mut stored = record::load_all(self.engine.store())?;
+        let mut stored = record::load_all(&self.tiers.store)?;
         let active = self.active.lock();
         for r in stored.iter_mut() {
             if let Some(h) = active.get(&r.job_id) {
@@ -313,7 +313,7 @@ impl JobManager {
         self.spawn(async move {
             mgr.pending_publishes.lock().remove(&key);
             // A table dropped since has no listing to keep.
-            if let Some(table) = mgr.engine.tiers().catalog.table_by_id(key.0) {
+            if let Some(table) = mgr.tiers.catalog.table_by_id(key.0) {
                 crate::mirror::publish(&mgr, &table, &key.1).await;
             }
         });
@@ -322,7 +322,7 @@ impl JobManager {
     /// Deletes the finished job records past `jobs.retention_days` or beyond
     /// `jobs.max_records`; returns how many.
     pub(crate) fn prune_records(&self) -> Result<usize> {
-        let store = self.engine.store();
+        let store = &self.tiers.store;
         let records = record::load_all(store)?;
         let doomed = record::to_prune(
             &records,
@@ -366,7 +366,7 @@ impl JobControl for Control {
             tracing::info!(job_id, "job cancellation requested");
             return Ok(());
         }
-        match record::load_all(self.0.engine.store())?
+        match record::load_all(&self.0.tiers.store)?
             .into_iter()
             .find(|r| r.job_id == job_id)
         {

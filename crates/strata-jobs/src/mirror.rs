@@ -9,7 +9,7 @@ use object_store::path::Path;
 use strata_catalog::TableDef;
 use strata_cold::{layout, manifest};
 use strata_common::{Result, StrataError};
-use strata_query::Tiers;
+use strata_tiers::Tiers;
 
 /// The mirror the records call for.
 fn expected(tiers: &Tiers, table: &TableDef, user: &str) -> Result<Vec<u8>> {
@@ -27,7 +27,7 @@ fn expected(tiers: &Tiers, table: &TableDef, user: &str) -> Result<Vec<u8>> {
 pub(crate) async fn publish(mgr: &JobManager, table: &TableDef, user: &str) {
     let lock = mgr.publish_lock(table.id);
     let _guard = lock.lock().await;
-    let tiers = mgr.engine.tiers();
+    let tiers = &mgr.tiers;
     let res = match expected(tiers, table, user) {
         Ok(bytes) => {
             tiers

@@ -19,8 +19,8 @@ use strata_catalog::now_micros;
 use strata_cold::layout;
 use strata_cold::manifest::{self, FileMeta};
 use strata_common::Result;
-use strata_query::Tiers;
 use strata_store::CF_COLD;
+use strata_tiers::Tiers;
 
 /// Manifest entries are keyed `f` · table id (u32 BE) · user segment · file id
 /// (u64 BE) in CF `cold` (see `strata_cold::manifest`).
@@ -28,7 +28,7 @@ const FILE_ENTRIES: (&[u8], &[u8]) = (b"f", b"g");
 
 pub(crate) async fn recover(mgr: &JobManager) {
     recover_job_records(mgr);
-    let tiers = mgr.engine.tiers().clone();
+    let tiers = mgr.tiers.clone();
     // No query runs yet, so every released object can go now.
     collect_garbage(&tiers, i64::MAX).await;
     let entries = match scan_file_entries(&tiers) {
@@ -68,7 +68,7 @@ pub(crate) async fn recover(mgr: &JobManager) {
         .filter(|p| p.filename() == Some(layout::MANIFEST_FILE))
         .collect();
     for table in tiers.catalog.tables() {
-        match strata_query::scan::count_hot_rows(tiers.store.as_ref(), &table) {
+        match strata_tiers::scan::count_hot_rows(tiers.store.as_ref(), &table) {
             Ok(hot) => tiers.counter(table.id).add(hot),
             Err(e) => {
                 tracing::warn!(table = %table.qualified_name(), error = %e, "cannot count hot rows")
@@ -85,7 +85,7 @@ pub(crate) async fn recover(mgr: &JobManager) {
 
 /// Moves corrupt job records aside, marks interrupted ones failed, prunes.
 fn recover_job_records(mgr: &JobManager) {
-    let store = mgr.engine.store();
+    let store = &mgr.tiers.store;
     match record::quarantine_corrupt(store) {
         Ok(0) => {}
         Ok(n) => tracing::warn!(records = n, "moved corrupt job records aside"),

@@ -84,7 +84,7 @@ impl JobManager {
     async fn tick(self: &Arc<Self>, state: &mut TickState) {
         self.apply_policies();
         self.apply_ttls(state.started, &mut state.last_eviction);
-        let tiers = self.engine.tiers().clone();
+        let tiers = self.tiers.clone();
         crate::recovery::collect_garbage(&tiers, now_micros() - GARBAGE_GRACE_MICROS).await;
         let finished = self.finished_since_prune.swap(false, Ordering::SeqCst);
         if finished || state.last_prune.elapsed() >= PRUNE_EVERY {
@@ -96,7 +96,7 @@ impl JobManager {
     }
 
     fn apply_policies(self: &Arc<Self>) {
-        let tiers = self.engine.tiers().clone();
+        let tiers = self.tiers.clone();
         for table in tiers.catalog.tables() {
             if table.kind == TableKind::Stream
                 || self.is_busy(JobKind::Flush, table.id)
@@ -131,7 +131,7 @@ impl JobManager {
     }
 
     fn apply_ttls(self: &Arc<Self>, started: Instant, last: &mut HashMap<u32, Instant>) {
-        let tiers = self.engine.tiers().clone();
+        let tiers = self.tiers.clone();
         for table in tiers.catalog.tables() {
             if table.kind != TableKind::Stream
                 || self.is_busy(JobKind::Evict, table.id)

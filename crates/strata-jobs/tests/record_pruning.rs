@@ -57,7 +57,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 async fn finished_records_are_pruned_by_count_and_by_age() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, table) = engine(dir.path());
-    let mgr = JobManager::new(engine.clone(), options(7, 3)).unwrap();
+    let mgr = JobManager::new(engine.tiers().clone(), options(7, 3)).unwrap();
     mgr.start(Duration::from_millis(100)).await.unwrap();
     let mut ids = vec![];
     for _ in 0..5 {
@@ -85,7 +85,7 @@ async fn finished_records_are_pruned_by_count_and_by_age() {
     drop(mgr);
 
     // Retention 0 days: startup deletes every finished record.
-    let mgr = JobManager::new(engine, options(0, 10_000)).unwrap();
+    let mgr = JobManager::new(engine.tiers().clone(), options(0, 10_000)).unwrap();
     mgr.start(Duration::from_millis(100)).await.unwrap();
     assert!(mgr.records().unwrap().is_empty());
 }

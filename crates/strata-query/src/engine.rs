@@ -17,8 +17,6 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
 use futures::{FutureExt, StreamExt};
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use strata_catalog::{Catalog, DEFAULT_NAMESPACE};
@@ -34,10 +32,6 @@ pub struct Engine {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) tiers: Arc<Tiers>,
     base_state: SessionState,
-    /// One async lock per table: a DML statement holds it from reading the rows
-    /// it changes to committing them, so concurrent writers never lose updates
-    /// and uniqueness checks cannot race.
-    write_locks: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<()>>>>,
     /// Query execution runs here, apart from the runtime that serves sockets, so
     /// a CPU-heavy query never keeps the server from accepting and answering
     /// other connections (the layout InfluxDB 3 and GreptimeDB use too).
@@ -190,7 +184,6 @@ impl Engine {
             catalog,
             tiers,
             base_state,
-            write_locks: Mutex::new(HashMap::new()),
             query_runtime: QueryRuntime(Some(query_runtime)),
             options,
             rel_namespaces,
@@ -260,6 +253,6 @@ impl Engine {
     /// The lock writers of a table hold from reading to committing; flush and
     /// compaction commits take it too, so they never interleave with a write.
     pub fn write_lock(&self, table_id: u32) -> Arc<tokio::sync::Mutex<()>> {
-        self.write_locks.lock().entry(table_id).or_default().clone()
+        self.tiers.write_lock(table_id)
     }
 }

@@ -9,7 +9,7 @@
 //! is what makes a statement atomic and a duplicate key a clean 23505. Prepared
 //! single-row INSERTs and primary-key SELECTs skip DataFusion entirely.
 
-pub mod codec;
+pub use strata_tiers::codec;
 mod compat;
 pub mod copy;
 mod cursors;
@@ -24,12 +24,12 @@ mod pg_catalog;
 mod prepared;
 pub mod privileges;
 mod provider;
-pub mod scan;
+pub use strata_tiers::scan;
 mod session;
 mod settings;
 mod sql_prepare;
 mod system;
-pub mod tiers;
+pub use strata_tiers::tiers;
 pub mod txn;
 mod user_data;
 mod user_functions;
@@ -44,5 +44,5 @@ pub use privileges::require_role;
 pub use session::CancelSignal;
 pub use session::{ActingUser, Session};
 pub use strata_catalog::{Role, UserDef};
-pub use tiers::{JobControl, Tiers, WriteCounter};
+pub use strata_tiers::{JobControl, Tiers, WriteCounter};
 pub use txn::TxnStatus;

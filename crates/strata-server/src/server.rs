@@ -57,7 +57,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let tiers = Tiers::new(store.clone(), catalog, cold);
     let engine = Engine::new(tiers.clone(), engine_options(&config))
         .map_err(|e| format!("cannot start the query runtime: {e}"))?;
-    let jobs = JobManager::new(engine.clone(), &config.jobs)
+    let jobs = JobManager::new(engine.tiers().clone(), &config.jobs)
         .map_err(|e| format!("cannot start the job runtime: {e}"))?;
     tiers.set_jobs(Arc::new(Control(jobs.clone())));
     jobs.start(Duration::from_secs(config.flush.check_interval_seconds))

@@ -484,7 +484,7 @@ async fn finished_job_records_are_pruned_unfinished_ones_never() {
             assert!(
                 Instant::now() < deadline,
                 "kept {kept:?} of {ids:?}: is [jobs] reaching the job manager \
-                 (server.rs: JobManager::new(engine, &config.jobs))?"
+                 (server.rs: JobManager::new(tiers, &config.jobs))?"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -72,6 +72,11 @@ pub struct Tiers {
     pub cold: Arc<ColdStore>,
     jobs: OnceLock<Arc<dyn JobControl>>,
     counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
+    /// One async lock per table: a DML statement holds it from reading the
+    /// rows it changes to committing them, and flush, compaction and eviction
+    /// commits take it too, so writers never lose updates, uniqueness checks
+    /// cannot race, and jobs never interleave with a write.
+    write_locks: Mutex<HashMap<u32, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Tiers {
@@ -82,7 +87,13 @@ impl Tiers {
             cold,
             jobs: OnceLock::new(),
             counters: Mutex::new(HashMap::new()),
+            write_locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The table's write lock (see the field).
+    pub fn write_lock(&self, table_id: u32) -> Arc<tokio::sync::Mutex<()>> {
+        self.write_locks.lock().entry(table_id).or_default().clone()
     }
 
     pub fn set_jobs(&self, jobs: Arc<dyn JobControl>) {

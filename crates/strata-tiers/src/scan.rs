@@ -12,7 +12,7 @@ use strata_catalog::{TableDef, now_micros};
 use strata_common::{Result, StrataError, keys};
 use strata_store::{CF_DATA, ReadView};
 
-pub(crate) const BATCH_ROWS: usize = 4096;
+pub const BATCH_ROWS: usize = 4096;
 
 /// Which primary keys a scan must visit.
 #[derive(Debug, Clone)]
