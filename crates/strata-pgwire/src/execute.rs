@@ -8,6 +8,10 @@
 //! and PortalSuspended, keeping the rest of the stream in the portal for the
 //! next Execute. The ReadyForQuery at Sync then reports the session's own
 //! transaction status (see `simple_query.rs`).
+//!
+//! A suspended portal keeps its query running, so a connection may hold at
+//! most [`MAX_SUSPENDED_PORTALS`] of them (54000 for an Execute with a row
+//! limit past that; closing portals or running them to the end frees room).
 
 use crate::handler::Handler;
 use crate::simple_query::wire_status;
@@ -24,6 +28,34 @@ use pgwire::messages::response::{CommandComplete, EmptyQueryResponse};
 use std::fmt::Debug;
 use std::sync::Arc;
 use strata_query::Prepared;
+
+/// The most portals one connection may leave suspended.
+pub(crate) const MAX_SUSPENDED_PORTALS: usize = 256;
+
+/// Forgets suspended portals that were closed, replaced or finished since, then
+/// refuses a new one past the bound.
+fn check_room_for_suspension<C>(handler: &Handler, client: &C, name: &str) -> PgWireResult<()>
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore<Statement = Arc<Prepared>>,
+{
+    let mut suspended = handler.suspended.lock();
+    suspended.retain(|n| match client.portal_store().get_portal(n) {
+        Some(Entry::Value(p)) => p
+            .state()
+            .try_lock()
+            .map_or(true, |s| matches!(*s, PortalExecutionState::Suspended(_))),
+        _ => false,
+    });
+    if suspended.len() >= MAX_SUSPENDED_PORTALS && !suspended.contains(name) {
+        return Err(crate::errors::to_pg(
+            strata_common::StrataError::ProgramLimitExceeded(format!(
+                "a connection can keep at most {MAX_SUSPENDED_PORTALS} portals suspended; close some or fetch them to the end"
+            )),
+        ));
+    }
+    Ok(())
+}
 
 pub(crate) async fn on_execute<C>(
     handler: &Handler,
@@ -56,6 +88,13 @@ where
         }
         None => return Err(PgWireError::PortalNotFound(name.to_owned())),
     };
+    if max_rows > 0
+        && let Err(e) = check_room_for_suspension(handler, client, name)
+    {
+        // An error inside a block aborts it, as any statement's would.
+        crate::handler::session_of(client)?.statement_failed();
+        return Err(e);
+    }
     let state = portal.state();
     // The portal is Finished unless this Execute leaves rows in it.
     let taken = std::mem::replace(&mut *state.lock().await, PortalExecutionState::Finished);
@@ -84,6 +123,7 @@ where
         && stream_rows(client, &mut rows, max_rows).await?
     {
         *state.lock().await = PortalExecutionState::Suspended(rows);
+        handler.suspended.lock().insert(name.to_string());
     }
     if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
         client.set_state(PgWireConnectionState::ReadyForQuery);

@@ -75,6 +75,7 @@ impl Frontend {
                 copy: parking_lot::Mutex::new(None),
                 holds_slot: Arc::new(AtomicBool::new(false)),
                 cancel_handle: parking_lot::Mutex::new(None),
+                suspended: parking_lot::Mutex::new(Default::default()),
             }),
         }
     }
@@ -154,6 +155,9 @@ pub struct Handler {
     pub(crate) holds_slot: Arc<AtomicBool>,
     /// The connection's cancel handle, once logged in.
     pub(crate) cancel_handle: parking_lot::Mutex<Option<Arc<pgwire::api::ConnectionHandle>>>,
+    /// Portals this connection left suspended by a row limit (each keeps a
+    /// query running); see `execute.rs`.
+    pub(crate) suspended: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Drop for Handler {

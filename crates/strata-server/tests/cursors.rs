@@ -170,3 +170,38 @@ async fn execute_with_a_row_limit_suspends_and_resumes_the_portal() {
     assert_eq!(chunks, 7, "333 rows in chunks of 50");
     tx.commit().await.unwrap();
 }
+
+/// Each portal suspended by a row limit keeps its query running: a
+/// connection may keep 256, the next is refused with 54000 (and aborts the
+/// block), and closing them makes room again.
+#[tokio::test]
+async fn suspended_portals_per_connection_are_bounded() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let tx = c.transaction().await.unwrap();
+    let stmt = tx
+        .prepare("SELECT x FROM generate_series(1, 10) AS g(x)")
+        .await
+        .unwrap();
+    let mut portals = vec![];
+    let refused = loop {
+        let portal = tx.bind(&stmt, &[]).await.unwrap();
+        match tx.query_portal(&portal, 1).await {
+            Ok(rows) => {
+                assert_eq!(rows.len(), 1);
+                portals.push(portal);
+            }
+            Err(e) => break e,
+        }
+        assert!(portals.len() <= 256, "more than 256 suspended portals");
+    };
+    assert_eq!(portals.len(), 256);
+    assert_eq!(sqlstate(&refused).as_deref(), Some("54000"), "{refused}");
+    drop(portals);
+    tx.rollback().await.unwrap();
+    // Closed (with the transaction): room again.
+    let tx = c.transaction().await.unwrap();
+    let portal = tx.bind(&stmt, &[]).await.unwrap();
+    assert_eq!(tx.query_portal(&portal, 5).await.unwrap().len(), 5);
+    tx.commit().await.unwrap();
+}
