@@ -274,8 +274,17 @@ impl Cursors {
     }
 
     /// Before a transaction's COMMIT: its WITH HOLD cursors read their rows,
-    /// since they outlive it. An error here fails the COMMIT.
+    /// since they outlive it. An error here fails the COMMIT, and every
+    /// cursor the transaction declared closes (it rolls back).
     pub(crate) async fn hold_for_commit(&self, max_bytes: usize) -> Result<()> {
+        let result = self.materialize_held(max_bytes).await;
+        if result.is_err() {
+            self.end_transaction(false);
+        }
+        result
+    }
+
+    async fn materialize_held(&self, max_bytes: usize) -> Result<()> {
         let held: Vec<(String, Shared)> = self
             .0
             .lock()

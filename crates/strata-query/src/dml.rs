@@ -17,7 +17,6 @@ use crate::values::{coerce, snowflake_id};
 use crate::write::{duplicate_key, visible_row, visible_row_exists, write_rows};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::common::ParamValues;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use futures::TryStreamExt;
@@ -129,10 +128,7 @@ pub(crate) async fn eval_expr(
     let Some(Statement::Sql(stmt)) = strata_sql::parse_one(&sql)? else {
         return Err(StrataError::syntax(format!("invalid expression {expr}")));
     };
-    let mut plan = session.plan(*stmt, &sql).await?;
-    if !params.is_empty() {
-        plan = plan.with_param_values(ParamValues::from(params.to_vec()))?;
-    }
+    let plan = bind_params(session.plan(*stmt, &sql).await?, params)?;
     let batches: Vec<RecordBatch> = session
         .ctx
         .execute_logical_plan(plan)
@@ -690,10 +686,7 @@ async fn insert_rows(
             out
         }
         InsertSource::Query(plan) => {
-            let mut plan = (**plan).clone();
-            if !params.is_empty() {
-                plan = plan.with_param_values(ParamValues::from(params.to_vec()))?;
-            }
+            let plan = bind_params((**plan).clone(), params)?;
             let df = session.ctx.execute_logical_plan(plan).await?;
             let batches: Vec<RecordBatch> = session.engine.execute(df).try_collect().await?;
             let mut out = vec![];
@@ -790,10 +783,7 @@ async fn upsert_row(
         items.join(", "),
         quote(&table.name)
     );
-    let mut plan = ctx.state().create_logical_plan(&sql).await?;
-    if !params.is_empty() {
-        plan = plan.with_param_values(ParamValues::from(params.to_vec()))?;
-    }
+    let plan = bind_params(ctx.state().create_logical_plan(&sql).await?, params)?;
     let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
     let b = batches
         .iter()
@@ -1021,10 +1011,7 @@ async fn matching_rows(
     plan: &datafusion::logical_expr::LogicalPlan,
     params: Vec<ScalarValue>,
 ) -> Result<Vec<RecordBatch>> {
-    let mut plan = plan.clone();
-    if !params.is_empty() {
-        plan = plan.with_param_values(ParamValues::from(params))?;
-    }
+    let plan = bind_params(plan.clone(), &params)?;
     let df = session.ctx.execute_logical_plan(plan).await?;
     Ok(session.engine.execute(df).try_collect().await?)
 }

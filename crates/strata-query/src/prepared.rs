@@ -125,6 +125,17 @@ pub struct Prepared {
     pub source: Option<Statement>,
 }
 
+/// A plan with its `$n` placeholders bound to `params` (as is when there are none).
+pub(crate) fn bind_params(
+    plan: LogicalPlan,
+    params: &[ScalarValue],
+) -> strata_common::Result<LogicalPlan> {
+    if params.is_empty() {
+        return Ok(plan);
+    }
+    Ok(plan.with_param_values(datafusion::common::ParamValues::from(params.to_vec()))?)
+}
+
 impl Prepared {
     /// COMMIT or ROLLBACK: what may still run in an aborted transaction block.
     pub fn ends_block(&self) -> bool {

@@ -3,13 +3,12 @@
 
 use crate::engine::{CATALOG_WITH_SYSTEM_COLUMNS, Engine};
 use crate::output::QueryOutput;
-use crate::prepared::{PlanKind, Prepared, note_param, note_wire_types};
+use crate::prepared::{PlanKind, Prepared, bind_params, note_param, note_wire_types};
 use crate::settings::{self, show_schema, variable_name};
 use crate::txn::{TxnHandle, TxnStatus};
 use crate::{ddl, dml, privileges, user_functions, users};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
@@ -164,8 +163,6 @@ impl Session {
         &self.txn
     }
 
-    /// A statement failed after `execute` returned (while its rows streamed):
-    /// inside a block that aborts the block, as any other error does.
     /// The columns of the open SQL cursor `name` (a portal, for Describe).
     pub fn cursor_columns(&self, name: &str) -> Option<SchemaRef> {
         self.cursors.schema(name)
@@ -176,6 +173,8 @@ impl Session {
         self.txn.status()
     }
 
+    /// A statement failed after `execute` returned (while its rows streamed):
+    /// inside a block that aborts the block, as any other error does.
     pub fn statement_failed(&self) {
         self.txn.fail();
     }
@@ -585,13 +584,7 @@ impl Session {
         let params = coerce_params(prepared, params)?;
         match &prepared.kind {
             PlanKind::Query(plan) => {
-                let plan = if params.is_empty() {
-                    (**plan).clone()
-                } else {
-                    (**plan)
-                        .clone()
-                        .with_param_values(ParamValues::from(params))?
-                };
+                let plan = bind_params((**plan).clone(), &params)?;
                 let df = self.ctx.execute_logical_plan(plan).await?;
                 // The prepared schema carries the names Postgres would give.
                 let schema: SchemaRef = match &prepared.schema {
@@ -762,7 +755,6 @@ impl Session {
             let max = self.engine.options.max_transaction_memory;
             if let Err(e) = self.cursors.hold_for_commit(max).await {
                 let _ = crate::write::end_block(self, false).await;
-                self.cursors.end_transaction(false);
                 return Err(e);
             }
         }
@@ -791,21 +783,14 @@ impl Session {
                 "DECLARE CURSOR can only be used in transaction blocks".into(),
             ));
         }
-        let plan = if params.is_empty() {
-            plan.clone()
-        } else {
-            plan.clone().with_param_values(ParamValues::from(params))?
-        };
+        let plan = bind_params(plan.clone(), &params)?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let stream = self.engine.execute(df);
         self.cursors.declare(name, schema, stream, hold)?;
         if !in_block {
             let max = self.engine.options.max_transaction_memory;
-            if let Err(e) = self.cursors.hold_for_commit(max).await {
-                self.cursors.end_transaction(false);
-                return Err(e);
-            }
+            self.cursors.hold_for_commit(max).await?;
             self.cursors.end_transaction(true);
         }
         Ok(QueryOutput::command("DECLARE CURSOR"))
