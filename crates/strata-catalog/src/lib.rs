@@ -31,6 +31,8 @@ use strata_store::{CF_CATALOG, CF_DATA, Store};
 pub const RESERVED_NAMESPACES: &[&str] = &["system", "pg_catalog", "information_schema"];
 /// The namespace unqualified names resolve to; created at first start.
 pub const DEFAULT_NAMESPACE: &str = "public";
+/// The schema of the system tables (`system.jobs`, …), beside the namespaces.
+pub const SYSTEM_SCHEMA: &str = "system";
 
 const NEXT_TABLE_ID_KEY: &[u8] = b"next_table_id";
 
@@ -209,6 +211,25 @@ impl Catalog {
 
     pub fn tables(&self) -> Vec<Arc<TableDef>> {
         self.state.read().tables.values().cloned().collect()
+    }
+
+    /// The schemas a client sees: every namespace, then `system` (the
+    /// system tables').
+    pub fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.state.read().namespaces.keys().cloned().collect();
+        names.push(SYSTEM_SCHEMA.into());
+        names
+    }
+
+    /// The names of a namespace's tables.
+    pub fn table_names_in(&self, namespace: &str) -> Vec<String> {
+        self.state
+            .read()
+            .tables
+            .values()
+            .filter(|t| t.namespace == namespace)
+            .map(|t| t.name.clone())
+            .collect()
     }
 
     pub fn table(&self, namespace: &str, name: &str) -> Option<Arc<TableDef>> {

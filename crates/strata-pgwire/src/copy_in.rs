@@ -19,8 +19,8 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use std::fmt::Debug;
 use strata_common::{Result, StrataError};
-use strata_query::copy::{CopyFormat, CopyIn};
-use strata_query::{QueryOutput, Session};
+use strata_session::{CopyFormat, CopyIn};
+use strata_session::{QueryOutput, Session};
 use tracing::Instrument;
 
 /// A connection's COPY FROM STDIN between its CopyInResponse and CopyDone.

@@ -21,7 +21,7 @@ use pgwire::types::ToSqlText;
 use postgres_types::{IsNull, ToSql};
 use std::sync::Arc;
 use strata_common::StrataError;
-use strata_query::copy::{CopyFormat, CopyOptions};
+use strata_session::{CopyFormat, CopyOptions};
 
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 

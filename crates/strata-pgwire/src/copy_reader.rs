@@ -5,7 +5,7 @@
 
 use bytes::{Buf, BytesMut};
 use strata_common::{Result, StrataError};
-use strata_query::copy::{CopyFormat, CopyOptions};
+use strata_session::{CopyFormat, CopyOptions};
 
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 

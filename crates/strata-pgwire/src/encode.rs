@@ -26,7 +26,7 @@ use postgres_types::{IsNull, ToSql};
 use std::sync::Arc;
 use strata_catalog::{SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, WIRE_TYPE_KEY};
 use strata_common::StrataError;
-use strata_query::QueryOutput;
+use strata_session::QueryOutput;
 
 use crate::errors::to_pg;
 use crate::float_text::PgFloat;

@@ -27,7 +27,7 @@ use pgwire::messages::extendedquery::{Execute, PortalSuspended};
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse};
 use std::fmt::Debug;
 use std::sync::Arc;
-use strata_query::Prepared;
+use strata_session::Prepared;
 
 /// The most portals one connection may leave suspended.
 pub(crate) const MAX_SUSPENDED_PORTALS: usize = 256;

@@ -34,7 +34,7 @@ use pgwire::messages::simplequery::Query;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use strata_query::{CancelSignal, Engine, Prepared, QueryOutput, Session};
+use strata_session::{CancelSignal, Engine, Prepared, QueryOutput, Session};
 use tracing::Instrument;
 
 /// State shared by every connection.

@@ -21,7 +21,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use strata_catalog::{ROOT_USER, Role, password::ScramVerifier};
-use strata_query::Session;
+use strata_session::Session;
 
 /// Authentication options from the `[auth]` config section.
 #[derive(Debug, Clone, Default)]
@@ -341,7 +341,7 @@ impl Handler {
         // `Session::execute_with`).
         *self.cancel_handle.lock() = Some(handle);
         client.session_extensions().insert(guard);
-        let session = self.frontend.engine.session(&user);
+        let session = Session::new(&self.frontend.engine, &user);
         session.apply_startup_parameters(client.metadata().iter());
         client
             .session_extensions()

@@ -14,7 +14,7 @@ use postgres_types::FromSql;
 use std::sync::Arc;
 use strata_catalog::ColumnType;
 use strata_common::{Result, StrataError};
-use strata_query::Prepared;
+use strata_session::Prepared;
 
 use crate::encode::pg_type;
 use crate::errors::to_pg;

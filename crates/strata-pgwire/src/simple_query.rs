@@ -20,7 +20,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use std::fmt::Debug;
-use strata_query::TxnStatus;
+use strata_session::TxnStatus;
 
 /// The status a ReadyForQuery reports for the session behind `client`.
 pub(crate) fn wire_status<C: ClientInfo>(client: &C) -> PgWireResult<TransactionStatus> {

@@ -7,10 +7,10 @@
 //! as one statement: nothing is visible before, and a failure anywhere writes
 //! nothing. `COPY t | (query) TO STDOUT` becomes a row stream like a SELECT's.
 
+use crate::context::QueryContext;
 use crate::dml::{column_named, complete_row, default_src, partition, writable_table};
 use crate::output::QueryOutput;
 use crate::prepared::DefaultSrc;
-use crate::session::Session;
 use crate::values::coerce;
 use crate::write::{Put, duplicate_key, visible_row_exists, write_rows};
 use datafusion::scalar::ScalarValue;
@@ -148,9 +148,20 @@ fn check_encoding(e: &str) -> Result<()> {
     }
 }
 
-/// Runs a COPY statement: sets up a load for FROM STDIN, starts the rows of
-/// TO STDOUT.
-pub(crate) async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOutput> {
+/// What a COPY statement asks for.
+pub enum CopyRequest {
+    /// `COPY t [(cols)] FROM STDIN`: a load (see [`CopyIn::new`]).
+    In {
+        table: ast::ObjectName,
+        columns: Vec<ast::Ident>,
+        options: CopyOptions,
+    },
+    /// `COPY t | (query) TO STDOUT`: the query whose rows are written.
+    Out { query: String, options: CopyOptions },
+}
+
+/// Reads a COPY statement: its options, and where its rows come from or go.
+pub fn request(stmt: &ast::Statement) -> Result<CopyRequest> {
     let ast::Statement::Copy {
         source,
         to,
@@ -172,10 +183,16 @@ pub(crate) async fn execute(session: &Session, stmt: &ast::Statement) -> Result<
             else {
                 return Err(StrataError::syntax("COPY FROM needs a table, not a query"));
             };
-            let load = CopyIn::new(session, table_name, columns, options)?;
-            Ok(QueryOutput::CopyIn(Box::new(load)))
+            Ok(CopyRequest::In {
+                table: table_name.clone(),
+                columns: columns.clone(),
+                options,
+            })
         }
-        (true, ast::CopyTarget::Stdout) => copy_out(session, source, options).await,
+        (true, ast::CopyTarget::Stdout) => Ok(CopyRequest::Out {
+            query: copy_out_query(source),
+            options,
+        }),
         _ => Err(StrataError::unsupported(
             "COPY to or from a file or program on the server is not supported; use COPY ... FROM STDIN or TO STDOUT (psql's \\copy)",
         )),
@@ -185,12 +202,8 @@ pub(crate) async fn execute(session: &Session, stmt: &ast::Statement) -> Result<
 /// `COPY t [(cols)] TO STDOUT` reads like `SELECT cols FROM t`, and
 /// `COPY (query) TO STDOUT` like the query, with the reader's scoping and
 /// privileges.
-async fn copy_out(
-    session: &Session,
-    source: &ast::CopySource,
-    options: CopyOptions,
-) -> Result<QueryOutput> {
-    let sql = match source {
+fn copy_out_query(source: &ast::CopySource) -> String {
+    match source {
         ast::CopySource::Table {
             table_name,
             columns,
@@ -207,19 +220,6 @@ async fn copy_out(
             format!("SELECT {cols} FROM {table_name}")
         }
         ast::CopySource::Query(q) => q.to_string(),
-    };
-    let prepared = Box::pin(session.prepare(&sql))
-        .await?
-        .ok_or_else(|| StrataError::syntax("COPY needs a query"))?;
-    match Box::pin(session.execute(&prepared, vec![])).await? {
-        QueryOutput::Rows { schema, stream, .. } => Ok(QueryOutput::CopyOut {
-            schema,
-            stream,
-            options,
-        }),
-        _ => Err(StrataError::syntax(
-            "COPY (query) TO needs a query that returns rows",
-        )),
     }
 }
 
@@ -249,11 +249,13 @@ impl std::fmt::Debug for CopyIn {
 }
 
 impl CopyIn {
-    fn new(
-        session: &Session,
+    /// A load into `table_name` whose rows may take `limit` bytes in all.
+    pub fn new(
+        session: &QueryContext,
         table_name: &ast::ObjectName,
         columns: &[ast::Ident],
         options: CopyOptions,
+        limit: usize,
     ) -> Result<Self> {
         let table = writable_table(session, table_name)?;
         let targets = if columns.is_empty() {
@@ -278,7 +280,7 @@ impl CopyIn {
             rows: vec![],
             lines: HashMap::new(),
             held: 0,
-            limit: session.copy_memory_limit(),
+            limit,
         })
     }
 
@@ -309,7 +311,7 @@ impl CopyIn {
     /// value) or NULL for each of [`columns`](Self::columns).
     pub async fn push(
         &mut self,
-        session: &Session,
+        session: &QueryContext,
         line: u64,
         values: Vec<Option<ScalarValue>>,
     ) -> Result<()> {
@@ -347,7 +349,7 @@ impl CopyIn {
 
     /// Ends the copy: checks no key exists already and writes every row in
     /// one batch (or stages them in the open transaction block).
-    pub async fn finish(self, session: &Session) -> Result<QueryOutput> {
+    pub async fn finish(self, session: &QueryContext) -> Result<QueryOutput> {
         let table = &self.table;
         // A table dropped (or re-created) while the rows were coming in.
         match session.engine.catalog.table(&table.namespace, &table.name) {

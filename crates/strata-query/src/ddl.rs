@@ -1,8 +1,9 @@
 //! DDL and catalog statements: namespaces, CREATE/DROP/ALTER TABLE, SHOW.
 
 use crate::codec::encode_value;
+use crate::context::QueryContext;
 use crate::output::QueryOutput;
-use crate::session::{Session, batch_output};
+use crate::output::batch_output;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ fn string_rows(schema: SchemaRef, columns: Vec<Vec<String>>) -> Result<QueryOutp
 }
 
 /// Strata's own statements.
-pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<QueryOutput> {
+pub async fn execute_strata(session: &QueryContext, stmt: &Statement) -> Result<QueryOutput> {
     let catalog = &session.engine.catalog;
     match stmt {
         Statement::CreateNamespace {
@@ -209,7 +210,7 @@ pub async fn execute_strata(session: &Session, stmt: &Statement) -> Result<Query
 /// change is always made to the definition in force (never one read earlier).
 /// None when the table does not exist.
 async fn lock_table(
-    session: &Session,
+    session: &QueryContext,
     ns: &str,
     name: &str,
 ) -> Result<Option<(tokio::sync::OwnedMutexGuard<()>, Arc<TableDef>)>> {
@@ -233,7 +234,7 @@ async fn lock_table(
 
 /// Removes the `manifest.json` listing of every partition of a table that is
 /// being dropped (its Parquet files go through garbage records).
-async fn remove_listings(session: &Session, table: &TableDef) {
+async fn remove_listings(session: &QueryContext, table: &TableDef) {
     let users = match strata_cold::manifest::table_partitions(&session.engine.store, table.id) {
         Ok(users) => users,
         Err(e) => {
@@ -249,7 +250,7 @@ async fn remove_listings(session: &Session, table: &TableDef) {
     }
 }
 
-fn forget_cold(session: &Session, table_id: u32) {
+fn forget_cold(session: &QueryContext, table_id: u32) {
     let now = strata_catalog::now_micros();
     if let Err(e) = strata_cold::manifest::forget_table(&session.engine.store, table_id, now) {
         tracing::warn!(table_id, error = %e, "could not forget cold files of a dropped table");
@@ -257,7 +258,7 @@ fn forget_cold(session: &Session, table_id: u32) {
 }
 
 /// Plain-SQL statements that are not queries or DML.
-pub async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOutput> {
+pub async fn execute(session: &QueryContext, stmt: &ast::Statement) -> Result<QueryOutput> {
     let catalog = &session.engine.catalog;
     match stmt {
         ast::Statement::Drop {
@@ -305,7 +306,7 @@ pub async fn execute(session: &Session, stmt: &ast::Statement) -> Result<QueryOu
 }
 
 async fn alter_one(
-    session: &Session,
+    session: &QueryContext,
     def: &mut TableDef,
     op: &ast::AlterTableOperation,
 ) -> Result<()> {

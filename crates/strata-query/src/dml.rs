@@ -10,9 +10,10 @@
 //! Parquet) sets that cold row's deletion-vector bit and drops its index entry in
 //! the same batch, so readers never need to reconcile hot against cold.
 
+use crate::context::QueryContext;
 use crate::output::QueryOutput;
+use crate::output::batch_output;
 use crate::prepared::*;
-use crate::session::{Session, batch_output};
 use crate::values::{coerce, snowflake_id};
 use crate::write::{duplicate_key, visible_row, visible_row_exists, write_rows};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
@@ -31,7 +32,7 @@ use strata_sql::{Statement, normalize_ident, object_ref};
 
 /// The partition a statement of `session` reads and writes in `table`: the
 /// acting user's for a USER table, the single "" partition otherwise.
-pub(crate) fn partition(session: &Session, table: &TableDef) -> String {
+pub(crate) fn partition(session: &QueryContext, table: &TableDef) -> String {
     crate::provider::partition_of(table, session.user())
 }
 
@@ -43,7 +44,7 @@ fn quote(name: &str) -> String {
 /// to change or writes any: the definition it was planned against must still
 /// be the table's, or its rows would be encoded (and matched) by columns the
 /// table no longer has.
-pub(crate) fn check_still_current(session: &Session, table: &TableDef) -> Result<()> {
+pub(crate) fn check_still_current(session: &QueryContext, table: &TableDef) -> Result<()> {
     match session.engine.catalog.table_by_id(table.id) {
         Some(now) if now.version == table.version => Ok(()),
         _ => Err(StrataError::DefinitionChanged(format!(
@@ -53,7 +54,10 @@ pub(crate) fn check_still_current(session: &Session, table: &TableDef) -> Result
     }
 }
 
-pub(crate) fn writable_table(session: &Session, name: &ast::ObjectName) -> Result<Arc<TableDef>> {
+pub(crate) fn writable_table(
+    session: &QueryContext,
+    name: &ast::ObjectName,
+) -> Result<Arc<TableDef>> {
     let r = object_ref(name)?;
     let (ns, t) = session.resolve(&r);
     if ns == "system" {
@@ -119,8 +123,8 @@ fn param(params: &[ScalarValue], i: usize) -> Result<ScalarValue> {
 }
 
 /// Evaluates one SQL expression (no columns) with DataFusion.
-pub(crate) async fn eval_expr(
-    session: &Session,
+pub async fn eval_expr(
+    session: &QueryContext,
     expr: &ast::Expr,
     params: &[ScalarValue],
 ) -> Result<ScalarValue> {
@@ -169,7 +173,7 @@ pub(crate) fn default_src(col: &ColumnDef) -> Result<DefaultSrc> {
 }
 
 async fn default_value(
-    session: &Session,
+    session: &QueryContext,
     col: &ColumnDef,
     src: &DefaultSrc,
 ) -> Result<ScalarValue> {
@@ -189,7 +193,7 @@ async fn default_value(
 
 /// Evaluates a column's DEFAULT once (ALTER TABLE ADD COLUMN fills).
 pub(crate) async fn eval_default(
-    session: &Session,
+    session: &QueryContext,
     col: &ColumnDef,
     text: &str,
 ) -> Result<ScalarValue> {
@@ -199,7 +203,11 @@ pub(crate) async fn eval_default(
 }
 
 /// Checks at CREATE TABLE that a DEFAULT parses and yields the column's type.
-pub(crate) async fn check_default(session: &Session, col: &ColumnDef, text: &str) -> Result<()> {
+pub(crate) async fn check_default(
+    session: &QueryContext,
+    col: &ColumnDef,
+    text: &str,
+) -> Result<()> {
     eval_default(session, col, text).await.map(|_| ())
 }
 
@@ -219,8 +227,8 @@ fn check_not_null(table: &TableDef, row: &[ScalarValue]) -> Result<()> {
 
 /// Recognises `SELECT cols FROM t WHERE pk = <literal or $n>` on a shared table.
 #[allow(clippy::type_complexity)]
-pub(crate) fn point_select(
-    session: &Session,
+pub fn point_select(
+    session: &QueryContext,
     q: &ast::Query,
 ) -> Result<Option<(PlanKind, SchemaRef, Vec<Option<DataType>>)>> {
     if q.with.is_some()
@@ -355,8 +363,8 @@ pub(crate) fn point_select(
     )))
 }
 
-pub(crate) async fn execute_point_select(
-    session: &Session,
+pub async fn execute_point_select(
+    session: &QueryContext,
     p: &PointSelect,
     params: &[ScalarValue],
     schema: Option<SchemaRef>,
@@ -453,8 +461,8 @@ async fn returning_schema(
 
 // ---------------------------------------------------------------- INSERT
 
-pub(crate) async fn prepare_insert(
-    session: &Session,
+pub async fn prepare_insert(
+    session: &QueryContext,
     sql: &str,
     ins: ast::Insert,
     catalog_version: u64,
@@ -660,7 +668,7 @@ pub(crate) fn column_named(table: &TableDef, name: &str) -> Result<usize> {
 
 /// Source rows of an INSERT, as full table rows with defaults applied.
 async fn insert_rows(
-    session: &Session,
+    session: &QueryContext,
     p: &InsertPlan,
     params: &[ScalarValue],
 ) -> Result<Vec<Vec<ScalarValue>>> {
@@ -716,7 +724,7 @@ async fn insert_rows(
 /// A full table row from the values given for `targets` (None: not given),
 /// with every other column's DEFAULT, checked against NOT NULL.
 pub(crate) async fn complete_row(
-    session: &Session,
+    session: &QueryContext,
     table: &TableDef,
     targets: &[usize],
     defaults: &[DefaultSrc],
@@ -799,8 +807,8 @@ async fn upsert_row(
     Ok((pass == ScalarValue::Boolean(Some(true))).then_some(new))
 }
 
-pub(crate) async fn execute_insert(
-    session: &Session,
+pub async fn execute_insert(
+    session: &QueryContext,
     p: &InsertPlan,
     params: &[ScalarValue],
 ) -> Result<QueryOutput> {
@@ -875,7 +883,7 @@ pub(crate) async fn execute_insert(
 
 /// Plans `SELECT <all columns>[, extra] FROM t WHERE ...` for UPDATE and DELETE.
 async fn plan_matching_rows(
-    session: &Session,
+    session: &QueryContext,
     table: &TableDef,
     alias: Option<&ast::TableAlias>,
     extra: &[String],
@@ -931,8 +939,8 @@ fn single_table(t: &ast::TableWithJoins) -> Result<(&ast::ObjectName, Option<&as
     }
 }
 
-pub(crate) async fn prepare_update(
-    session: &Session,
+pub async fn prepare_update(
+    session: &QueryContext,
     sql: &str,
     upd: ast::Update,
     catalog_version: u64,
@@ -1007,7 +1015,7 @@ fn row_values(b: &RecordBatch, r: usize, n: usize) -> Result<Vec<ScalarValue>> {
 }
 
 async fn matching_rows(
-    session: &Session,
+    session: &QueryContext,
     plan: &datafusion::logical_expr::LogicalPlan,
     params: Vec<ScalarValue>,
 ) -> Result<Vec<RecordBatch>> {
@@ -1016,8 +1024,8 @@ async fn matching_rows(
     Ok(session.engine.execute(df).try_collect().await?)
 }
 
-pub(crate) async fn execute_update(
-    session: &Session,
+pub async fn execute_update(
+    session: &QueryContext,
     p: &UpdatePlan,
     params: Vec<ScalarValue>,
 ) -> Result<QueryOutput> {
@@ -1076,8 +1084,8 @@ pub(crate) async fn execute_update(
     }
 }
 
-pub(crate) async fn prepare_delete(
-    session: &Session,
+pub async fn prepare_delete(
+    session: &QueryContext,
     sql: &str,
     del: ast::Delete,
     catalog_version: u64,
@@ -1117,8 +1125,8 @@ pub(crate) async fn prepare_delete(
     })
 }
 
-pub(crate) async fn execute_delete(
-    session: &Session,
+pub async fn execute_delete(
+    session: &QueryContext,
     p: &DeletePlan,
     params: Vec<ScalarValue>,
 ) -> Result<QueryOutput> {

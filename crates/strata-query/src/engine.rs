@@ -1,11 +1,11 @@
 //! The engine: the shared state every session plans against.
 
 use crate::provider::StrataCatalogProvider;
-use crate::session::Session;
+use crate::system::SystemSchema;
 use crate::tiers::Tiers;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -22,8 +22,9 @@ use std::sync::Arc;
 use strata_catalog::{Catalog, DEFAULT_NAMESPACE};
 use strata_store::Store;
 
-/// DataFusion catalog holding the tables as users see them.
-pub const CATALOG: &str = "strata";
+/// DataFusion catalog holding the tables as users see them (named as the
+/// database is).
+pub const CATALOG: &str = strata_pgcatalog::DATABASE;
 /// The same tables with `_seq` and `_deleted` visible.
 pub const CATALOG_WITH_SYSTEM_COLUMNS: &str = "strata_sys";
 
@@ -38,7 +39,7 @@ pub struct Engine {
     query_runtime: QueryRuntime,
     pub(crate) options: EngineOptions,
     /// Each pg_class relation's namespace (see `pg_catalog::RelationNamespaces`).
-    pub(crate) rel_namespaces: crate::pg_catalog::RelationNamespaces,
+    pub(crate) rel_namespaces: strata_pgcatalog::RelationNamespaces,
 }
 
 struct QueryRuntime(Option<tokio::runtime::Runtime>);
@@ -159,11 +160,12 @@ impl Engine {
             .with_catalog_list(Arc::new(list))
             .with_default_features()
             .build();
-        let rel_namespaces = crate::pg_catalog::RelationNamespaces::default();
-        let base_state = crate::pg_catalog::install(
+        let rel_namespaces = strata_pgcatalog::RelationNamespaces::default();
+        let base_state = strata_pgcatalog::install(
             base_state,
             tiers.clone(),
-            &[&strata, &strata_sys],
+            &[strata as Arc<dyn CatalogProvider>, strata_sys],
+            Arc::new(SystemSchema::new(tiers.clone())),
             &rel_namespaces,
         )
         .map_err(std::io::Error::other)?;
@@ -202,19 +204,18 @@ impl Engine {
         &self.tiers
     }
 
-    /// A new session for one connection, acting as `user`.
-    pub fn session(self: &Arc<Self>, user: &str) -> Session {
-        Session::new(
-            self.clone(),
-            self.base_state.clone(),
-            user.to_string(),
-            user.to_string(),
-            crate::txn::TxnHandle::default(),
-        )
+    /// The state every session's DataFusion context starts from (the
+    /// catalogs, pg_catalog, the Postgres functions).
+    pub fn base_state(&self) -> SessionState {
+        self.base_state.clone()
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
     }
 
     /// Runs a DataFrame on the query runtime and streams its batches back.
-    pub(crate) fn execute(&self, df: DataFrame) -> SendableRecordBatchStream {
+    pub fn execute(&self, df: DataFrame) -> SendableRecordBatchStream {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
         let task = async move {

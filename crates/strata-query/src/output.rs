@@ -1,8 +1,10 @@
 //! What executing a statement produces, independent of the wire protocol.
 
 use crate::copy::{CopyIn, CopyOptions};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 pub enum QueryOutput {
     /// Rows, streamed. `tag` is the command tag without the row count
@@ -55,4 +57,19 @@ impl std::fmt::Debug for QueryOutput {
             QueryOutput::CopyOut { options, .. } => write!(f, "CopyOut({:?})", options.format),
         }
     }
+}
+
+/// Wraps ready batches as a row output.
+pub fn batch_output(schema: SchemaRef, batches: Vec<RecordBatch>, tag: &str) -> QueryOutput {
+    QueryOutput::Rows {
+        schema: schema.clone(),
+        stream: batch_stream(schema, batches),
+        tag: tag.to_string(),
+    }
+}
+
+/// Ready batches as a stream.
+pub fn batch_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
+    let stream = futures::stream::iter(batches.into_iter().map(Ok));
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }

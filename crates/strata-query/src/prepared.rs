@@ -126,7 +126,7 @@ pub struct Prepared {
 }
 
 /// A plan with its `$n` placeholders bound to `params` (as is when there are none).
-pub(crate) fn bind_params(
+pub fn bind_params(
     plan: LogicalPlan,
     params: &[ScalarValue],
 ) -> strata_common::Result<LogicalPlan> {
@@ -139,12 +139,12 @@ pub(crate) fn bind_params(
 impl Prepared {
     /// COMMIT or ROLLBACK: what may still run in an aborted transaction block.
     pub fn ends_block(&self) -> bool {
-        matches!(&self.kind, PlanKind::Command(s) if crate::session::ends_block(s))
+        matches!(&self.kind, PlanKind::Command(s) if ends_block(s))
     }
 }
 
 /// Records that parameter `i` (zero-based) takes values of `ty`.
-pub(crate) fn note_param(prepared: &mut Prepared, i: usize, ty: &ColumnType) {
+pub fn note_param(prepared: &mut Prepared, i: usize, ty: &ColumnType) {
     if prepared.param_types.len() <= i {
         prepared.param_types.resize(i + 1, None);
     }
@@ -174,7 +174,7 @@ fn plan_of(kind: &PlanKind) -> Option<&LogicalPlan> {
 }
 
 /// Parameters DataFusion typed from a UUID or JSON column are described as such.
-pub(crate) fn note_wire_types(prepared: &mut Prepared) {
+pub fn note_wire_types(prepared: &mut Prepared) {
     note_any_params(prepared);
     let Some(fields) = plan_of(&prepared.kind).and_then(|p| p.get_parameter_fields().ok()) else {
         return;
@@ -258,4 +258,15 @@ fn placeholder_index(e: &Expr) -> Option<usize> {
         Expr::TryCast(c) => placeholder_index(&c.expr),
         _ => None,
     }
+}
+
+/// COMMIT and ROLLBACK (and their spellings END and ABORT).
+pub fn ends_block(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::Sql(s) if matches!(
+            s.as_ref(),
+            ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }
+        )
+    )
 }

@@ -2,14 +2,14 @@
 //! extended, e.g. for table access levels) in one place. A role is read from
 //! the catalog on each check, so ALTER USER takes effect at once.
 
-use crate::session::Session;
+use crate::context::QueryContext;
 use strata_catalog::{Catalog, Role, TableDef, UserDef};
 use strata_common::{Result, StrataError};
 use strata_sql::sqlparser::ast;
 use strata_sql::{AccessLevel, Statement, TableKind};
 
 /// Fails with 42501 unless the session's acting user has at least `min`.
-pub fn require_role(session: &Session, min: Role) -> Result<()> {
+pub fn require_role(session: &QueryContext, min: Role) -> Result<()> {
     let role = session.role();
     if role >= min {
         return Ok(());
@@ -27,7 +27,7 @@ pub(crate) fn denied(msg: impl Into<String>) -> StrataError {
 /// The role a statement needs, before it runs. User statements and EXECUTE AS
 /// have finer rules of their own (`users.rs`); queries and DML are open here
 /// (table access levels are checked where tables are read and written).
-pub(crate) fn check_statement(session: &Session, stmt: &Statement) -> Result<()> {
+pub fn check_statement(session: &QueryContext, stmt: &Statement) -> Result<()> {
     let needs_dba = match stmt {
         Statement::CreateNamespace { .. }
         | Statement::DropNamespace { .. }
@@ -63,7 +63,7 @@ pub(crate) fn may_manage(actor: Role, target: Role) -> bool {
 
 /// EXECUTE AS USER: a user may name only itself; service may act as
 /// user-role users, dba as user and service, system as anyone.
-pub(crate) fn check_delegation(session: &Session, target: &str) -> Result<()> {
+pub fn check_delegation(session: &QueryContext, target: &str) -> Result<()> {
     let actor = session.role();
     if target != session.user() && actor == Role::User {
         return Err(denied(format!(

@@ -2,10 +2,10 @@
 //! live in the Strata catalog, so DDL is visible at once), the `system` schema,
 //! and one `TableProvider` per table that plans a scan across both tiers.
 
+use crate::context::ActingUser;
 use crate::merged::MergedScanExec;
 use crate::overlay::OverlayExec;
 use crate::scan::KeySelection;
-use crate::session::ActingUser;
 use crate::system::SystemSchema;
 use crate::tiers::Tiers;
 use crate::txn::TxnHandle;
@@ -20,7 +20,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
-use strata_catalog::{Catalog, TableDef};
+use strata_catalog::TableDef;
 use strata_sql::TableKind;
 
 /// The catalog DataFusion sees. Two instances exist: one whose tables show the
@@ -48,28 +48,21 @@ impl StrataCatalogProvider {
     }
 }
 
-/// The schemas Strata itself holds: every namespace, then `system`.
-pub(crate) fn strata_schema_names(catalog: &Catalog) -> Vec<String> {
-    let mut names: Vec<String> = catalog.namespaces().into_iter().map(|n| n.name).collect();
-    names.push("system".into());
-    names
-}
-
-/// The names of a namespace's tables.
-pub(crate) fn table_names_in(catalog: &Catalog, namespace: &str) -> Vec<String> {
-    catalog
-        .tables()
-        .into_iter()
-        .filter(|t| t.namespace == namespace)
-        .map(|t| t.name.clone())
-        .collect()
-}
-
 impl CatalogProvider for StrataCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        let mut names = strata_schema_names(&self.tiers.catalog);
+        let mut names = self.tiers.catalog.schema_names();
         names.extend(self.extra.read().iter().map(|(n, _)| n.clone()));
         names
+    }
+
+    /// Schemas served beside the namespaces (pg_catalog).
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+        self.add_schema(name, schema);
+        Ok(None)
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
@@ -100,7 +93,7 @@ struct NamespaceSchema {
 #[async_trait]
 impl SchemaProvider for NamespaceSchema {
     fn table_names(&self) -> Vec<String> {
-        table_names_in(&self.tiers.catalog, &self.namespace)
+        self.tiers.catalog.table_names_in(&self.namespace)
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {

@@ -157,7 +157,7 @@ impl TxnHandle {
 
     /// BEGIN: opens a block (inside one it is a no-op, as in Postgres, which
     /// only warns).
-    pub(crate) fn begin(&self) {
+    pub fn begin(&self) {
         let mut s = self.0.lock();
         if matches!(&*s, TxnState::Idle) {
             *s = TxnState::Active(Block::default());
@@ -166,12 +166,12 @@ impl TxnHandle {
         }
     }
 
-    pub(crate) fn in_block(&self) -> bool {
+    pub fn in_block(&self) -> bool {
         matches!(&*self.0.lock(), TxnState::Active(_))
     }
 
     /// A statement inside a block failed: the block is aborted.
-    pub(crate) fn fail(&self) {
+    pub fn fail(&self) {
         let mut s = self.0.lock();
         *s = match std::mem::take(&mut *s) {
             TxnState::Active(block) => TxnState::Failed(block),
@@ -182,7 +182,7 @@ impl TxnHandle {
     /// SAVEPOINT `name`. Its snapshot counts against `max_bytes` as if it
     /// were a copy of the staged rows (it becomes one, partition by partition,
     /// as the block writes on).
-    pub(crate) fn savepoint(&self, name: &str, max_bytes: usize) -> Result<()> {
+    pub fn savepoint(&self, name: &str, max_bytes: usize) -> Result<()> {
         let mut s = self.0.lock();
         let TxnState::Active(block) = &mut *s else {
             return Err(no_block("SAVEPOINT"));
@@ -204,7 +204,7 @@ impl TxnHandle {
 
     /// RELEASE SAVEPOINT `name`: forgets it and every savepoint set after it,
     /// keeping the writes.
-    pub(crate) fn release(&self, name: &str) -> Result<()> {
+    pub fn release(&self, name: &str) -> Result<()> {
         let mut s = self.0.lock();
         let TxnState::Active(block) = &mut *s else {
             return Err(no_block("RELEASE SAVEPOINT"));
@@ -217,7 +217,7 @@ impl TxnHandle {
     /// ROLLBACK TO SAVEPOINT `name`: the block's writes as they were when it
     /// was set; later savepoints are forgotten, this one stays, and an
     /// aborted block is usable again.
-    pub(crate) fn rollback_to(&self, name: &str) -> Result<()> {
+    pub fn rollback_to(&self, name: &str) -> Result<()> {
         let mut s = self.0.lock();
         let mut block = match std::mem::take(&mut *s) {
             TxnState::Active(b) | TxnState::Failed(b) => b,

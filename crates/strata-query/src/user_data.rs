@@ -6,7 +6,7 @@
 //! DROP USER removes them: the hot rows, the primary-key index and the cold
 //! files of every USER table's partition of that user.
 
-use crate::session::Session;
+use crate::context::QueryContext;
 use strata_common::{Result, keys};
 use strata_sql::TableKind;
 use strata_store::{Batch, CF_DATA, CF_PK_INDEX};
@@ -14,7 +14,7 @@ use strata_store::{Batch, CF_DATA, CF_PK_INDEX};
 /// Removes every USER-table partition of `user`; returns how many tables had
 /// one. Each table's partition goes in one write batch under the table's
 /// write lock, so no statement or flush commit of that table interleaves.
-pub(crate) async fn purge(session: &Session, user: &str) -> Result<usize> {
+pub(crate) async fn purge(session: &QueryContext, user: &str) -> Result<usize> {
     let engine = &session.engine;
     let store = &engine.store;
     let mut purged = 0;

@@ -1,13 +1,13 @@
 //! CREATE / ALTER / DROP USER.
 
+use crate::context::QueryContext;
 use crate::output::QueryOutput;
 use crate::privileges::{denied, may_manage, require_role};
-use crate::session::Session;
 use strata_catalog::{ROOT_USER, Role, UserDef, verifier_for};
 use strata_common::{Result, StrataError};
 use strata_sql::{Secret, Statement};
 
-pub(crate) async fn execute(session: &Session, stmt: &Statement) -> Result<QueryOutput> {
+pub async fn execute(session: &QueryContext, stmt: &Statement) -> Result<QueryOutput> {
     match stmt {
         Statement::CreateUser {
             name,
@@ -25,7 +25,7 @@ pub(crate) async fn execute(session: &Session, stmt: &Statement) -> Result<Query
 }
 
 fn create(
-    session: &Session,
+    session: &QueryContext,
     name: &str,
     password: Option<&Secret>,
     role: Option<&str>,
@@ -47,7 +47,7 @@ fn create(
 }
 
 fn alter(
-    session: &Session,
+    session: &QueryContext,
     name: &str,
     password: Option<&Secret>,
     role: Option<&str>,
@@ -92,7 +92,7 @@ fn alter(
     Ok(QueryOutput::command("ALTER ROLE"))
 }
 
-async fn drop(session: &Session, names: &[String], if_exists: bool) -> Result<QueryOutput> {
+async fn drop(session: &QueryContext, names: &[String], if_exists: bool) -> Result<QueryOutput> {
     require_role(session, Role::Dba)?;
     let catalog = &session.engine.catalog;
     let actor = session.role();

@@ -7,8 +7,8 @@
 //! so a key never has two live versions.
 
 use crate::codec::encode_row;
+use crate::context::QueryContext;
 use crate::merged::{live_row, row_exists};
-use crate::session::Session;
 use crate::txn::{Block, TxnState};
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub(crate) fn duplicate_key(table: &TableDef, key: &ScalarValue) -> StrataError 
 /// The live version of a key as this session sees it: the block's staged
 /// version when it has one, else the committed one.
 pub(crate) async fn visible_row(
-    session: &Session,
+    session: &QueryContext,
     table: &Arc<TableDef>,
     partition: &str,
     key: &[u8],
@@ -44,7 +44,7 @@ pub(crate) async fn visible_row(
 /// Whether a key has a live version as this session sees it, without
 /// reading a cold row.
 pub(crate) fn visible_row_exists(
-    session: &Session,
+    session: &QueryContext,
     table: &Arc<TableDef>,
     partition: &str,
     key: &[u8],
@@ -58,7 +58,7 @@ pub(crate) fn visible_row_exists(
 /// Applies one statement's writes: at once, or staged in the open block.
 /// Call with the table's write lock held.
 pub(crate) async fn write_rows(
-    session: &Session,
+    session: &QueryContext,
     table: &Arc<TableDef>,
     partition: &str,
     puts: &[Put],
@@ -172,7 +172,7 @@ fn republish(tiers: &crate::Tiers, table_id: u32, partition: &str) {
 /// COMMIT of a transaction block: every staged write of every table in one
 /// batch, under the write locks of all the tables (taken in id order, so two
 /// committing blocks cannot deadlock).
-pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> {
+pub(crate) async fn commit_block(session: &QueryContext, block: Block) -> Result<()> {
     if block.is_empty() {
         return Ok(());
     }
@@ -238,7 +238,7 @@ pub(crate) async fn commit_block(session: &Session, block: Block) -> Result<()> 
 
 /// Ends the session's block: COMMIT (`commit` true) or ROLLBACK. Returns the
 /// command tag; COMMIT of an aborted block rolls it back, as in Postgres.
-pub(crate) async fn end_block(session: &Session, commit: bool) -> Result<&'static str> {
+pub async fn end_block(session: &QueryContext, commit: bool) -> Result<&'static str> {
     let state = std::mem::take(&mut *session.txn().0.lock());
     match state {
         TxnState::Active(block) if commit => {

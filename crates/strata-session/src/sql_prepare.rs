@@ -1,13 +1,13 @@
 //! SQL-level PREPARE, EXECUTE and DEALLOCATE: named statements kept on the
 //! session, planned once like a protocol-level prepared statement.
 
-use crate::output::QueryOutput;
-use crate::prepared::Prepared;
 use crate::session::Session;
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
 use strata_catalog::ColumnType;
 use strata_common::{Result, StrataError};
+use strata_query::output::QueryOutput;
+use strata_query::prepared::Prepared;
 use strata_sql::sqlparser::ast;
 use strata_sql::{Statement, normalize_ident};
 
@@ -80,7 +80,7 @@ pub(crate) async fn execute(
         .ok_or_else(|| unknown(&key))?;
     let mut params: Vec<ScalarValue> = Vec::with_capacity(parameters.len());
     for e in parameters {
-        params.push(crate::dml::eval_expr(session, e, &[]).await?);
+        params.push(strata_query::dml::eval_expr(session, e, &[]).await?);
     }
     if params.len() != prepared.param_types.len() {
         return Err(StrataError::syntax(format!(

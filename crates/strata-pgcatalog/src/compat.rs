@@ -30,7 +30,7 @@ fn is_catalog_query(sql: &str) -> bool {
     .any(|m| lower.contains(m))
 }
 
-pub(crate) fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
+pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
     let sql = substitute(sql);
     let protected = if is_catalog_query(&sql) && strata_sql::limits::check_sql(&sql).is_ok() {
         scalar_subqueries::protect(&sql)
@@ -248,7 +248,7 @@ fn substitute(sql: &str) -> Cow<'_, str> {
     Cow::Borrowed(sql)
 }
 
-pub(crate) fn parse_one(sql: &str) -> Result<Option<Statement>> {
+pub fn parse_one(sql: &str) -> Result<Option<Statement>> {
     let mut stmts = parse_sql(sql)?;
     if stmts.len() > 1 {
         return Err(strata_common::StrataError::syntax(

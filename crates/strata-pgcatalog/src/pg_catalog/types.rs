@@ -210,11 +210,11 @@ impl ScalarUDFImpl for TypeIsVisible {
 /// `pg_attrdef` row gives; see `compat/scalar_subqueries.rs`).
 #[derive(Debug)]
 pub(crate) struct ColumnDefault {
-    pub(crate) tiers: Arc<crate::tiers::Tiers>,
+    pub(crate) tiers: Arc<strata_tiers::Tiers>,
     pub(crate) signature: Signature,
 }
 
-crate::user_functions::identity_by_arc!(ColumnDefault, tiers);
+crate::functions::identity_by_arc!(ColumnDefault, tiers);
 
 impl ScalarUDFImpl for ColumnDefault {
     fn name(&self) -> &str {

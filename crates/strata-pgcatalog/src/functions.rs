@@ -1,6 +1,8 @@
-//! Functions whose answer is the session's: `current_user` and `session_user`
-//! (per-session constants), `current_setting` and `set_config` (the session's
-//! settings). They are registered on the session's own DataFusion context.
+//! Postgres functions: those whose answer is the session's (`current_user`,
+//! `session_user`, `pg_table_is_visible` by its search_path), registered on
+//! each session's own DataFusion context, and `strata_like_escape`. The
+//! settings functions (`current_setting`, `set_config`) are the session
+//! crate's, which owns the settings.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result as DfResult;
@@ -12,6 +14,7 @@ use datafusion::scalar::ScalarValue;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use strata_catalog::DEFAULT_NAMESPACE;
 
 /// A function whose answer does not depend on its arguments: `current_user`
 /// and `session_user` (per session), `version()`, and the comment lookups
@@ -78,7 +81,7 @@ pub(crate) use identity_by_arc;
 
 /// `current_user` is the acting user (the EXECUTE AS target inside one);
 /// `session_user` the user that logged in.
-pub(crate) fn register(ctx: &SessionContext, current_user: &str, session_user: &str) {
+pub fn register(ctx: &SessionContext, current_user: &str, session_user: &str) {
     for (name, value) in [
         ("current_user", current_user),
         ("session_user", session_user),
@@ -92,33 +95,10 @@ pub(crate) fn register(ctx: &SessionContext, current_user: &str, session_user: &
 }
 
 /// A session's settings, shared with `current_setting` and `set_config`.
-pub(crate) type Vars = Arc<Mutex<BTreeMap<String, String>>>;
+pub type Vars = Arc<Mutex<BTreeMap<String, String>>>;
 
-/// `current_setting(name [, missing_ok])` and `set_config(name, value,
-/// is_local)` over the session's settings (what SHOW and SET see).
-#[derive(Debug)]
-struct Setting {
-    name: &'static str,
-    vars: Vars,
-    signature: Signature,
-}
-
-impl PartialEq for Setting {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.vars, &other.vars)
-    }
-}
-
-impl Eq for Setting {}
-
-impl std::hash::Hash for Setting {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-        (Arc::as_ptr(&self.vars) as usize).hash(state);
-    }
-}
-
-fn text_arg(args: &[ColumnarValue], i: usize) -> DfResult<Option<String>> {
+/// Reads a function's text argument `i` (the first row's, for an array).
+pub fn text_arg(args: &[ColumnarValue], i: usize) -> DfResult<Option<String>> {
     match args.get(i) {
         Some(ColumnarValue::Scalar(v)) => Ok(match v.cast_to(&DataType::Utf8)? {
             ScalarValue::Utf8(s) => s,
@@ -131,63 +111,6 @@ fn text_arg(args: &[ColumnarValue], i: usize) -> DfResult<Option<String>> {
             }
         }
         _ => Ok(None),
-    }
-}
-
-impl ScalarUDFImpl for Setting {
-    fn name(&self) -> &str {
-        self.name
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let name = text_arg(&args.args, 0)?.unwrap_or_default().to_lowercase();
-        let value = if self.name == "set_config" {
-            let value = text_arg(&args.args, 1)?.unwrap_or_default();
-            let mut vars = self.vars.lock();
-            crate::settings::check_set_config(&vars, &name)
-                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-            vars.insert(name, value.clone());
-            Some(value)
-        } else {
-            let missing_ok = matches!(
-                args.args.get(1),
-                Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
-            );
-            match self.vars.lock().get(&name) {
-                Some(v) => Some(v.clone()),
-                None if missing_ok => None,
-                None => {
-                    return Err(datafusion::error::DataFusionError::External(Box::new(
-                        strata_common::StrataError::UndefinedObject(format!(
-                            "unrecognized configuration parameter \"{name}\""
-                        )),
-                    )));
-                }
-            }
-        };
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value)))
-    }
-}
-
-pub(crate) fn register_settings(ctx: &SessionContext, vars: &Vars) {
-    use datafusion::logical_expr::TypeSignature;
-    for (name, arities) in [("current_setting", vec![1, 2]), ("set_config", vec![3])] {
-        ctx.register_udf(ScalarUDF::from(Setting {
-            name,
-            vars: vars.clone(),
-            signature: Signature::one_of(
-                arities.into_iter().map(TypeSignature::Any).collect(),
-                Volatility::Volatile,
-            ),
-        }));
     }
 }
 
@@ -248,8 +171,8 @@ pub(crate) fn like_escape_udf() -> ScalarUDF {
 #[derive(Debug)]
 struct TableVisible {
     vars: Vars,
-    tiers: Arc<crate::tiers::Tiers>,
-    rel_namespaces: crate::pg_catalog::RelationNamespaces,
+    tiers: Arc<strata_tiers::Tiers>,
+    rel_namespaces: crate::RelationNamespaces,
     signature: Signature,
 }
 
@@ -278,7 +201,7 @@ impl ScalarUDFImpl for TableVisible {
         };
         let oids = datafusion::arrow::compute::cast(&arg.to_array(n)?, &DataType::Int64)?;
         let oids = oids.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        let current = crate::settings::first_in_search_path(&self.vars.lock());
+        let current = first_in_search_path(&self.vars.lock());
         // The catalogs' relations as pg_class was last read, then Strata's
         // tables as they are now.
         let mut namespaces: std::collections::HashMap<i64, String> = self
@@ -287,12 +210,13 @@ impl ScalarUDFImpl for TableVisible {
             .iter()
             .map(|(oid, ns)| (i64::from(*oid), ns.clone()))
             .collect();
-        namespaces.extend(self.tiers.catalog.tables().into_iter().map(|t| {
-            (
-                i64::from(crate::pg_catalog::table_oid(&t)),
-                t.namespace.clone(),
-            )
-        }));
+        namespaces.extend(
+            self.tiers
+                .catalog
+                .tables()
+                .into_iter()
+                .map(|t| (i64::from(crate::table_oid(&t)), t.namespace.clone())),
+        );
         let out: BooleanArray = (0..n)
             .map(|i| {
                 (!oids.is_null(i)).then(|| {
@@ -306,11 +230,11 @@ impl ScalarUDFImpl for TableVisible {
     }
 }
 
-pub(crate) fn register_visibility(
+pub fn register_visibility(
     ctx: &SessionContext,
     vars: &Vars,
-    tiers: &Arc<crate::tiers::Tiers>,
-    rel_namespaces: &crate::pg_catalog::RelationNamespaces,
+    tiers: &Arc<strata_tiers::Tiers>,
+    rel_namespaces: &crate::RelationNamespaces,
 ) {
     ctx.register_udf(ScalarUDF::from(TableVisible {
         vars: vars.clone(),
@@ -318,4 +242,17 @@ pub(crate) fn register_visibility(
         rel_namespaces: rel_namespaces.clone(),
         signature: Signature::any(1, Volatility::Stable),
     }));
+}
+
+/// The namespace unqualified names resolve to: the first entry of
+/// search_path that names one (`$user` does not), else `public`.
+pub fn first_in_search_path(vars: &BTreeMap<String, String>) -> String {
+    let path = vars
+        .get("search_path")
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_NAMESPACE);
+    path.split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .find(|s| !s.is_empty() && s != "$user")
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
 }

@@ -10,17 +10,15 @@
 mod tables;
 mod types;
 
-pub(crate) use tables::{RelationNamespaces, table_oid};
+pub use tables::{RelationNamespaces, table_oid};
 
-use crate::engine::CATALOG;
-use crate::provider::{strata_schema_names, table_names_in};
-use crate::system::SystemSchema;
-use crate::tiers::Tiers;
-use crate::user_functions::Constant;
+use crate::DATABASE as CATALOG;
+use crate::functions::Constant;
 use async_trait::async_trait;
 use datafusion::arrow::array::{AsArray, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Int32Type};
+use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -36,12 +34,15 @@ use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::pg_catalog::{self as pgc, PgCatalogSchemaProvider};
 use std::sync::Arc;
-use strata_catalog::Role as StrataRole;
+use strata_catalog::{Role as StrataRole, SYSTEM_SCHEMA};
+use strata_tiers::Tiers;
 
 /// Strata's catalog as `datafusion-pg-catalog` reads it.
 #[derive(Clone)]
 pub(crate) struct StrataCatalogInfo {
     tiers: Arc<Tiers>,
+    /// The `system` schema's tables (system.jobs, …), listed as tables.
+    system: Arc<dyn SchemaProvider>,
 }
 
 impl std::fmt::Debug for StrataCatalogInfo {
@@ -60,7 +61,7 @@ impl CatalogInfo for StrataCatalogInfo {
         if catalog != CATALOG {
             return Ok(None);
         }
-        let mut names = strata_schema_names(&self.tiers.catalog);
+        let mut names = self.tiers.catalog.schema_names();
         names.extend(["pg_catalog", "information_schema"].map(String::from));
         Ok(Some(names))
     }
@@ -70,9 +71,9 @@ impl CatalogInfo for StrataCatalogInfo {
             return Ok(None);
         }
         Ok(Some(match schema {
-            "system" => SystemSchema::new(self.tiers.clone()).table_names(),
+            SYSTEM_SCHEMA => self.system.table_names(),
             "pg_catalog" | "information_schema" => vec![],
-            ns => table_names_in(&self.tiers.catalog, ns),
+            ns => self.tiers.catalog.table_names_in(ns),
         }))
     }
 
@@ -85,8 +86,8 @@ impl CatalogInfo for StrataCatalogInfo {
         if catalog != CATALOG {
             return Ok(None);
         }
-        if schema == "system" {
-            let t = SystemSchema::new(self.tiers.clone()).table(table).await?;
+        if schema == SYSTEM_SCHEMA {
+            let t = self.system.table(table).await?;
             return Ok(t.map(|t| t.schema()));
         }
         Ok(self
@@ -153,12 +154,14 @@ fn df_err(e: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Execution(e.to_string())
 }
 
-/// Adds `pg_catalog` and the Postgres functions tools call to the engine's
-/// base state (every session starts from it).
-pub(crate) fn install(
+/// Adds `pg_catalog` (as a schema of each of `catalogs`) and the Postgres
+/// functions tools call to the engine's base state (every session starts
+/// from it). `system` is the schema of the system tables.
+pub fn install(
     state: SessionState,
     tiers: Arc<Tiers>,
-    catalogs: &[&Arc<crate::provider::StrataCatalogProvider>],
+    catalogs: &[Arc<dyn CatalogProvider>],
+    system: Arc<dyn SchemaProvider>,
     rel_namespaces: &RelationNamespaces,
 ) -> DfResult<SessionState> {
     let ctx = SessionContext::new_with_state(state);
@@ -166,6 +169,7 @@ pub(crate) fn install(
     let provider = PgCatalogSchemaProvider::try_new(
         StrataCatalogInfo {
             tiers: tiers.clone(),
+            system,
         },
         statics.clone(),
         StrataRoles {
@@ -181,10 +185,10 @@ pub(crate) fn install(
         rel_namespaces.clone(),
     ));
     for c in catalogs {
-        c.add_schema("pg_catalog", provider.clone());
+        c.register_schema("pg_catalog", provider.clone())?;
     }
 
-    ctx.register_udf(pgc::create_current_database_udf("strata"));
+    ctx.register_udf(pgc::create_current_database_udf(CATALOG));
     ctx.register_udf(pgc::create_current_schema_udf());
     ctx.register_udf(pgc::create_current_schemas_udf());
     ctx.register_udf(ScalarUDF::from(Owner {
@@ -209,7 +213,7 @@ pub(crate) fn install(
     ctx.register_udf(pgc::create_pg_table_is_visible());
     ctx.register_udf(ScalarUDF::from(types::ToRegtype::new(&statics.pg_type)?));
     ctx.register_udf(ScalarUDF::from(types::TypeIsVisible::new()));
-    ctx.register_udf(crate::user_functions::like_escape_udf());
+    ctx.register_udf(crate::functions::like_escape_udf());
     ctx.register_udf(ScalarUDF::from(types::ColumnDefault {
         tiers: tiers.clone(),
         signature: Signature::any(2, Volatility::Stable),
@@ -282,7 +286,7 @@ struct Owner {
     signature: Signature,
 }
 
-crate::user_functions::identity_by_arc!(Owner, tiers);
+crate::functions::identity_by_arc!(Owner, tiers);
 
 impl ScalarUDFImpl for Owner {
     fn name(&self) -> &str {
@@ -320,7 +324,7 @@ struct IndexDef {
     signature: Signature,
 }
 
-crate::user_functions::identity_by_arc!(IndexDef, defs);
+crate::functions::identity_by_arc!(IndexDef, defs);
 
 impl ScalarUDFImpl for IndexDef {
     fn name(&self) -> &str {

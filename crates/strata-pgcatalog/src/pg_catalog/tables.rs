@@ -11,7 +11,6 @@
 //! here, in place of the crate's counter; a primary key's index and
 //! constraint get OIDs derived from its table's.
 
-use crate::tiers::Tiers;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, take};
@@ -26,6 +25,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use strata_catalog::TableDef;
+use strata_tiers::Tiers;
 
 /// A Strata table's OID in pg_catalog: this plus its table id, stable across
 /// sessions and restarts, so the table OID a RowDescription carries (what
@@ -34,7 +34,7 @@ use strata_catalog::TableDef;
 pub(crate) const TABLE_OID_BASE: i32 = 1_000_000;
 
 /// The pg_catalog OID of a Strata table.
-pub(crate) fn table_oid(def: &TableDef) -> i32 {
+pub fn table_oid(def: &TableDef) -> i32 {
     TABLE_OID_BASE.saturating_add(i32::try_from(def.id).unwrap_or(i32::MAX - TABLE_OID_BASE))
 }
 
@@ -51,7 +51,7 @@ pub(crate) type IndexDefs = Arc<Mutex<HashMap<i32, String>>>;
 /// The namespace of every relation by OID, filled when `pg_class` is scanned,
 /// for `pg_table_is_visible` (the catalogs' own relations have OIDs only the
 /// crate knows).
-pub(crate) type RelationNamespaces = Arc<Mutex<HashMap<i32, String>>>;
+pub type RelationNamespaces = Arc<Mutex<HashMap<i32, String>>>;
 
 /// `pg_catalog` with the tables above replaced.
 #[derive(Debug)]

@@ -2,19 +2,26 @@
 //! in its startup packet (which RESET returns to, as in Postgres), and
 //! statement_timeout, which cuts a statement off with 57014.
 
-use crate::output::QueryOutput;
-use crate::session::{Session, batch_output};
+use crate::session::Session;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use strata_catalog::DEFAULT_NAMESPACE;
 use strata_common::{Result, StrataError};
+use strata_pgcatalog::Vars;
+use strata_pgcatalog::functions::text_arg;
+use strata_query::output::{QueryOutput, batch_output};
 use strata_sql::sqlparser::ast;
 use tokio::time::Instant;
 
@@ -90,7 +97,7 @@ impl Session {
             }
             match normalize(&name, value) {
                 Ok(v) => {
-                    self.vars.lock().insert(name.clone(), v.clone());
+                    self.vars().lock().insert(name.clone(), v.clone());
                     self.reset_values.lock().insert(name, v);
                 }
                 Err(e) => tracing::debug!(setting = %name, error = %e, "ignored startup setting"),
@@ -176,7 +183,7 @@ impl Session {
         }
         let value = normalize(&name, value)?;
         if name == "copy_memory_limit" {
-            let max = self.engine.options.max_copy_memory;
+            let max = self.engine().options().max_copy_memory;
             if memory_bytes(&value)? > max {
                 return Err(StrataError::InvalidParameterValue(format!(
                     "copy_memory_limit can be at most {} on this server ([limits] max_copy_memory_mb)",
@@ -184,7 +191,7 @@ impl Session {
                 )));
             }
         }
-        let mut vars = self.vars.lock();
+        let mut vars = self.vars().lock();
         check_room(&vars, &name)?;
         vars.insert(name, value);
         Ok(QueryOutput::command("SET"))
@@ -193,7 +200,7 @@ impl Session {
     pub(crate) fn show(&self, name: &str) -> Result<QueryOutput> {
         let schema = show_schema(name);
         if name == "all" {
-            let vars = self.vars.lock().clone();
+            let vars = self.vars().lock().clone();
             let names: Vec<&str> = vars.keys().map(String::as_str).collect();
             let values: Vec<&str> = vars.values().map(String::as_str).collect();
             let batch = RecordBatch::try_new(
@@ -211,7 +218,7 @@ impl Session {
             "time zone" => "timezone",
             other => other,
         };
-        let value = self.vars.lock().get(key).cloned().ok_or_else(|| {
+        let value = self.vars().lock().get(key).cloned().ok_or_else(|| {
             StrataError::UndefinedObject(format!("unrecognized configuration parameter \"{name}\""))
         })?;
         let batch = RecordBatch::try_new(
@@ -226,14 +233,14 @@ impl Session {
     pub(crate) fn reset(&self, name: Option<&str>) -> Result<QueryOutput> {
         let reset_values = self.reset_values.lock().clone();
         match name {
-            None => *self.vars.lock() = reset_values,
+            None => *self.vars().lock() = reset_values,
             Some(name) => {
                 if READ_ONLY.contains(&name) {
                     return Err(StrataError::CantChangeRuntimeParam(format!(
                         "parameter \"{name}\" cannot be changed"
                     )));
                 }
-                let mut vars = self.vars.lock();
+                let mut vars = self.vars().lock();
                 match reset_values.get(name) {
                     Some(v) => vars.insert(name.to_string(), v.clone()),
                     None => vars.remove(name),
@@ -261,18 +268,18 @@ impl Session {
     /// How much memory the rows of one COPY FROM may take before it fails
     /// (they are all held until the COPY commits them together).
     pub fn copy_memory_limit(&self) -> usize {
-        self.vars
+        self.vars()
             .lock()
             .get("copy_memory_limit")
             .and_then(|v| memory_bytes(v).ok())
             .unwrap_or(DEFAULT_COPY_MEMORY_LIMIT)
-            .min(self.engine.options.max_copy_memory)
+            .min(self.engine().options().max_copy_memory)
     }
 
     /// statement_timeout, when one is set.
     pub fn statement_timeout(&self) -> Option<Duration> {
         let ms = self
-            .vars
+            .vars()
             .lock()
             .get("statement_timeout")
             .and_then(|v| duration_ms(v).ok())?;
@@ -506,17 +513,89 @@ mod tests {
     }
 }
 
-/// The namespace unqualified names resolve to: the first of search_path
-/// (`$user` and empty entries skipped).
-pub(crate) fn first_in_search_path(vars: &BTreeMap<String, String>) -> String {
-    let path = vars
-        .get("search_path")
-        .map(String::as_str)
-        .unwrap_or(DEFAULT_NAMESPACE);
-    path.split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .find(|s| !s.is_empty() && s != "$user")
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+/// `current_setting(name [, missing_ok])` and `set_config(name, value,
+/// is_local)` over the session's settings (what SHOW and SET see).
+#[derive(Debug)]
+struct Setting {
+    name: &'static str,
+    vars: Vars,
+    signature: Signature,
+}
+
+impl PartialEq for Setting {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.vars, &other.vars)
+    }
+}
+
+impl Eq for Setting {}
+
+impl std::hash::Hash for Setting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        (Arc::as_ptr(&self.vars) as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Setting {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let name = text_arg(&args.args, 0)?.unwrap_or_default().to_lowercase();
+        let value = if self.name == "set_config" {
+            let value = text_arg(&args.args, 1)?.unwrap_or_default();
+            let mut vars = self.vars.lock();
+            check_set_config(&vars, &name)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            vars.insert(name, value.clone());
+            Some(value)
+        } else {
+            let missing_ok = matches!(
+                args.args.get(1),
+                Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+            );
+            match self.vars.lock().get(&name) {
+                Some(v) => Some(v.clone()),
+                None if missing_ok => None,
+                None => {
+                    return Err(datafusion::error::DataFusionError::External(Box::new(
+                        strata_common::StrataError::UndefinedObject(format!(
+                            "unrecognized configuration parameter \"{name}\""
+                        )),
+                    )));
+                }
+            }
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value)))
+    }
+}
+
+/// Registers the settings functions on a session's DataFusion context.
+pub(crate) fn register_functions(ctx: &SessionContext, vars: &Vars) {
+    use datafusion::logical_expr::TypeSignature;
+    for (name, arities) in [("current_setting", vec![1, 2]), ("set_config", vec![3])] {
+        ctx.register_udf(ScalarUDF::from(Setting {
+            name,
+            vars: vars.clone(),
+            signature: Signature::one_of(
+                arities.into_iter().map(TypeSignature::Any).collect(),
+                Volatility::Volatile,
+            ),
+        }));
+    }
 }
 
 /// The settings in a startup `options` parameter, given as on the `postgres`

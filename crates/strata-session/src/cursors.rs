@@ -8,7 +8,6 @@
 //! Cursors scan forward only (Postgres' NO SCROLL): FETCH/MOVE backward,
 //! or to a position already passed, answer 55000.
 
-use crate::output::QueryOutput;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
@@ -18,6 +17,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use strata_common::{Result, StrataError};
+use strata_query::output::QueryOutput;
 use strata_sql::FetchDirection;
 use strata_sql::sqlparser::ast;
 

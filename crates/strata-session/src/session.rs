@@ -1,56 +1,35 @@
-//! A connection's session: its settings, its DataFusion context, and the
-//! prepare/execute entry points the wire frontend calls.
+//! A connection's session: its settings, transaction block, savepoints,
+//! cursors and named statements, and the prepare/execute entry points the
+//! wire frontend calls. Statements run with the session's [`QueryContext`]
+//! (which the session dereferences to), handed to the executors of
+//! `strata-query`.
 
-use crate::engine::{CATALOG_WITH_SYSTEM_COLUMNS, Engine};
-use crate::output::QueryOutput;
-use crate::prepared::{PlanKind, Prepared, bind_params, note_param, note_wire_types};
 use crate::settings::{self, show_schema, variable_name};
-use crate::txn::{TxnHandle, TxnStatus};
-use crate::{ddl, dml, privileges, user_functions, users};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::parser::Statement as DfStatement;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use strata_catalog::Role;
 use strata_common::{Result, StrataError};
+use strata_query::output::{QueryOutput, batch_output, batch_stream};
+use strata_query::prepared::{
+    PlanKind, Prepared, ValueSrc, bind_params, ends_block, note_param, note_wire_types,
+};
+use strata_query::txn::{TxnHandle, TxnStatus};
+use strata_query::{Engine, QueryContext, ddl, dml, panics, privileges, users};
 use strata_sql::sqlparser::ast;
-use strata_sql::{ObjectRef, Statement, normalize_ident};
-
-/// The user a statement acts as, carried in the DataFusion session config so a
-/// table provider scoping a USER table's scan can read it.
-#[derive(Debug, Clone)]
-pub struct ActingUser(pub String);
+use strata_sql::{Statement, normalize_ident};
 
 pub struct Session {
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) ctx: SessionContext,
-    user: String,
-    /// The user that logged in; differs from `user` inside EXECUTE AS.
-    session_user: String,
-    pub(crate) vars: user_functions::Vars,
+    /// What statements run with: engine, users, DataFusion context, block.
+    cx: QueryContext,
     /// What RESET returns each setting to: the client's startup value or the
     /// default.
     pub(crate) reset_values: Mutex<BTreeMap<String, String>>,
     /// Statements named by SQL PREPARE, for EXECUTE and DEALLOCATE.
     pub(crate) sql_prepared: Mutex<HashMap<String, Arc<Prepared>>>,
-    /// Shared with EXECUTE AS delegates and the DataFusion config (scans
-    /// overlay the block's staged rows).
-    txn: TxnHandle,
-    /// When the login user was created: a user dropped and re-created under
-    /// the same name is another user, and this session is not theirs.
-    login_incarnation: Option<i64>,
-    /// Set once the running statement's writes start to commit (shared with
-    /// EXECUTE AS delegates, whose writes are the statement's).
-    committing: Arc<AtomicBool>,
     /// Open SQL cursors (shared with EXECUTE AS delegates).
     pub(crate) cursors: Arc<crate::cursors::Cursors>,
 }
@@ -62,105 +41,63 @@ pub type CancelSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> +
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("user", &self.user)
+            .field("user", &self.cx.user())
             .finish_non_exhaustive()
     }
 }
 
+impl std::ops::Deref for Session {
+    type Target = QueryContext;
+
+    fn deref(&self) -> &QueryContext {
+        &self.cx
+    }
+}
+
 impl Session {
-    pub(crate) fn new(
-        engine: Arc<Engine>,
-        mut state: SessionState,
-        user: String,
-        session_user: String,
-        txn: TxnHandle,
-    ) -> Session {
-        state
-            .config_mut()
-            .set_extension(Arc::new(ActingUser(user.clone())));
-        state.config_mut().set_extension(Arc::new(txn.clone()));
+    /// A new session for one connection, logged in as `user`.
+    pub fn new(engine: &Arc<Engine>, user: &str) -> Session {
         let vars = settings::default_vars();
         let reset_values = Mutex::new(vars.clone());
-        let ctx = SessionContext::new_with_state(state);
-        user_functions::register(&ctx, &user, &session_user);
-        let vars = Arc::new(Mutex::new(vars));
-        user_functions::register_settings(&ctx, &vars);
-        user_functions::register_visibility(&ctx, &vars, &engine.tiers, &engine.rel_namespaces);
-        let login_incarnation = engine.catalog.user(&session_user).map(|u| u.created_at);
+        let cx = QueryContext::new(
+            engine.clone(),
+            engine.base_state(),
+            user.to_string(),
+            user.to_string(),
+            TxnHandle::default(),
+            Arc::new(Mutex::new(vars)),
+            Arc::default(),
+        );
+        settings::register_functions(cx.df(), cx.vars());
         Session {
-            login_incarnation,
-            committing: Arc::new(AtomicBool::new(false)),
-            cursors: Arc::default(),
-            engine,
-            ctx,
-            user,
-            session_user,
-            vars,
+            cx,
             reset_values,
             sql_prepared: Mutex::new(HashMap::new()),
-            txn,
+            cursors: Arc::default(),
         }
-    }
-
-    /// The user this session acts as: the login user, or the user an
-    /// `EXECUTE AS USER` names for the statement it wraps.
-    pub fn user(&self) -> &str {
-        &self.user
     }
 
     /// A session acting as `user` with this session's settings, for one
     /// delegated statement (`EXECUTE AS USER`). Privilege checks are the
     /// caller's business.
     pub fn as_user(&self, user: &str) -> Session {
-        let mut s = Session::new(
-            self.engine.clone(),
-            self.ctx.state(),
+        let vars = Arc::new(Mutex::new(self.vars().lock().clone()));
+        let cx = QueryContext::new(
+            self.engine().clone(),
+            self.df().state(),
             user.to_string(),
-            self.session_user.clone(),
-            self.txn.clone(),
+            self.session_user().to_string(),
+            self.txn().clone(),
+            vars,
+            self.committing_flag(),
         );
-        *s.vars.lock() = self.vars.lock().clone();
-        *s.reset_values.lock() = self.reset_values.lock().clone();
-        s.committing = self.committing.clone();
-        s.cursors = self.cursors.clone();
-        s
-    }
-
-    /// The user that logged in, whatever user a statement acts as.
-    pub fn session_user(&self) -> &str {
-        &self.session_user
-    }
-
-    /// The acting user's role, read from the catalog on every call so that
-    /// ALTER USER applies at once; a user dropped while logged in has the
-    /// lowest role.
-    pub fn role(&self) -> Role {
-        self.engine
-            .catalog
-            .role_of(&self.user)
-            .unwrap_or(Role::User)
-    }
-
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
-    /// The namespace unqualified names resolve to: the first of search_path.
-    pub fn current_namespace(&self) -> String {
-        settings::first_in_search_path(&self.vars.lock())
-    }
-
-    pub(crate) fn resolve(&self, r: &ObjectRef) -> (String, String) {
-        (
-            r.namespace
-                .clone()
-                .unwrap_or_else(|| self.current_namespace()),
-            r.name.clone(),
-        )
-    }
-
-    pub(crate) fn txn(&self) -> &TxnHandle {
-        &self.txn
+        settings::register_functions(cx.df(), cx.vars());
+        Session {
+            cx,
+            reset_values: Mutex::new(self.reset_values.lock().clone()),
+            sql_prepared: Mutex::new(HashMap::new()),
+            cursors: self.cursors.clone(),
+        }
     }
 
     /// The columns of the open SQL cursor `name` (a portal, for Describe).
@@ -170,41 +107,23 @@ impl Session {
 
     /// Idle, in a block, or in an aborted block: what ReadyForQuery reports.
     pub fn transaction_status(&self) -> TxnStatus {
-        self.txn.status()
+        self.txn().status()
     }
 
     /// A statement failed after `execute` returned (while its rows streamed):
     /// inside a block that aborts the block, as any other error does.
     pub fn statement_failed(&self) {
-        self.txn.fail();
-    }
-
-    /// Fails once the user this session logged in as has been dropped (or
-    /// dropped and created again): its statements must not run as, or see the
-    /// rows of, whoever holds the name now.
-    fn check_login_user(&self) -> Result<()> {
-        let now = self
-            .engine
-            .catalog
-            .user(&self.session_user)
-            .map(|u| u.created_at);
-        if now == self.login_incarnation {
-            return Ok(());
-        }
-        Err(StrataError::InvalidAuthorization(format!(
-            "user \"{}\" that this session logged in as has been dropped; reconnect",
-            self.session_user
-        )))
+        self.txn().fail();
     }
 
     /// Parses and plans one statement (extended protocol `Parse`).
     pub async fn prepare(&self, sql: &str) -> Result<Option<Arc<Prepared>>> {
         self.check_login_user()?;
-        match crate::compat::parse_one(sql) {
+        match strata_pgcatalog::compat::parse_one(sql) {
             Ok(None) => Ok(None),
             Ok(Some(stmt)) => self.prepare_in_block(sql, stmt).await.map(Some),
             Err(e) => {
-                self.txn.fail();
+                self.txn().fail();
                 Err(e)
             }
         }
@@ -219,7 +138,7 @@ impl Session {
             Err(e) => Err(e),
         };
         if result.is_err() {
-            self.txn.fail();
+            self.txn().fail();
         }
         result
     }
@@ -231,8 +150,8 @@ impl Session {
     async fn prepare_consistently(&self, sql: &str, stmt: Statement) -> Result<Arc<Prepared>> {
         let mut attempt = 0;
         loop {
-            let before = self.engine.catalog.version();
-            let result = crate::panics::catch(self.prepare_statement(sql, stmt.clone())).await;
+            let before = self.engine().catalog().version();
+            let result = panics::catch(self.prepare_statement(sql, stmt.clone())).await;
             match result {
                 Ok(mut p) => {
                     if let Some(fresh) = Arc::get_mut(&mut p) {
@@ -240,7 +159,7 @@ impl Session {
                     }
                     return Ok(p);
                 }
-                Err(e) if attempt < MAX_REPLANS && self.engine.catalog.version() != before => {
+                Err(e) if attempt < MAX_REPLANS && self.engine().catalog().version() != before => {
                     tracing::debug!(error = %e, "the catalog changed while planning; planning again");
                     attempt += 1;
                 }
@@ -251,7 +170,7 @@ impl Session {
 
     /// In an aborted block only what ends it runs.
     fn check_not_aborted(&self, ends_block: bool) -> Result<()> {
-        if self.txn.status() == TxnStatus::Failed && !ends_block {
+        if self.txn().status() == TxnStatus::Failed && !ends_block {
             return Err(StrataError::InFailedTransaction);
         }
         Ok(())
@@ -262,7 +181,7 @@ impl Session {
         sql: &str,
         stmt: Statement,
     ) -> Result<Arc<Prepared>> {
-        let catalog_version = self.engine.catalog.version();
+        let catalog_version = self.engine().catalog().version();
         let command = |stmt: Statement| Prepared {
             sql: sql.to_string(),
             kind: PlanKind::Command(Box::new(stmt)),
@@ -370,7 +289,7 @@ impl Session {
             prepared.schema = Some(self.mark_sources(&prepared.kind, schema));
         }
         if let PlanKind::PointSelect(p) = &prepared.kind
-            && let crate::prepared::ValueSrc::Param(i) = p.key
+            && let ValueSrc::Param(i) = p.key
         {
             let ty = p.table.pk().ty.clone();
             note_param(&mut prepared, i, &ty);
@@ -398,7 +317,7 @@ impl Session {
                         .schema()
                         .map(str::to_string)
                         .unwrap_or_else(|| self.current_namespace());
-                    let def = self.engine.catalog.table(&ns, qualifier.table())?;
+                    let def = self.engine().catalog().table(&ns, qualifier.table())?;
                     let col = def.column_index(field.name())?;
                     Some((def, col))
                 }
@@ -424,7 +343,7 @@ impl Session {
                     let mut meta = f.metadata().clone();
                     meta.insert(
                         strata_catalog::SOURCE_TABLE_KEY.into(),
-                        crate::pg_catalog::table_oid(&def).to_string(),
+                        strata_pgcatalog::table_oid(&def).to_string(),
                     );
                     meta.insert(
                         strata_catalog::SOURCE_COLUMN_KEY.into(),
@@ -436,22 +355,6 @@ impl Session {
             })
             .collect();
         Arc::new(Schema::new(fields))
-    }
-
-    /// Plans a statement with DataFusion. A query that names `_seq` or `_deleted`
-    /// is planned against the catalog that shows them.
-    pub(crate) async fn plan(&self, stmt: ast::Statement, sql: &str) -> Result<LogicalPlan> {
-        let mut state = self.ctx.state();
-        {
-            let opts = state.config_mut().options_mut();
-            opts.catalog.default_schema = self.current_namespace();
-            if mentions_system_columns(sql) {
-                opts.catalog.default_catalog = CATALOG_WITH_SYSTEM_COLUMNS.into();
-            }
-        }
-        Ok(state
-            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
-            .await?)
     }
 
     /// Executes a prepared statement with bound parameters. An error inside a
@@ -477,8 +380,8 @@ impl Session {
     ) -> Result<QueryOutput> {
         self.check_login_user()?;
         self.check_not_aborted(prepared.ends_block())?;
-        self.committing.store(false, Ordering::SeqCst);
-        let run = crate::panics::catch(self.execute_prepared(prepared, params));
+        self.start_statement();
+        let run = panics::catch(self.execute_prepared(prepared, params));
         tokio::pin!(run);
         let deadline = self
             .statement_timeout()
@@ -498,13 +401,13 @@ impl Session {
                 biased;
                 out = &mut run => break out,
                 _ = &mut cancel, if watch_cancel => {
-                    if !self.committing.load(Ordering::SeqCst) {
+                    if !self.is_committing() {
                         break Err(StrataError::QueryCanceled);
                     }
                     watch_cancel = false;
                 }
                 _ = &mut timeout, if watch_timeout => {
-                    if !self.committing.load(Ordering::SeqCst) {
+                    if !self.is_committing() {
                         break Err(StrataError::StatementTimeout);
                     }
                     watch_timeout = false;
@@ -516,16 +419,9 @@ impl Session {
             None => result,
         };
         if result.is_err() {
-            self.txn.fail();
+            self.txn().fail();
         }
         result
-    }
-
-    /// Called by the write path just before a statement's writes commit:
-    /// from here on neither a cancel nor the statement timeout may report
-    /// the statement as failed.
-    pub(crate) fn mark_committing(&self) {
-        self.committing.store(true, Ordering::SeqCst);
     }
 
     async fn execute_prepared(
@@ -536,7 +432,7 @@ impl Session {
         let mut prepared = prepared.clone();
         let mut attempt = 0;
         loop {
-            if prepared.catalog_version != self.engine.catalog.version()
+            if prepared.catalog_version != self.engine().catalog().version()
                 && !matches!(prepared.kind, PlanKind::Command(_))
             {
                 // A table changed since this was planned: plan again from the text.
@@ -568,7 +464,7 @@ impl Session {
                 .ok_or_else(|| StrataError::internal("statement vanished"))?,
         };
         if !same_result_type(prepared.schema.as_ref(), again.schema.as_ref()) {
-            self.txn.fail();
+            self.txn().fail();
             return Err(StrataError::FeatureNotSupported(
                 "cached plan must not change result type".into(),
             ));
@@ -585,13 +481,13 @@ impl Session {
         match &prepared.kind {
             PlanKind::Query(plan) => {
                 let plan = bind_params((**plan).clone(), &params)?;
-                let df = self.ctx.execute_logical_plan(plan).await?;
+                let df = self.df().execute_logical_plan(plan).await?;
                 // The prepared schema carries the names Postgres would give.
                 let schema: SchemaRef = match &prepared.schema {
                     Some(s) if s.fields().len() == df.schema().fields().len() => s.clone(),
                     _ => Arc::new(df.schema().as_arrow().clone()),
                 };
-                let stream = self.engine.execute(df);
+                let stream = self.engine().execute(df);
                 Ok(QueryOutput::Rows {
                     schema,
                     stream,
@@ -622,10 +518,10 @@ impl Session {
     ) -> (Vec<QueryOutput>, Option<StrataError>) {
         use futures::FutureExt;
         let cancel = cancel.map(|c| c.shared());
-        let stmts = match crate::compat::parse_sql(sql) {
+        let stmts = match strata_pgcatalog::compat::parse_sql(sql) {
             Ok(s) => s,
             Err(e) => {
-                self.txn.fail();
+                self.txn().fail();
                 return (vec![], Some(e));
             }
         };
@@ -651,7 +547,7 @@ impl Session {
                 }
             }
             .await
-            .inspect_err(|_| self.txn.fail());
+            .inspect_err(|_| self.txn().fail());
             match result {
                 Ok(o) => out.push(o),
                 Err(e) => return (out, Some(e)),
@@ -701,7 +597,7 @@ impl Session {
                     crate::sql_prepare::deallocate(self, name)
                 }
                 ast::Statement::StartTransaction { .. } => {
-                    self.txn.begin();
+                    self.txn().begin();
                     Ok(QueryOutput::Transaction {
                         tag: "BEGIN".into(),
                         in_block: true,
@@ -713,19 +609,19 @@ impl Session {
                 } => self.end_block(false).await,
                 copy @ ast::Statement::Copy { .. } => crate::copy::execute(self, copy).await,
                 ast::Statement::Savepoint { name } => {
-                    let max = self.engine.options.max_transaction_memory;
-                    self.txn.savepoint(&normalize_ident(name), max)?;
+                    let max = self.engine().options().max_transaction_memory;
+                    self.txn().savepoint(&normalize_ident(name), max)?;
                     Ok(QueryOutput::command("SAVEPOINT"))
                 }
                 ast::Statement::ReleaseSavepoint { name } => {
-                    self.txn.release(&normalize_ident(name))?;
+                    self.txn().release(&normalize_ident(name))?;
                     Ok(QueryOutput::command("RELEASE"))
                 }
                 ast::Statement::Rollback {
                     savepoint: Some(name),
                     ..
                 } => {
-                    self.txn.rollback_to(&normalize_ident(name))?;
+                    self.txn().rollback_to(&normalize_ident(name))?;
                     Ok(QueryOutput::command("ROLLBACK"))
                 }
                 other => ddl::execute(self, other).await,
@@ -748,17 +644,17 @@ impl Session {
     }
 
     async fn end_block(&self, commit: bool) -> Result<QueryOutput> {
-        let committing = commit && self.txn.status() == TxnStatus::InBlock;
+        let committing = commit && self.txn().status() == TxnStatus::InBlock;
         if committing {
             // WITH HOLD cursors read their rows before the block commits; if
             // they cannot, the block rolls back (as in Postgres).
-            let max = self.engine.options.max_transaction_memory;
+            let max = self.engine().options().max_transaction_memory;
             if let Err(e) = self.cursors.hold_for_commit(max).await {
-                let _ = crate::write::end_block(self, false).await;
+                let _ = strata_query::write::end_block(self, false).await;
                 return Err(e);
             }
         }
-        let result = crate::write::end_block(self, commit).await;
+        let result = strata_query::write::end_block(self, commit).await;
         self.cursors
             .end_transaction(committing && matches!(result, Ok("COMMIT")));
         Ok(QueryOutput::Transaction {
@@ -777,35 +673,24 @@ impl Session {
         plan: &LogicalPlan,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput> {
-        let in_block = self.txn.status() == TxnStatus::InBlock;
+        let in_block = self.txn().status() == TxnStatus::InBlock;
         if !in_block && !hold {
             return Err(StrataError::NoActiveTransaction(
                 "DECLARE CURSOR can only be used in transaction blocks".into(),
             ));
         }
         let plan = bind_params(plan.clone(), &params)?;
-        let df = self.ctx.execute_logical_plan(plan).await?;
+        let df = self.df().execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let stream = self.engine.execute(df);
+        let stream = self.engine().execute(df);
         self.cursors.declare(name, schema, stream, hold)?;
         if !in_block {
-            let max = self.engine.options.max_transaction_memory;
+            let max = self.engine().options().max_transaction_memory;
             self.cursors.hold_for_commit(max).await?;
             self.cursors.end_transaction(true);
         }
         Ok(QueryOutput::command("DECLARE CURSOR"))
     }
-}
-
-/// COMMIT and ROLLBACK (and their spellings END and ABORT).
-pub(crate) fn ends_block(stmt: &Statement) -> bool {
-    matches!(
-        stmt,
-        Statement::Sql(s) if matches!(
-            s.as_ref(),
-            ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }
-        )
-    )
 }
 
 /// Parameters whose type a cast states (`$1::uuid`, `CAST($2 AS INT)`), which
@@ -957,25 +842,6 @@ fn coerce_params(p: &Prepared, params: Vec<ScalarValue>) -> Result<Vec<ScalarVal
             _ => Ok(v),
         })
         .collect()
-}
-
-fn mentions_system_columns(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    lower.contains("_seq") || lower.contains("_deleted")
-}
-
-/// Wraps ready batches as a row output.
-pub(crate) fn batch_output(schema: SchemaRef, batches: Vec<RecordBatch>, tag: &str) -> QueryOutput {
-    QueryOutput::Rows {
-        schema: schema.clone(),
-        stream: batch_stream(schema, batches),
-        tag: tag.to_string(),
-    }
-}
-
-fn batch_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
-    let stream = futures::stream::iter(batches.into_iter().map(Ok));
-    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
 async fn materialize(o: QueryOutput) -> Result<QueryOutput> {
