@@ -7,6 +7,10 @@ use std::sync::Arc;
 use strata_common::{Result, StrataError};
 use strata_sql::{AccessLevel, CreateTable, FlushPolicy, TableKind};
 
+/// Schema metadata of rows a BINARY cursor returns: the wire frontend sends
+/// them in binary where the client asked for no format (a simple-protocol
+/// FETCH).
+pub const BINARY_RESULT_KEY: &str = "strata.binary_result";
 /// Field metadata key naming the Postgres type of a column stored as text.
 pub const WIRE_TYPE_KEY: &str = "strata.pg_type";
 
@@ -21,6 +25,10 @@ pub const SOURCE_COLUMN_KEY: &str = "strata.source_attnum";
 pub const SEQ_COLUMN: &str = "_seq";
 /// Tombstone flag of a row version; hidden from `SELECT *`.
 pub const DELETED_COLUMN: &str = "_deleted";
+/// The key Strata gives a table created without a PRIMARY KEY: a snowflake
+/// id, until `ALTER TABLE ... ADD PRIMARY KEY (col)` re-keys the table by
+/// `col` and drops it (the order pg_dump's scripts create a table in).
+pub const ROWID_COLUMN: &str = "_rowid";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamespaceDef {
@@ -74,12 +82,7 @@ impl TableDef {
         default_policy: FlushPolicy,
     ) -> Result<TableDef> {
         let kind = ct.options.kind.unwrap_or(TableKind::Shared);
-        let pk = ct.primary_key.clone().ok_or_else(|| {
-            StrataError::InvalidTableDefinition(format!(
-                "table \"{}\" needs a PRIMARY KEY (a single column)",
-                ct.table.name
-            ))
-        })?;
+        let pk = ct.primary_key.clone();
         if ct.columns.is_empty() {
             return Err(StrataError::InvalidTableDefinition(
                 "a table needs at least one column".into(),
@@ -107,7 +110,18 @@ impl TableDef {
                 ty,
                 nullable: !spec.not_null,
                 default: spec.default.as_ref().map(|e| e.to_string()),
-                primary_key: spec.name == pk,
+                primary_key: pk.as_deref() == Some(spec.name.as_str()),
+                fill: None,
+            });
+        }
+        if pk.is_none() {
+            columns.push(ColumnDef {
+                id: columns.len() as u32 + 1,
+                name: ROWID_COLUMN.into(),
+                ty: ColumnType::BigInt,
+                nullable: false,
+                default: Some("snowflake_id()".into()),
+                primary_key: true,
                 fill: None,
             });
         }
@@ -148,6 +162,12 @@ impl TableDef {
 
     pub fn pk_index(&self) -> usize {
         self.columns.iter().position(|c| c.primary_key).unwrap_or(0)
+    }
+
+    /// Whether the table was created without a PRIMARY KEY and is keyed by
+    /// a generated `_rowid` (see [`ROWID_COLUMN`]).
+    pub fn has_generated_key(&self) -> bool {
+        self.pk().name == ROWID_COLUMN
     }
 
     pub fn pk(&self) -> &ColumnDef {
@@ -239,7 +259,7 @@ impl TableDef {
 }
 
 fn check_column_name(name: &str) -> Result<()> {
-    if name == SEQ_COLUMN || name == DELETED_COLUMN {
+    if name == SEQ_COLUMN || name == DELETED_COLUMN || name == ROWID_COLUMN {
         return Err(StrataError::ReservedName(format!(
             "column name \"{name}\" is reserved for a system column"
         )));

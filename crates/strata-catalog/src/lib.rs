@@ -11,8 +11,8 @@ mod types;
 mod users;
 
 pub use defs::{
-    ColumnDef, DELETED_COLUMN, NamespaceDef, SEQ_COLUMN, SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY,
-    TableDef, WIRE_TYPE_KEY,
+    BINARY_RESULT_KEY, ColumnDef, DELETED_COLUMN, NamespaceDef, ROWID_COLUMN, SEQ_COLUMN,
+    SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, TableDef, WIRE_TYPE_KEY,
 };
 pub use types::{ColumnType, UTC};
 pub use users::{ROOT_USER, Role, UserDef, verifier_for};
@@ -319,24 +319,41 @@ impl Catalog {
     /// definition the change was made from), else another change came first and
     /// this one fails with 40001 rather than silently undo it. The stored
     /// version is then bumped.
+    /// `update_table`, committed in one batch with row writes: `fill` adds
+    /// them to the batch, numbering `count` new row versions from the first
+    /// sequence number it is given (ADD PRIMARY KEY re-keys a table's rows and
+    /// changes its key together, so no reader or restart sees one without
+    /// the other).
+    pub fn update_table_with_rows<F>(
+        &self,
+        mut def: TableDef,
+        count: u64,
+        fill: F,
+    ) -> Result<Arc<TableDef>>
+    where
+        F: FnOnce(u64, &mut strata_store::Batch) -> Result<()>,
+    {
+        let mut st = self.state.write();
+        let key = (def.namespace.clone(), def.name.clone());
+        check_current(&st.tables, &def)?;
+        def.version += 1;
+        let record = serde_json::to_vec(&def)?;
+        let cf = self.store.cf(CF_CATALOG)?;
+        self.store.commit_with_seqs(count, |first, wb| {
+            fill(first, wb)?;
+            wb.put_cf(cf, table_key(&def.namespace, &def.name), &record);
+            Ok(())
+        })?;
+        let def = Arc::new(def);
+        self.version.fetch_add(1, Ordering::SeqCst);
+        st.tables.insert(key, def.clone());
+        Ok(def)
+    }
+
     pub fn update_table(&self, mut def: TableDef) -> Result<Arc<TableDef>> {
         let mut st = self.state.write();
         let key = (def.namespace.clone(), def.name.clone());
-        match st.tables.get(&key) {
-            Some(old) if old.id == def.id && old.version == def.version => {}
-            Some(old) if old.id == def.id => {
-                return Err(StrataError::SerializationFailure(format!(
-                    "table \"{}.{}\" was changed by a concurrent statement",
-                    def.namespace, def.name
-                )));
-            }
-            _ => {
-                return Err(StrataError::UndefinedTable(format!(
-                    "{}.{}",
-                    def.namespace, def.name
-                )));
-            }
-        }
+        check_current(&st.tables, &def)?;
         def.version += 1;
         self.store.put(
             CF_CATALOG,
@@ -388,3 +405,19 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests;
+
+/// A changed definition may replace the table's only if it was made from the
+/// current one (compare-and-swap on `version`).
+fn check_current(tables: &BTreeMap<(String, String), Arc<TableDef>>, def: &TableDef) -> Result<()> {
+    match tables.get(&(def.namespace.clone(), def.name.clone())) {
+        Some(old) if old.id == def.id && old.version == def.version => Ok(()),
+        Some(old) if old.id == def.id => Err(StrataError::SerializationFailure(format!(
+            "table \"{}.{}\" was changed by a concurrent statement",
+            def.namespace, def.name
+        ))),
+        _ => Err(StrataError::UndefinedTable(format!(
+            "{}.{}",
+            def.namespace, def.name
+        ))),
+    }
+}

@@ -54,10 +54,25 @@ fn errors_carry_sqlstates() {
         "42P06"
     );
     assert_eq!(
-        create(&cat, "CREATE TABLE app.t (id INT)")
+        create(
+            &cat,
+            "CREATE TABLE app.t (id INT PRIMARY KEY, b INT PRIMARY KEY)"
+        )
+        .unwrap_err()
+        .sqlstate(),
+        "42P16"
+    );
+    // Without a key, the table is keyed by a generated _rowid (last column).
+    let keyless = create(&cat, "CREATE TABLE app.k (id INT)")
+        .unwrap()
+        .unwrap();
+    assert!(keyless.has_generated_key());
+    assert_eq!(keyless.columns.last().unwrap().name, "_rowid");
+    assert_eq!(
+        create(&cat, "CREATE TABLE app.r (_rowid BIGINT PRIMARY KEY)")
             .unwrap_err()
             .sqlstate(),
-        "42P16"
+        "42939"
     );
     assert_eq!(
         create(&cat, "CREATE TABLE nope.t (id INT PRIMARY KEY)")

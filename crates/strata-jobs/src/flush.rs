@@ -64,6 +64,16 @@ pub(crate) async fn run(
     failpoint::panic_if("panic_flush", &table.name);
     let counter = tiers.counter(table.id);
     let counted = counter.rows.load(std::sync::atomic::Ordering::Relaxed);
+    if table.has_generated_key() {
+        // Created without a PRIMARY KEY: its rows stay hot until ALTER TABLE
+        // ADD PRIMARY KEY re-keys them, which it can only do in the hot tier.
+        counter.flushed(counted);
+        return Ok(json!({
+            "rows_flushed": 0,
+            "skipped": "the table has no primary key yet",
+            "duration_ms": started.elapsed().as_millis() as u64,
+        }));
+    }
     // SHARED tables have one partition, ""; a USER table one per user with hot
     // rows, each flushed to its own file in its own directory.
     let partitions = match table.kind {

@@ -299,7 +299,18 @@ impl SimpleQueryHandler for Handler {
             .await;
         let mut responses = Vec::with_capacity(outputs.len() + 1);
         for o in outputs {
-            match self.respond(o, &Format::UnifiedText, &cancel).await {
+            // A BINARY cursor's FETCH answers in binary, as Postgres does.
+            let format = match &o {
+                QueryOutput::Rows { schema, .. }
+                    if schema
+                        .metadata()
+                        .contains_key(strata_catalog::BINARY_RESULT_KEY) =>
+                {
+                    &Format::UnifiedBinary
+                }
+                _ => &Format::UnifiedText,
+            };
+            match self.respond(o, format, &cancel).await {
                 Ok(r) => responses.push(r),
                 // A statement that fails while computing its first rows ends the
                 // string like any other error; the ones before it keep their results.

@@ -291,13 +291,33 @@ pub async fn execute(session: &QueryContext, stmt: &ast::Statement) -> Result<Qu
                 }
                 return Err(StrataError::UndefinedTable(format!("{ns}.{name}")));
             };
+            if let [
+                ast::AlterTableOperation::AddConstraint {
+                    constraint: ast::TableConstraint::PrimaryKey(pk),
+                    ..
+                },
+            ] = alter.operations.as_slice()
+            {
+                let column = strata_sql::primary_key_column(pk)?;
+                crate::rekey::add_primary_key(session, &current, &column)?;
+                return Ok(QueryOutput::command("ALTER TABLE"));
+            }
             let mut def = (*current).clone();
             for op in &alter.operations {
                 alter_one(session, &mut def, op).await?;
             }
-            catalog.update_table(def)?;
+            // OWNER TO alone changes nothing (Strata keeps no owners).
+            if alter
+                .operations
+                .iter()
+                .any(|op| !matches!(op, ast::AlterTableOperation::OwnerTo { .. }))
+            {
+                catalog.update_table(def)?;
+            }
             Ok(QueryOutput::command("ALTER TABLE"))
         }
+        ast::Statement::Lock(lock) => crate::restore_ddl::lock(session, lock),
+        ast::Statement::AlterSchema(alter) => crate::restore_ddl::alter_schema(session, alter),
         other => Err(StrataError::unsupported(format!(
             "statement not supported: {}",
             other.to_string().chars().take(60).collect::<String>()
@@ -370,6 +390,15 @@ async fn alter_one(
             }
             Ok(())
         }
+        ast::AlterTableOperation::OwnerTo { new_owner } => {
+            crate::restore_ddl::check_owner(session, new_owner)
+        }
+        ast::AlterTableOperation::AddConstraint {
+            constraint: ast::TableConstraint::PrimaryKey(_),
+            ..
+        } => Err(StrataError::unsupported(
+            "ADD PRIMARY KEY must be the only change of its ALTER TABLE",
+        )),
         other => Err(StrataError::unsupported(format!(
             "ALTER TABLE {other} is not supported"
         ))),

@@ -24,6 +24,8 @@ pub mod panics;
 pub mod prepared;
 pub mod privileges;
 mod provider;
+mod rekey;
+mod restore_ddl;
 pub use strata_tiers::scan;
 mod system;
 pub use strata_tiers::tiers;

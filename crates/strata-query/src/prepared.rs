@@ -100,7 +100,10 @@ pub enum PlanKind {
     /// are the statement's).
     Declare {
         name: String,
+        /// WITH HOLD.
         hold: bool,
+        /// BINARY: FETCH returns binary rows.
+        binary: bool,
         plan: Box<LogicalPlan>,
     },
     /// Planned afresh at every execution (DDL, SET, SHOW ...).

@@ -205,3 +205,58 @@ async fn suspended_portals_per_connection_are_bounded() {
     assert_eq!(tx.query_portal(&portal, 5).await.unwrap().len(), 5);
     tx.commit().await.unwrap();
 }
+
+#[tokio::test]
+async fn pg_cursors_lists_the_sessions_cursors_and_binary_cursors_fetch_binary() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    let other = server.client().await;
+    c.batch_execute(
+        "CREATE TABLE t (id INT PRIMARY KEY);
+         INSERT INTO t VALUES (1), (2), (3);
+         BEGIN;
+         DECLARE plain CURSOR FOR SELECT id FROM t ORDER BY id;
+         DECLARE bin BINARY CURSOR WITH HOLD FOR SELECT id FROM t ORDER BY id;",
+    )
+    .await
+    .unwrap();
+    let listed = "SELECT name, is_holdable, is_binary, is_scrollable, \
+                  creation_time IS NOT NULL FROM pg_catalog.pg_cursors ORDER BY name";
+    assert_eq!(
+        text_rows(&c, listed).await,
+        vec![
+            vec!["bin", "t", "t", "f", "t"],
+            vec!["plain", "f", "f", "f", "t"],
+        ]
+    );
+    // Another session sees its own cursors only.
+    assert!(
+        text_rows(&other, "SELECT name FROM pg_cursors")
+            .await
+            .is_empty()
+    );
+    // A BINARY cursor's rows come in binary over the simple protocol: an int4
+    // is four bytes, which tokio-postgres' text reader cannot read as text.
+    let raw = c.simple_query("FETCH 1 FROM bin").await;
+    let binary_as_text = match raw {
+        Ok(msgs) => common::simple_rows(&msgs)
+            .concat()
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+        Err(_) => vec![],
+    };
+    assert_ne!(binary_as_text, vec!["1".to_string()]);
+    assert_eq!(ints(text_rows(&c, "FETCH 1 FROM plain").await), vec![1]);
+    c.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        text_rows(&c, "SELECT name FROM pg_cursors").await,
+        vec![vec!["bin"]]
+    );
+    c.batch_execute("CLOSE ALL").await.unwrap();
+    assert!(
+        text_rows(&c, "SELECT name FROM pg_cursors")
+            .await
+            .is_empty()
+    );
+}

@@ -814,7 +814,10 @@ async fn error_sqlstates_in_both_protocols() {
             ("CREATE TABLE e.t (id BIGINT PRIMARY KEY)", "42P07"),
             ("CREATE NAMESPACE e", "42P06"),
             ("CREATE TABLE no_such_ns.t (id BIGINT PRIMARY KEY)", "3F000"),
-            ("CREATE TABLE e.no_pk (a INT)", "42P16"),
+            (
+                "CREATE TABLE e.two_pk (a INT PRIMARY KEY, b INT PRIMARY KEY)",
+                "42P16",
+            ),
             ("CREATE NAMESPACE system", "42939"),
             ("DROP NAMESPACE e", "2BP01"),
             (

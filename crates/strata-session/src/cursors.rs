@@ -93,8 +93,28 @@ impl Cursor {
     }
 }
 
-/// The cursor a `DECLARE` statement declares: name, WITH HOLD, query.
-pub(crate) fn declaration(stmts: Vec<ast::Declare>) -> Result<(String, bool, Box<ast::Query>)> {
+/// How a cursor was declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// WITH HOLD: it outlives its transaction.
+    pub hold: bool,
+    /// BINARY: FETCH returns its rows in binary format (simple protocol).
+    pub binary: bool,
+}
+
+/// What `pg_cursors` shows of an open cursor.
+#[derive(Debug, Clone)]
+pub(crate) struct CursorInfo {
+    pub(crate) name: String,
+    /// The query string that declared it, verbatim.
+    pub(crate) statement: String,
+    pub(crate) options: Options,
+    /// When it was declared (µs since the epoch).
+    pub(crate) created: i64,
+}
+
+/// The cursor a `DECLARE` statement declares: name, options, query.
+pub(crate) fn declaration(stmts: Vec<ast::Declare>) -> Result<(String, Options, Box<ast::Query>)> {
     let [decl]: [ast::Declare; 1] = stmts
         .try_into()
         .map_err(|_| StrataError::unsupported("DECLARE declares one cursor at a time"))?;
@@ -103,11 +123,6 @@ pub(crate) fn declaration(stmts: Vec<ast::Declare>) -> Result<(String, bool, Box
             "only DECLARE name CURSOR FOR query is supported",
         ));
     };
-    if decl.binary == Some(true) {
-        return Err(StrataError::unsupported(
-            "BINARY cursors are not supported; fetch through the extended protocol with binary results",
-        ));
-    }
     if decl.scroll == Some(true) {
         return Err(StrataError::unsupported(
             "SCROLL cursors are not supported; Strata cursors scan forward only (NO SCROLL)",
@@ -119,7 +134,10 @@ pub(crate) fn declaration(stmts: Vec<ast::Declare>) -> Result<(String, bool, Box
         .map_err(|_| StrataError::syntax("DECLARE names one cursor"))?;
     Ok((
         strata_sql::normalize_ident(&name),
-        decl.hold == Some(true),
+        Options {
+            hold: decl.hold == Some(true),
+            binary: decl.binary == Some(true),
+        },
         query,
     ))
 }
@@ -129,7 +147,15 @@ type Shared = Arc<tokio::sync::Mutex<Cursor>>;
 /// A session's open cursors by name, with their columns (readable while a
 /// FETCH holds the cursor).
 #[derive(Default)]
-pub(crate) struct Cursors(Mutex<HashMap<String, (SchemaRef, Shared)>>);
+pub(crate) struct Cursors(Mutex<HashMap<String, Entry>>);
+
+/// An open cursor: its columns and what pg_cursors shows, readable without
+/// waiting for a FETCH that holds the cursor itself.
+struct Entry {
+    schema: SchemaRef,
+    cursor: Shared,
+    info: CursorInfo,
+}
 
 impl std::fmt::Debug for Cursors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,9 +179,10 @@ impl Cursors {
     pub(crate) fn declare(
         &self,
         name: &str,
+        statement: &str,
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
-        hold: bool,
+        options: Options,
     ) -> Result<()> {
         let mut open = self.0.lock();
         if open.contains_key(name) {
@@ -168,18 +195,34 @@ impl Cursors {
                 "a session can have at most {MAX_CURSORS} cursors open; close some"
             )));
         }
+        // A BINARY cursor's rows say so in their schema: the wire frontend
+        // sends them in binary where the client asked for no format.
+        let schema = if options.binary {
+            let mut meta = schema.metadata().clone();
+            meta.insert(strata_catalog::BINARY_RESULT_KEY.into(), "1".into());
+            Arc::new(schema.as_ref().clone().with_metadata(meta))
+        } else {
+            schema
+        };
         let cursor = Cursor {
             schema,
             pending: VecDeque::new(),
             stream: Some(stream),
             position: 0,
-            hold,
+            hold: options.hold,
             in_transaction: true,
         };
-        let entry = (
-            cursor.schema.clone(),
-            Arc::new(tokio::sync::Mutex::new(cursor)),
-        );
+        let info = CursorInfo {
+            name: name.to_string(),
+            statement: statement.to_string(),
+            options,
+            created: strata_catalog::now_micros(),
+        };
+        let entry = Entry {
+            schema: cursor.schema.clone(),
+            cursor: Arc::new(tokio::sync::Mutex::new(cursor)),
+            info,
+        };
         open.insert(name.to_string(), entry);
         Ok(())
     }
@@ -188,13 +231,18 @@ impl Cursors {
         self.0
             .lock()
             .get(name)
-            .map(|(_, c)| c.clone())
+            .map(|e| e.cursor.clone())
             .ok_or_else(|| missing(name))
     }
 
     /// The columns a FETCH from the cursor returns (for Describe).
     pub(crate) fn schema(&self, name: &str) -> Option<SchemaRef> {
-        self.0.lock().get(name).map(|(s, _)| s.clone())
+        self.0.lock().get(name).map(|e| e.schema.clone())
+    }
+
+    /// The open cursors, for `pg_cursors`.
+    pub(crate) fn list(&self) -> Vec<CursorInfo> {
+        self.0.lock().values().map(|e| e.info.clone()).collect()
     }
 
     /// FETCH (rows streamed from the cursor as the client reads them) or
@@ -289,7 +337,7 @@ impl Cursors {
             .0
             .lock()
             .iter()
-            .map(|(n, (_, c))| (n.clone(), c.clone()))
+            .map(|(n, e)| (n.clone(), e.cursor.clone()))
             .collect();
         for (name, shared) in held {
             let mut cursor = shared.lock().await;
@@ -304,19 +352,17 @@ impl Cursors {
     /// materialized) and the others close; at ROLLBACK every cursor it
     /// declared closes.
     pub(crate) fn end_transaction(&self, committed: bool) {
-        self.0
-            .lock()
-            .retain(|_, (_, shared)| match shared.try_lock() {
-                Ok(mut c) => {
-                    if !c.in_transaction {
-                        return true;
-                    }
-                    let keep = committed && c.hold;
-                    c.in_transaction = false;
-                    keep
+        self.0.lock().retain(|_, e| match e.cursor.try_lock() {
+            Ok(mut c) => {
+                if !c.in_transaction {
+                    return true;
                 }
-                // A FETCH still streaming: it ends with its statement, keep it.
-                Err(_) => true,
-            });
+                let keep = committed && c.hold;
+                c.in_transaction = false;
+                keep
+            }
+            // A FETCH still streaming: it ends with its statement, keep it.
+            Err(_) => true,
+        });
     }
 }

@@ -7,6 +7,7 @@
 //! connection and talks to nothing below it.
 
 mod copy;
+mod cursor_list;
 mod cursors;
 mod session;
 mod settings;

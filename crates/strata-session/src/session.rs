@@ -69,11 +69,13 @@ impl Session {
             Arc::default(),
         );
         settings::register_functions(cx.df(), cx.vars());
+        let cursors = Arc::default();
+        crate::cursor_list::register(cx.df(), &cursors);
         Session {
             cx,
             reset_values,
             sql_prepared: Mutex::new(HashMap::new()),
-            cursors: Arc::default(),
+            cursors,
         }
     }
 
@@ -229,6 +231,10 @@ impl Session {
             };
             return Ok(Arc::new(p));
         };
+        let mut ast = ast;
+        if sql.to_ascii_lowercase().contains("pg_cursors") {
+            crate::cursor_list::rewrite(&mut ast);
+        }
         let casts = cast_params(&ast);
         let mut prepared = match *ast {
             ast::Statement::Query(q) => {
@@ -265,11 +271,16 @@ impl Session {
                 dml::prepare_delete(self, sql, del, catalog_version).await?
             }
             ast::Statement::Declare { stmts } => {
-                let (name, hold, query) = crate::cursors::declaration(stmts)?;
+                let (name, options, query) = crate::cursors::declaration(stmts)?;
                 let plan = self.plan(ast::Statement::Query(query), sql).await?;
                 let mut p = query_prepared(sql, plan, catalog_version)?;
                 p.kind = match p.kind {
-                    PlanKind::Query(plan) => PlanKind::Declare { name, hold, plan },
+                    PlanKind::Query(plan) => PlanKind::Declare {
+                        name,
+                        hold: options.hold,
+                        binary: options.binary,
+                        plan,
+                    },
                     other => other,
                 };
                 // DECLARE itself returns no rows; FETCH describes them.
@@ -500,8 +511,18 @@ impl Session {
             PlanKind::Insert(p) => dml::execute_insert(self, p, &params).await,
             PlanKind::Update(p) => dml::execute_update(self, p, params).await,
             PlanKind::Delete(p) => dml::execute_delete(self, p, params).await,
-            PlanKind::Declare { name, hold, plan } => {
-                self.declare_cursor(name, *hold, plan, params).await
+            PlanKind::Declare {
+                name,
+                hold,
+                binary,
+                plan,
+            } => {
+                let options = crate::cursors::Options {
+                    hold: *hold,
+                    binary: *binary,
+                };
+                self.declare_cursor(&prepared.sql, name, options, plan, params)
+                    .await
             }
             PlanKind::Command(stmt) => self.execute_command(stmt).await,
         }
@@ -668,13 +689,14 @@ impl Session {
     /// transaction is the DECLARE itself: its rows are read at once.
     async fn declare_cursor(
         &self,
+        sql: &str,
         name: &str,
-        hold: bool,
+        options: crate::cursors::Options,
         plan: &LogicalPlan,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput> {
         let in_block = self.txn().status() == TxnStatus::InBlock;
-        if !in_block && !hold {
+        if !in_block && !options.hold {
             return Err(StrataError::NoActiveTransaction(
                 "DECLARE CURSOR can only be used in transaction blocks".into(),
             ));
@@ -683,7 +705,7 @@ impl Session {
         let df = self.df().execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let stream = self.engine().execute(df);
-        self.cursors.declare(name, schema, stream, hold)?;
+        self.cursors.declare(name, sql, schema, stream, options)?;
         if !in_block {
             let max = self.engine().options().max_transaction_memory;
             self.cursors.hold_for_commit(max).await?;

@@ -15,7 +15,7 @@ mod users;
 
 pub use datafusion::sql::sqlparser;
 pub use options::{AccessLevel, FlushPolicy, TableKind, TableOptions};
-pub use parse::{parse_one, parse_sql};
+pub use parse::{parse_one, parse_sql, primary_key_column};
 
 use sqlparser::ast;
 

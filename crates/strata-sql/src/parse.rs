@@ -192,11 +192,56 @@ fn later_milestone(c: &Cursor) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// Drops `ONLY` before a table name (`FROM ONLY t`, `JOIN ONLY t`,
+/// `UPDATE ONLY t`, pg_dump's `DECLARE … FOR SELECT … FROM ONLY t`): it
+/// excludes inheriting tables, which Strata has none of, so it changes
+/// nothing — and sqlparser does not read it there.
+fn drop_only(toks: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    use crate::sqlparser::keywords::Keyword;
+    let mut out = Vec::with_capacity(toks.len());
+    let mut previous: Option<Keyword> = None;
+    for t in toks {
+        let word = match &t.token {
+            Token::Word(w) if w.quote_style.is_none() => Some(w.keyword),
+            _ => None,
+        };
+        if word == Some(Keyword::ONLY)
+            && matches!(
+                previous,
+                Some(Keyword::FROM | Keyword::JOIN | Keyword::UPDATE)
+            )
+        {
+            continue;
+        }
+        if !matches!(t.token, Token::Whitespace(_)) {
+            previous = word;
+        }
+        out.push(t);
+    }
+    out
+}
+
+/// The column of a `PRIMARY KEY (col)` constraint: Strata's keys are one
+/// column.
+pub fn primary_key_column(pk: &ast::PrimaryKeyConstraint) -> Result<String> {
+    if pk.columns.len() != 1 {
+        return Err(StrataError::unsupported(
+            "a primary key must be a single column",
+        ));
+    }
+    match &pk.columns[0].column.expr {
+        ast::Expr::Identifier(id) => Ok(normalize_ident(id)),
+        other => Err(StrataError::syntax(format!(
+            "invalid primary key column {other}"
+        ))),
+    }
+}
+
 fn parse_with_sqlparser(toks: Vec<TokenWithSpan>) -> Result<ast::Statement> {
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
-        .with_tokens_with_locations(toks);
+        .with_tokens_with_locations(drop_only(toks));
     let mut stmt = parser.parse_statement()?;
     match parser.peek_token().token {
         Token::EOF | Token::SemiColon => {
@@ -300,19 +345,7 @@ fn parse_create_table(toks: Vec<TokenWithSpan>) -> Result<Statement> {
     for cons in &ct.constraints {
         match cons {
             ast::TableConstraint::PrimaryKey(pk) => {
-                if pk.columns.len() != 1 {
-                    return Err(StrataError::unsupported(
-                        "a primary key must be a single column",
-                    ));
-                }
-                let name = match &pk.columns[0].column.expr {
-                    ast::Expr::Identifier(id) => normalize_ident(id),
-                    other => {
-                        return Err(StrataError::syntax(format!(
-                            "invalid primary key column {other}"
-                        )));
-                    }
-                };
+                let name = primary_key_column(pk)?;
                 let col = columns.iter_mut().find(|c| c.name == name).ok_or_else(|| {
                     StrataError::UndefinedColumn(format!(
                         "column \"{name}\" named in key does not exist"
