@@ -28,7 +28,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{
-    Describe, Execute, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+    Bind, Describe, Execute, Parse, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::simplequery::Query;
 use std::fmt::Debug;
@@ -76,6 +76,7 @@ impl Frontend {
                 holds_slot: Arc::new(AtomicBool::new(false)),
                 cancel_handle: parking_lot::Mutex::new(None),
                 suspended: parking_lot::Mutex::new(Default::default()),
+                names: parking_lot::Mutex::new(Default::default()),
             }),
         }
     }
@@ -158,6 +159,8 @@ pub struct Handler {
     /// Portals this connection left suspended by a row limit (each keeps a
     /// query running); see `execute.rs`.
     pub(crate) suspended: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// The statements and portals this connection named (see `named.rs`).
+    pub(crate) names: parking_lot::Mutex<crate::named::Names>,
 }
 
 impl Drop for Handler {
@@ -375,6 +378,28 @@ impl ExtendedQueryHandler for Handler {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.frontend.parser.clone()
+    }
+
+    /// Named statements are bounded per connection (see `named.rs`).
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        crate::named::on_parse(self, client, message).await
+    }
+
+    /// Named portals are bounded per connection (see `named.rs`).
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        crate::named::on_bind(self, client, message).await
     }
 
     /// Rows stream to the socket (see `execute.rs`).

@@ -15,6 +15,7 @@ mod execute;
 mod float_text;
 mod handler;
 mod login;
+mod named;
 mod params;
 mod scram;
 mod simple_query;

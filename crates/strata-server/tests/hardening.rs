@@ -798,3 +798,29 @@ async fn a_cancel_while_rows_stream_ends_the_result() {
     );
     alive(&server).await;
 }
+
+#[tokio::test]
+async fn named_statements_per_connection_are_bounded() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    // tokio-postgres names every prepared statement anew; empty ones cost the
+    // server no planning, so the bound is reached quickly.
+    let mut kept = Vec::new();
+    let mut refused = None;
+    for _ in 0..10_050 {
+        match client.prepare("").await {
+            Ok(s) => kept.push(s),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let err = refused.expect("the 10,001st named statement must be refused");
+    assert_eq!(sqlstate(&err).as_deref(), Some("54000"), "{err:?}");
+    assert_eq!(kept.len(), 10_000);
+    // Closing statements makes room again.
+    kept.truncate(9_990);
+    client.simple_query("SELECT 1").await.unwrap();
+    client.prepare("SELECT 1").await.unwrap();
+}

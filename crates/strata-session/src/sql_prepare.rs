@@ -11,6 +11,10 @@ use strata_query::prepared::Prepared;
 use strata_sql::sqlparser::ast;
 use strata_sql::{Statement, normalize_ident};
 
+/// The most statements one session may hold by SQL PREPARE (each keeps a
+/// plan), as the wire protocol's named statements are bounded.
+const MAX_SQL_PREPARED: usize = 10_000;
+
 pub(crate) async fn prepare(
     session: &Session,
     name: &ast::Ident,
@@ -38,10 +42,18 @@ pub(crate) async fn prepare(
             strata_sql::limits::MAX_PARAMS
         )));
     }
-    if session.sql_prepared.lock().contains_key(&name) {
-        return Err(StrataError::DuplicatePreparedStatement(format!(
-            "prepared statement \"{name}\" already exists"
-        )));
+    {
+        let named = session.sql_prepared.lock();
+        if named.contains_key(&name) {
+            return Err(StrataError::DuplicatePreparedStatement(format!(
+                "prepared statement \"{name}\" already exists"
+            )));
+        }
+        if named.len() >= MAX_SQL_PREPARED {
+            return Err(StrataError::ProgramLimitExceeded(format!(
+                "a session can hold at most {MAX_SQL_PREPARED} prepared statements; DEALLOCATE some"
+            )));
+        }
     }
     let sql = statement.to_string();
     let planned =
