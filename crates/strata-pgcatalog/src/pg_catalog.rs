@@ -7,15 +7,23 @@
 //! The catalog DataFusion sees holds a second copy of every table (the one
 //! showing `_seq`/`_deleted`); pg_catalog lists only the plain one.
 
+mod arrays;
+mod augment;
+mod catalog_oids;
+mod extra_tables;
+mod fixes;
+mod roles;
 mod tables;
 mod types;
 
+pub(crate) use catalog_oids::catalog_oid;
+pub(crate) use extra_tables::is_extra_table;
 pub use tables::{RelationNamespaces, table_oid};
 
 use crate::DATABASE as CATALOG;
 use crate::functions::Constant;
 use async_trait::async_trait;
-use datafusion::arrow::array::{AsArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Int32Type};
 use datafusion::catalog::CatalogProvider;
@@ -183,6 +191,7 @@ pub fn install(
         tiers.clone(),
         index_defs.clone(),
         rel_namespaces.clone(),
+        function_oids(&statics.pg_proc)?,
     ));
     for c in catalogs {
         c.register_schema("pg_catalog", provider.clone())?;
@@ -275,6 +284,36 @@ pub fn install(
     Ok(SessionStateBuilder::new_from_existing(state)
         .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
         .build())
+}
+
+/// `pg_proc` OIDs by function name: the lowest for an overloaded name (a
+/// `regproc` column names a function by name only when it is unambiguous).
+fn function_oids(
+    pg_proc: &datafusion_pg_catalog::pg_catalog::ArrowTable,
+) -> DfResult<std::collections::HashMap<String, i32>> {
+    let mut out = std::collections::HashMap::new();
+    for b in pg_proc.data() {
+        let (Some(names), Some(oids)) = (b.column_by_name("proname"), b.column_by_name("oid"))
+        else {
+            return Err(DataFusionError::Internal(
+                "pg_proc lacks proname/oid".into(),
+            ));
+        };
+        let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
+        let oids = datafusion::arrow::compute::cast(oids, &DataType::Int32)?;
+        let oids = oids.as_primitive::<Int32Type>();
+        for (i, name) in names.as_string::<i32>().iter().enumerate() {
+            if let Some(name) = name
+                && oids.is_valid(i)
+            {
+                let oid = oids.value(i);
+                out.entry(name.to_string())
+                    .and_modify(|o: &mut i32| *o = (*o).min(oid))
+                    .or_insert(oid);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `pg_get_userbyid`: Strata keeps no owners, and pg_catalog's owner columns
