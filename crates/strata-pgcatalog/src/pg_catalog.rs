@@ -164,7 +164,9 @@ fn df_err(e: impl std::fmt::Display) -> DataFusionError {
 
 /// Adds `pg_catalog` (as a schema of each of `catalogs`) and the Postgres
 /// functions tools call to the engine's base state (every session starts
-/// from it). `system` is the schema of the system tables.
+/// from it). `system` is the schema of the system tables. The first of
+/// `catalogs` is the default one; the others show system columns
+/// (`tableoid`).
 pub fn install(
     state: SessionState,
     tiers: Arc<Tiers>,
@@ -186,15 +188,21 @@ pub fn install(
     )
     .map_err(df_err)?;
     let index_defs = tables::IndexDefs::default();
-    let provider: Arc<dyn SchemaProvider> = Arc::new(tables::StrataPgCatalog::new(
+    let provider = tables::StrataPgCatalog::new(
         Arc::new(provider),
         tiers.clone(),
         index_defs.clone(),
         rel_namespaces.clone(),
         function_oids(&statics.pg_proc)?,
-    ));
-    for c in catalogs {
-        c.register_schema("pg_catalog", provider.clone())?;
+    );
+    // The first catalog is the one without system columns; the others (the
+    // one a statement naming a system column is planned against) show
+    // `tableoid`.
+    let with_tableoid: Arc<dyn SchemaProvider> = Arc::new(provider.with_tableoid());
+    let provider: Arc<dyn SchemaProvider> = Arc::new(provider);
+    for (i, c) in catalogs.iter().enumerate() {
+        let p = if i == 0 { &provider } else { &with_tableoid };
+        c.register_schema("pg_catalog", p.clone())?;
     }
 
     ctx.register_udf(pgc::create_current_database_udf(CATALOG));

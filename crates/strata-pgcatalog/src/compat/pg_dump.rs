@@ -17,8 +17,18 @@ const POLICY_ROLES: &str = "CASE WHEN pol.polroles = '{0}' THEN NULL ELSE";
 const PRATTRS_START: &str = "(CASE\n  WHEN pr.prattrs IS NOT NULL THEN";
 const PRATTRS_END: &str = "ELSE NULL END) prattrs";
 
+/// pg_dump's index query reads `i.indkey` as int2vector text (`1 2`) and
+/// parses it by spaces; Strata's is a list, whose text is `{1,2}`.
+const INDKEY: (&str, &str) = (
+    "pg_catalog.pg_get_indexdef(i.indexrelid) AS indexdef, i.indkey,",
+    "pg_catalog.pg_get_indexdef(i.indexrelid) AS indexdef, pg_catalog.array_to_string(i.indkey, ' ') AS indkey,",
+);
+
 pub(super) fn rewrite(sql: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(sql);
+    if out.contains(INDKEY.0) {
+        out = Cow::Owned(out.replace(INDKEY.0, INDKEY.1));
+    }
     if let Some(start) = out.find(POLICY_ROLES)
         && let Some(end) = case_end(&out[start + POLICY_ROLES.len()..])
     {

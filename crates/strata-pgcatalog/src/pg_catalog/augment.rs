@@ -2,7 +2,8 @@
 //! patched) rows, applied generically at scan time:
 //!
 //! - `tableoid`, the catalog's own OID, on every system catalog table
-//!   (pg_dump reads it with each object);
+//!   (pg_dump reads it with each object), in the catalog that shows system
+//!   columns;
 //! - array and vector columns as Arrow lists ([`arrays`]);
 //! - `regproc` columns the shipped rows hold as function names
 //!   (`oprcode`, `amhandler`, `prsstart`, …) as the function's OID, so that
@@ -76,7 +77,12 @@ pub(crate) struct Augmented {
 }
 
 impl Augmented {
-    pub(crate) fn new(name: &str, table: Arc<dyn TableProvider>, context: Arc<Context>) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        table: Arc<dyn TableProvider>,
+        context: Arc<Context>,
+        tableoid: bool,
+    ) -> Self {
         let name = name.to_ascii_lowercase();
         let inner = table.schema();
         let mut fields: Vec<Field> = inner
@@ -97,7 +103,7 @@ impl Augmented {
                 fields.push(f);
             }
         }
-        if catalog_oid(&name).is_some() && inner.field_with_name("tableoid").is_err() {
+        if tableoid && catalog_oid(&name).is_some() && inner.field_with_name("tableoid").is_err() {
             fields.push(Field::new("tableoid", DataType::Int32, false));
         }
         Augmented {

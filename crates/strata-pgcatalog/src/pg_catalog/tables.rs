@@ -64,6 +64,10 @@ pub(crate) struct StrataPgCatalog {
     rel_namespaces: RelationNamespaces,
     /// For the fixes every table gets ([`Augmented`]).
     context: Arc<augment::Context>,
+    /// Whether tables show `tableoid`: a system column, absent from `*` in
+    /// Postgres, so only the catalog a statement naming it is planned
+    /// against (the one showing `_seq`/`_deleted`) shows it.
+    tableoid: bool,
 }
 
 impl StrataPgCatalog {
@@ -85,6 +89,19 @@ impl StrataPgCatalog {
             index_defs,
             rel_namespaces,
             context,
+            tableoid: false,
+        }
+    }
+
+    /// The same catalog with `tableoid` on every system catalog table.
+    pub(crate) fn with_tableoid(&self) -> Self {
+        StrataPgCatalog {
+            inner: self.inner.clone(),
+            tiers: self.tiers.clone(),
+            index_defs: self.index_defs.clone(),
+            rel_namespaces: self.rel_namespaces.clone(),
+            context: self.context.clone(),
+            tableoid: true,
         }
     }
 }
@@ -119,6 +136,7 @@ impl SchemaProvider for StrataPgCatalog {
             &lower,
             table,
             self.context.clone(),
+            self.tableoid,
         ))))
     }
 
