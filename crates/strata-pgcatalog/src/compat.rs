@@ -4,8 +4,10 @@
 //! Postgres-only syntax (`OPERATOR(pg_catalog.~)`, `'t'::regclass`, …) into
 //! what DataFusion plans. Every other statement takes Strata's own parser.
 
+mod pg_dump;
 mod scalar_subqueries;
 
+use crate::pg_catalog;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -46,6 +48,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
         return Ok(stmts
             .into_iter()
             .map(|mut s| {
+                qualify_extra_tables(&mut s);
                 array_subqueries_to_array_agg(&mut s);
                 regtype_text_to_format_type(&mut s);
                 strata_sql::like_escape::rewrite(&mut s);
@@ -60,6 +63,23 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
         }
     }
     Ok(stmts)
+}
+
+/// Unqualified names of the `pg_catalog` relations Strata adds to the
+/// crate's (`pg_transform`, …) get `pg_catalog.`, as the crate's rewrite does
+/// for its own: Postgres searches `pg_catalog` first whatever the search path.
+fn qualify_extra_tables(stmt: &mut ast::Statement) {
+    let _ = ast::visit_relations_mut(stmt, |name| {
+        if let [ast::ObjectNamePart::Identifier(ident)] = name.0.as_slice()
+            && pg_catalog::is_extra_table(&ident.value)
+        {
+            name.0.insert(
+                0,
+                ast::ObjectNamePart::Identifier(ast::Ident::new("pg_catalog")),
+            );
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 /// `oid::regtype::text` is the type's name in Postgres (`integer`,
@@ -143,7 +163,7 @@ const EXPANDARRAY: [(&str, &str); 3] = [
     ),
     (
         "information_schema._pg_expandarray(i.indkey)",
-        "CAST(split_part(i.indkey, ' ', 1) AS SMALLINT)",
+        "CAST(i.indkey[1] AS SMALLINT)",
     ),
     ("(result.KEYS).x", "result.KEYS"),
 ];
@@ -163,20 +183,14 @@ const TYPINPUT: [(&str, &str); 2] = [
 /// and `indclass` (int2vector/oidvector) with `unnest` and numbers them with
 /// `generate_subscripts(indkey, 1)`. Strata's only index is a one-column
 /// primary key, so the expansion is the vector's one element at subscript 1.
-/// Its index query also selects `pg_class.reloptions`, which Strata's
-/// relations never have.
-const INDEX_VECTORS: [(&str, &str); 3] = [
-    (
-        "pg_catalog.pg_class.reloptions,",
-        "CAST(NULL AS TEXT) AS reloptions,",
-    ),
+const INDEX_VECTORS: [(&str, &str); 2] = [
     (
         "unnest(pg_catalog.pg_index.indkey)",
-        "CAST(split_part(pg_catalog.pg_index.indkey, ' ', 1) AS SMALLINT)",
+        "CAST(pg_catalog.pg_index.indkey[1] AS SMALLINT)",
     ),
     (
         "unnest(pg_catalog.pg_index.indclass)",
-        "CAST(split_part(pg_catalog.pg_index.indclass, ' ', 1) AS INT)",
+        "CAST(pg_catalog.pg_index.indclass[1] AS INT)",
     ),
 ];
 const SUBSCRIPTS: &str = "generate_subscripts(pg_catalog.pg_index.indkey, ";
@@ -199,19 +213,66 @@ fn replace_subscripts(sql: &str) -> String {
     out
 }
 
-/// psql's `\d+` and `\dn+` format relation options and ACLs, arrays Strata's
-/// catalogs hold as text (and never set): the text is the answer.
-const PSQL_ARRAYS: [(&str, &str); 2] = [
-    (
-        "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
-        "''",
-    ),
-    ("pg_catalog.array_to_string(n.nspacl, E'\\n')", "n.nspacl"),
-];
+/// psql's `\d+` formats relation options with a correlated `array(…)` over
+/// the TOAST table's, which DataFusion cannot plan; Strata's relations have
+/// none.
+const PSQL_ARRAYS: [(&str, &str); 1] = [(
+    "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
+    "''",
+)];
 
 /// Queries drivers send verbatim that DataFusion cannot run, swapped for
-/// equivalents it can.
+/// equivalents it can, and system catalogs' names cast to `regclass`.
 fn substitute(sql: &str) -> Cow<'_, str> {
+    let sql = match pg_dump::rewrite(sql) {
+        Cow::Borrowed(_) => catalog_regclass(sql),
+        Cow::Owned(s) => Cow::Owned(catalog_regclass(&s).into_owned()),
+    };
+    let sql = match substitute_known(&sql) {
+        Cow::Owned(s) => s,
+        Cow::Borrowed(_) => return sql,
+    };
+    Cow::Owned(sql)
+}
+
+/// `'pg_proc'::regclass` (or `'pg_catalog.pg_proc'::pg_catalog.regclass`):
+/// the system catalog's OID. The generic rewrite resolves the name through
+/// `pg_class` in the current schema, where the catalogs are not; pg_dump
+/// compares `pg_init_privs.classoid` and `pg_depend.classid` with these.
+fn catalog_regclass(sql: &str) -> Cow<'_, str> {
+    const CASTS: [&str; 2] = ["'::regclass", "'::pg_catalog.regclass"];
+    let lower = sql.to_ascii_lowercase();
+    if !CASTS.iter().any(|c| lower.contains(c)) {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some((pos, cast)) = CASTS
+        .iter()
+        .filter_map(|c| lower[at..].find(c).map(|p| (at + p, *c)))
+        .min_by_key(|(p, _)| *p)
+    {
+        at = pos + cast.len();
+        // The quoted name ends at `pos`; catalog names hold no quotes.
+        let Some(open) = lower[..pos].rfind('\'') else {
+            continue;
+        };
+        let name = &lower[open + 1..pos];
+        let bare = name.strip_prefix("pg_catalog.").unwrap_or(name);
+        let Some(oid) = pg_catalog::catalog_oid(bare) else {
+            continue;
+        };
+        out.push_str(&sql[copied..open]);
+        out.push_str(&oid.to_string());
+        copied = at;
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
+}
+
+/// Known driver queries swapped whole or in part.
+fn substitute_known(sql: &str) -> Cow<'_, str> {
     if sql.contains("typeinfo_tree") && sql.contains("range_subtype") && sql.contains("$1") {
         return Cow::Borrowed(ASYNCPG_TYPE_INTROSPECTION);
     }

@@ -7,15 +7,23 @@
 //! The catalog DataFusion sees holds a second copy of every table (the one
 //! showing `_seq`/`_deleted`); pg_catalog lists only the plain one.
 
+mod arrays;
+mod augment;
+mod catalog_oids;
+mod extra_tables;
+mod fixes;
+mod roles;
 mod tables;
 mod types;
 
+pub(crate) use catalog_oids::catalog_oid;
+pub(crate) use extra_tables::is_extra_table;
 pub use tables::{RelationNamespaces, table_oid};
 
 use crate::DATABASE as CATALOG;
 use crate::functions::Constant;
 use async_trait::async_trait;
-use datafusion::arrow::array::{AsArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Int32Type};
 use datafusion::catalog::CatalogProvider;
@@ -156,7 +164,9 @@ fn df_err(e: impl std::fmt::Display) -> DataFusionError {
 
 /// Adds `pg_catalog` (as a schema of each of `catalogs`) and the Postgres
 /// functions tools call to the engine's base state (every session starts
-/// from it). `system` is the schema of the system tables.
+/// from it). `system` is the schema of the system tables. The first of
+/// `catalogs` is the default one; the others show system columns
+/// (`tableoid`).
 pub fn install(
     state: SessionState,
     tiers: Arc<Tiers>,
@@ -178,14 +188,21 @@ pub fn install(
     )
     .map_err(df_err)?;
     let index_defs = tables::IndexDefs::default();
-    let provider: Arc<dyn SchemaProvider> = Arc::new(tables::StrataPgCatalog::new(
+    let provider = tables::StrataPgCatalog::new(
         Arc::new(provider),
         tiers.clone(),
         index_defs.clone(),
         rel_namespaces.clone(),
-    ));
-    for c in catalogs {
-        c.register_schema("pg_catalog", provider.clone())?;
+        function_oids(&statics.pg_proc)?,
+    );
+    // The first catalog is the one without system columns; the others (the
+    // one a statement naming a system column is planned against) show
+    // `tableoid`.
+    let with_tableoid: Arc<dyn SchemaProvider> = Arc::new(provider.with_tableoid());
+    let provider: Arc<dyn SchemaProvider> = Arc::new(provider);
+    for (i, c) in catalogs.iter().enumerate() {
+        let p = if i == 0 { &provider } else { &with_tableoid };
+        c.register_schema("pg_catalog", p.clone())?;
     }
 
     ctx.register_udf(pgc::create_current_database_udf(CATALOG));
@@ -275,6 +292,36 @@ pub fn install(
     Ok(SessionStateBuilder::new_from_existing(state)
         .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
         .build())
+}
+
+/// `pg_proc` OIDs by function name: the lowest for an overloaded name (a
+/// `regproc` column names a function by name only when it is unambiguous).
+fn function_oids(
+    pg_proc: &datafusion_pg_catalog::pg_catalog::ArrowTable,
+) -> DfResult<std::collections::HashMap<String, i32>> {
+    let mut out = std::collections::HashMap::new();
+    for b in pg_proc.data() {
+        let (Some(names), Some(oids)) = (b.column_by_name("proname"), b.column_by_name("oid"))
+        else {
+            return Err(DataFusionError::Internal(
+                "pg_proc lacks proname/oid".into(),
+            ));
+        };
+        let names = datafusion::arrow::compute::cast(names, &DataType::Utf8)?;
+        let oids = datafusion::arrow::compute::cast(oids, &DataType::Int32)?;
+        let oids = oids.as_primitive::<Int32Type>();
+        for (i, name) in names.as_string::<i32>().iter().enumerate() {
+            if let Some(name) = name
+                && oids.is_valid(i)
+            {
+                let oid = oids.value(i);
+                out.entry(name.to_string())
+                    .and_modify(|o: &mut i32| *o = (*o).min(oid))
+                    .or_insert(oid);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `pg_get_userbyid`: Strata keeps no owners, and pg_catalog's owner columns

@@ -200,7 +200,9 @@ impl QueryContext {
     }
 }
 
+/// `tableoid` is the catalogs' system column (pg_dump reads it with every
+/// catalog row), shown by the same catalog.
 fn mentions_system_columns(sql: &str) -> bool {
     let lower = sql.to_ascii_lowercase();
-    lower.contains("_seq") || lower.contains("_deleted")
+    lower.contains("_seq") || lower.contains("_deleted") || lower.contains("tableoid")
 }

@@ -11,6 +11,8 @@
 //! here, in place of the crate's counter; a primary key's index and
 //! constraint get OIDs derived from its table's.
 
+use super::augment::{self, Augmented};
+use super::extra_tables::{EXTRA_TABLES, extra_table};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, take};
@@ -60,6 +62,12 @@ pub(crate) struct StrataPgCatalog {
     tiers: Arc<Tiers>,
     index_defs: IndexDefs,
     rel_namespaces: RelationNamespaces,
+    /// For the fixes every table gets ([`Augmented`]).
+    context: Arc<augment::Context>,
+    /// Whether tables show `tableoid`: a system column, absent from `*` in
+    /// Postgres, so only the catalog a statement naming it is planned
+    /// against (the one showing `_seq`/`_deleted`) shows it.
+    tableoid: bool,
 }
 
 impl StrataPgCatalog {
@@ -68,12 +76,32 @@ impl StrataPgCatalog {
         tiers: Arc<Tiers>,
         index_defs: IndexDefs,
         rel_namespaces: RelationNamespaces,
+        proc_oids: HashMap<String, i32>,
     ) -> Self {
+        let context = Arc::new(augment::Context {
+            tiers: tiers.clone(),
+            proc_oids,
+            inner: inner.clone(),
+        });
         StrataPgCatalog {
             inner,
             tiers,
             index_defs,
             rel_namespaces,
+            context,
+            tableoid: false,
+        }
+    }
+
+    /// The same catalog with `tableoid` on every system catalog table.
+    pub(crate) fn with_tableoid(&self) -> Self {
+        StrataPgCatalog {
+            inner: self.inner.clone(),
+            tiers: self.tiers.clone(),
+            index_defs: self.index_defs.clone(),
+            rel_namespaces: self.rel_namespaces.clone(),
+            context: self.context.clone(),
+            tableoid: true,
         }
     }
 }
@@ -90,11 +118,37 @@ enum Which {
 #[async_trait]
 impl SchemaProvider for StrataPgCatalog {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.extend(EXTRA_TABLES.map(String::from));
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let which = match name.to_ascii_lowercase().as_str() {
+        let lower = name.to_ascii_lowercase();
+        let table = match self.patched(&lower).await? {
+            Some(t) => t,
+            None => match extra_table(&lower)? {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Arc::new(Augmented::new(
+            &lower,
+            table,
+            self.context.clone(),
+            self.tableoid,
+        ))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name) || EXTRA_TABLES.contains(&name.to_ascii_lowercase().as_str())
+    }
+}
+
+impl StrataPgCatalog {
+    /// The crate's table `name`, with Strata's rows where [`Patched`] has them.
+    async fn patched(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let which = match name {
             "pg_attribute" => Which::Attribute,
             "pg_class" => Which::Class,
             "pg_index" => Which::Index,
@@ -113,10 +167,6 @@ impl SchemaProvider for StrataPgCatalog {
             index_defs: self.index_defs.clone(),
             rel_namespaces: self.rel_namespaces.clone(),
         })))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
     }
 }
 
@@ -360,6 +410,8 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
     let hasdef = column(b, "atthasdef")?.clone();
     let mut storage_out = vec![];
     let storage = column(b, "attstorage")?.clone();
+    let mut collation_out = vec![];
+    let collation = column(b, "attcollation")?.clone();
     for i in 0..b.num_rows() {
         let column = relations
             .get(&relids.value(i))
@@ -372,6 +424,7 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
                 dims_out.push(ScalarValue::Int32(Some(dims)));
                 hasdef_out.push(ScalarValue::Boolean(Some(c.default.is_some())));
                 storage_out.push(ScalarValue::Utf8(Some(storage_of(&c.ty).into())));
+                collation_out.push(ScalarValue::Int32(Some(collation_of(&c.ty))));
             }
             None => {
                 ty_out.push(ScalarValue::Int32(Some(typids.value(i))));
@@ -379,6 +432,7 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
                 dims_out.push(ScalarValue::Int32(Some(ndims.value(i))));
                 hasdef_out.push(ScalarValue::try_from_array(&hasdef, i)?);
                 storage_out.push(ScalarValue::try_from_array(&storage, i)?);
+                collation_out.push(ScalarValue::try_from_array(&collation, i)?);
             }
         }
     }
@@ -390,6 +444,7 @@ fn typed_attributes(b: &RecordBatch, relations: &HashMap<i32, Relation>) -> DfRe
             ("attndims", dims_out),
             ("atthasdef", hasdef_out),
             ("attstorage", storage_out),
+            ("attcollation", collation_out),
         ],
     )
 }
@@ -403,6 +458,44 @@ fn storage_of(ty: &strata_catalog::ColumnType) -> &'static str {
         T::Numeric { .. } => "m",
         T::Text | T::Varchar(_) | T::Bytea | T::Json | T::Jsonb | T::Array(_) => "x",
         _ => "p",
+    }
+}
+
+/// `pg_collation.oid` of `default`, which Postgres gives text columns (and
+/// arrays of them); other types have none (0).
+const DEFAULT_COLLATION_OID: i32 = 100;
+
+fn collation_of(ty: &strata_catalog::ColumnType) -> i32 {
+    use strata_catalog::ColumnType as T;
+    match ty {
+        T::Text | T::Varchar(_) => DEFAULT_COLLATION_OID,
+        T::Array(inner) => collation_of(inner),
+        _ => 0,
+    }
+}
+
+/// The default btree operator class of a primary-key column's type
+/// (PostgreSQL 15's `pg_opclass` OIDs), as `pg_index.indclass` names it.
+fn btree_opclass(ty: &strata_catalog::ColumnType) -> i32 {
+    use strata_catalog::ColumnType as T;
+    match ty {
+        T::Boolean => 10003,
+        T::SmallInt => 1979,
+        T::Int => 1978,
+        T::BigInt => 3124,
+        T::Real => 10012,
+        T::Double => 3123,
+        T::Numeric { .. } => 3125,
+        T::Text | T::Varchar(_) => 3126,
+        T::Bytea => 10006,
+        T::Date => 3122,
+        T::Time => 10038,
+        T::Timestamp => 3128,
+        T::TimestampTz => 3127,
+        T::Uuid => 10065,
+        T::Jsonb => 10088,
+        T::Array(_) => 10000,
+        T::Json => 0,
     }
 }
 
@@ -584,7 +677,7 @@ fn new_rows(
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-fn default_value(f: &Field) -> DfResult<ScalarValue> {
+pub(crate) fn default_value(f: &Field) -> DfResult<ScalarValue> {
     if f.is_nullable() {
         return ScalarValue::try_from(f.data_type());
     }
@@ -619,9 +712,9 @@ fn index_row(r: &Relation, column: &str) -> Option<ScalarValue> {
         "indisunique" | "indisprimary" | "indimmediate" | "indisvalid" | "indisready"
         | "indislive" => yes,
         "indkey" => text(pk_attnum(r).to_string()),
-        "indcollation" | "indoption" => text("0".into()),
-        // The default btree operator class is not modelled; 0 names none.
-        "indclass" => text("0".into()),
+        "indcollation" => text(collation_of(&r.def.pk().ty).to_string()),
+        "indoption" => text("0".into()),
+        "indclass" => text(btree_opclass(&r.def.pk().ty).to_string()),
         _ => None,
     }
 }
