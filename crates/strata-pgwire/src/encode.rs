@@ -30,6 +30,7 @@ use strata_session::QueryOutput;
 
 use crate::errors::to_pg;
 use crate::float_text::PgFloat;
+use crate::vectors::PgVector;
 
 /// Column descriptions; UUID, JSON and VARCHAR columns (text in Arrow) keep their
 /// own type, and a table's column names its table and column number.
@@ -55,6 +56,8 @@ fn wire_type(f: &Field) -> Option<Type> {
         Some("json") => Some(Type::JSON),
         Some("jsonb") => Some(Type::JSONB),
         Some("varchar") => Some(Type::VARCHAR),
+        Some("int2vector") => Some(Type::INT2_VECTOR),
+        Some("oidvector") => Some(Type::OID_VECTOR),
         _ => None,
     }
 }
@@ -216,12 +219,17 @@ enum Encoding {
     Temporal,
     /// REAL or DOUBLE PRECISION in text, in Postgres' form.
     Float,
+    /// int2vector or oidvector (see `vectors.rs`).
+    Vector,
 }
 
 fn encoding(f: &Field, pg: &FieldInfo) -> Encoding {
     let binary = pg.format() == FieldFormat::Binary;
     match f.data_type() {
         _ if text_backed(f) => Encoding::TextBacked,
+        DataType::List(_) if matches!(wire_type(f), Some(Type::INT2_VECTOR | Type::OID_VECTOR)) => {
+            Encoding::Vector
+        }
         DataType::Decimal128(..) if binary => Encoding::Numeric,
         DataType::Time32(_) | DataType::Time64(_) | DataType::Timestamp(..) if !binary => {
             Encoding::Temporal
@@ -286,6 +294,10 @@ pub(crate) fn encode_rows<E: Encoder>(
                 Encoding::Temporal => match temporal_at(array.as_ref(), r) {
                     Ok(v) => Encoder::encode_field(encoder, &v, field),
                     Err(e) => Err(e),
+                },
+                Encoding::Vector => match PgVector::at(array.as_ref(), r) {
+                    Some(v) => Encoder::encode_field(encoder, &v, field),
+                    None => Encoder::encode_field(encoder, &None::<i8>, field),
                 },
                 Encoding::Float => match PgFloat::at(array.as_ref(), r) {
                     Some(v) => Encoder::encode_field(encoder, &v, field),

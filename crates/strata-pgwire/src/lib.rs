@@ -19,6 +19,7 @@ mod named;
 mod params;
 mod scram;
 mod simple_query;
+mod vectors;
 
 pub use handler::{ConnectionHandlers, DisconnectHook, Frontend};
 pub use login::AuthSettings;

@@ -55,6 +55,22 @@ pub(crate) fn element_type(table: &str, column: &str) -> Option<DataType> {
     })
 }
 
+/// The Postgres vector type of `table.column` (`int2vector`, `oidvector`):
+/// lists whose text form is space-separated and whose subscripts start at 0.
+/// The wire frontend sends them as that type (`strata_catalog::WIRE_TYPE_KEY`).
+pub(crate) fn vector_type(table: &str, column: &str) -> Option<&'static str> {
+    Some(match (table, column) {
+        ("pg_index", "indkey" | "indoption")
+        | ("pg_partitioned_table", "partattrs")
+        | ("pg_statistic_ext", "stxkeys")
+        | ("pg_trigger", "tgattr") => "int2vector",
+        ("pg_index", "indclass" | "indcollation")
+        | ("pg_partitioned_table", "partclass" | "partcollation")
+        | ("pg_proc", "proargtypes") => "oidvector",
+        _ => return None,
+    })
+}
+
 /// The Arrow type of a list of `element`.
 pub(crate) fn list_of(element: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", element, true)))

@@ -13,7 +13,7 @@
 //!   NULL;
 //! - the row fixes of [`fixes`] (owners, roles, namespaces, …).
 
-use super::arrays::{element_type, list_of, to_list};
+use super::arrays::{element_type, list_of, to_list, vector_type};
 use super::catalog_oids::catalog_oid;
 use super::fixes;
 use async_trait::async_trait;
@@ -90,7 +90,13 @@ impl Augmented {
             .iter()
             .map(|f| {
                 if let Some(element) = element_type(&name, f.name()) {
-                    Field::new(f.name(), list_of(element), true)
+                    let field = Field::new(f.name(), list_of(element), true);
+                    match vector_type(&name, f.name()) {
+                        Some(v) => field.with_metadata(
+                            [(strata_catalog::WIRE_TYPE_KEY.to_string(), v.to_string())].into(),
+                        ),
+                        None => field,
+                    }
                 } else if is_regproc_name(&name, f.name()) {
                     Field::new(f.name(), DataType::Int32, f.is_nullable())
                 } else {
