@@ -4,7 +4,10 @@
 //! Postgres-only syntax (`OPERATOR(pg_catalog.~)`, `'t'::regclass`, …) into
 //! what DataFusion plans. Every other statement takes Strata's own parser.
 
+mod idioms;
 mod scalar_subqueries;
+
+pub use idioms::ALIAS_PREFIX;
 
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use std::borrow::Cow;
@@ -48,6 +51,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
             .map(|mut s| {
                 array_subqueries_to_array_agg(&mut s);
                 regtype_text_to_format_type(&mut s);
+                idioms::rewrite(&mut s);
                 strata_sql::like_escape::rewrite(&mut s);
                 Statement::Sql(Box::new(s))
             })
@@ -56,6 +60,9 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
     let mut stmts = strata_sql::parse_sql(sql)?;
     for s in &mut stmts {
         if let Statement::Sql(ast) = s {
+            if matches!(ast.as_ref(), ast::Statement::Query(_)) {
+                idioms::rewrite(ast);
+            }
             strata_sql::like_escape::rewrite(ast);
         }
     }
@@ -132,22 +139,6 @@ SELECT oid, ns, name, kind, CAST(NULL AS oid) AS basetype, elemtype, elemdelim,
        CAST(NULL AS text) AS range_subtype_name
 FROM tree ORDER BY depth DESC";
 
-/// pgjdbc's `getPrimaryKeys` expands `pg_index.indkey` into (attnum, position)
-/// records with `information_schema._pg_expandarray`, a set-returning function
-/// DataFusion has no equivalent of. A Strata primary key is one column, so the
-/// expansion is that column at position 1.
-const EXPANDARRAY: [(&str, &str); 3] = [
-    (
-        "(information_schema._pg_expandarray(i.indkey)).n",
-        "CAST(1 AS INT)",
-    ),
-    (
-        "information_schema._pg_expandarray(i.indkey)",
-        "CAST(split_part(i.indkey, ' ', 1) AS SMALLINT)",
-    ),
-    ("(result.KEYS).x", "result.KEYS"),
-];
-
 /// pgjdbc's type lookup (`TypeInfoCache`) tells arrays by their input
 /// function. `pg_type.typinput` holds function names here, while a `::regproc`
 /// literal becomes `pg_proc`'s OID, and comparing the two fails.
@@ -214,13 +205,6 @@ const PSQL_ARRAYS: [(&str, &str); 2] = [
 fn substitute(sql: &str) -> Cow<'_, str> {
     if sql.contains("typeinfo_tree") && sql.contains("range_subtype") && sql.contains("$1") {
         return Cow::Borrowed(ASYNCPG_TYPE_INTROSPECTION);
-    }
-    if sql.contains("_pg_expandarray(i.indkey)") {
-        let mut out = sql.to_string();
-        for (from, to) in EXPANDARRAY {
-            out = out.replace(from, to);
-        }
-        return Cow::Owned(out);
     }
     if sql.contains("pg_catalog.pg_index.ind")
         && (sql.contains("unnest(") || sql.contains(SUBSCRIPTS))
