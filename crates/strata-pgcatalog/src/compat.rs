@@ -263,6 +263,15 @@ fn array_subqueries_to_array_agg(stmt: &mut ast::Statement) {
                         return std::ops::ControlFlow::<()>::Continue(());
                     }
                 };
+                // `ARRAY(SELECT x … ORDER BY k)` orders the array: the order
+                // moves into the aggregate (pg_dump's option lists).
+                let clauses = match q.order_by.take() {
+                    Some(ast::OrderBy {
+                        kind: ast::OrderByKind::Expressions(exprs),
+                        ..
+                    }) => vec![ast::FunctionArgumentClause::OrderBy(exprs)],
+                    _ => vec![],
+                };
                 let agg = ast::Expr::Function(ast::Function {
                     name: ast::ObjectName::from(vec![ast::Ident::new("array_agg")]),
                     uses_odbc_syntax: false,
@@ -270,7 +279,7 @@ fn array_subqueries_to_array_agg(stmt: &mut ast::Statement) {
                     args: ast::FunctionArguments::List(ast::FunctionArgumentList {
                         duplicate_treatment: None,
                         args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(inner))],
-                        clauses: vec![],
+                        clauses,
                     }),
                     filter: None,
                     null_treatment: None,

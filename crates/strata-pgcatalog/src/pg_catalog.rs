@@ -289,6 +289,7 @@ fn register_tool_functions(ctx: &SessionContext, tiers: &Arc<Tiers>) {
         ),
     }));
     ctx.register_udf(ScalarUDF::from(misc::Format::new()));
+    ctx.register_udf(ScalarUDF::from(misc::QuoteLiteral::new()));
     ctx.register_udf(ScalarUDF::from(crate::functions::regclass::Regclass {
         tiers: tiers.clone(),
         signature: Signature::any(1, Volatility::Stable),

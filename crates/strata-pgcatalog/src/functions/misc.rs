@@ -148,6 +148,49 @@ impl ScalarUDFImpl for Format {
     }
 }
 
+/// `quote_literal(value)`: the value's text as a string literal; NULL for
+/// NULL (pg_dump quotes options and event-trigger tags with it).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct QuoteLiteral {
+    signature: Signature,
+}
+
+impl QuoteLiteral {
+    pub(crate) fn new() -> QuoteLiteral {
+        QuoteLiteral {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for QuoteLiteral {
+    fn name(&self) -> &str {
+        "quote_literal"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let Some(arg) = args.args.first() else {
+            return Err(DataFusionError::Plan("quote_literal takes a value".into()));
+        };
+        let a =
+            datafusion::arrow::compute::cast(&arg.to_array(args.number_rows)?, &DataType::Utf8)?;
+        let out: StringArray = a
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(quote_literal))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
 /// A function of a relation OID (any integer type, or a regclass) that
 /// answers 0 bytes: Strata does not size relations per OID; tools only show
 /// the number. NULL for NULL.
