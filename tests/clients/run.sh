@@ -3,13 +3,13 @@
 # PGDATABASE (install first with install.sh). Each client uses its own namespace,
 # ${STRATA_NS:-strata_clients}_<client>, which it drops and creates again.
 #   tests/clients/run.sh                     # all clients
-#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql
+#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql pg_dump
 # Exits non-zero if any client failed.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${STRATA_CLIENTS_CACHE:-$HOME/.cache/strata-clients}"
 PREFIX="${STRATA_NS:-strata_clients}"
-ALL=(psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql)
+ALL=(psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql pg_dump)
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-root}" PGDATABASE="${PGDATABASE:-strata}"
 export PGPASSWORD="${PGPASSWORD:-}"
 PY="$CACHE/venv/bin/python"
@@ -26,6 +26,7 @@ cmd_for() {
     node-postgres|postgres.js) echo "env NODE_PATH=$CACHE/node/node_modules node $HERE/node/test_postgres.js" ;;
     pgjdbc|jdbc|java) echo "java -cp $JAR:$CACHE/java ClientTest" ;;
     psql) echo "bash $HERE/psql/test.sh" ;;
+    pg_dump) echo "bash $HERE/pg_dump/test.sh" ;;
     *) return 1 ;;
   esac
 }

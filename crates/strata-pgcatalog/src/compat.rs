@@ -4,8 +4,11 @@
 //! Postgres-only syntax (`OPERATOR(pg_catalog.~)`, `'t'::regclass`, …) into
 //! what DataFusion plans. Every other statement takes Strata's own parser.
 
+mod idioms;
 mod pg_dump;
 mod scalar_subqueries;
+
+pub use idioms::ALIAS_PREFIX;
 
 use crate::pg_catalog;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -51,6 +54,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
                 qualify_extra_tables(&mut s);
                 array_subqueries_to_array_agg(&mut s);
                 regtype_text_to_format_type(&mut s);
+                idioms::rewrite(&mut s);
                 strata_sql::like_escape::rewrite(&mut s);
                 Statement::Sql(Box::new(s))
             })
@@ -59,6 +63,9 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
     let mut stmts = strata_sql::parse_sql(sql)?;
     for s in &mut stmts {
         if let Statement::Sql(ast) = s {
+            if matches!(ast.as_ref(), ast::Statement::Query(_)) {
+                idioms::rewrite(ast);
+            }
             strata_sql::like_escape::rewrite(ast);
         }
     }
@@ -151,22 +158,6 @@ SELECT oid, ns, name, kind, CAST(NULL AS oid) AS basetype, elemtype, elemdelim,
        CASE WHEN elemtype <> 0 THEN format_type(elemtype, NULL) ELSE '-' END AS elemtype_name,
        CAST(NULL AS text) AS range_subtype_name
 FROM tree ORDER BY depth DESC";
-
-/// pgjdbc's `getPrimaryKeys` expands `pg_index.indkey` into (attnum, position)
-/// records with `information_schema._pg_expandarray`, a set-returning function
-/// DataFusion has no equivalent of. A Strata primary key is one column, so the
-/// expansion is that column at position 1.
-const EXPANDARRAY: [(&str, &str); 3] = [
-    (
-        "(information_schema._pg_expandarray(i.indkey)).n",
-        "CAST(1 AS INT)",
-    ),
-    (
-        "information_schema._pg_expandarray(i.indkey)",
-        "CAST(i.indkey[1] AS SMALLINT)",
-    ),
-    ("(result.KEYS).x", "result.KEYS"),
-];
 
 /// pgjdbc's type lookup (`TypeInfoCache`) tells arrays by their input
 /// function. `pg_type.typinput` holds function names here, while a `::regproc`
@@ -276,13 +267,6 @@ fn substitute_known(sql: &str) -> Cow<'_, str> {
     if sql.contains("typeinfo_tree") && sql.contains("range_subtype") && sql.contains("$1") {
         return Cow::Borrowed(ASYNCPG_TYPE_INTROSPECTION);
     }
-    if sql.contains("_pg_expandarray(i.indkey)") {
-        let mut out = sql.to_string();
-        for (from, to) in EXPANDARRAY {
-            out = out.replace(from, to);
-        }
-        return Cow::Owned(out);
-    }
     if sql.contains("pg_catalog.pg_index.ind")
         && (sql.contains("unnest(") || sql.contains(SUBSCRIPTS))
     {
@@ -340,6 +324,15 @@ fn array_subqueries_to_array_agg(stmt: &mut ast::Statement) {
                         return std::ops::ControlFlow::<()>::Continue(());
                     }
                 };
+                // `ARRAY(SELECT x … ORDER BY k)` orders the array: the order
+                // moves into the aggregate (pg_dump's option lists).
+                let clauses = match q.order_by.take() {
+                    Some(ast::OrderBy {
+                        kind: ast::OrderByKind::Expressions(exprs),
+                        ..
+                    }) => vec![ast::FunctionArgumentClause::OrderBy(exprs)],
+                    _ => vec![],
+                };
                 let agg = ast::Expr::Function(ast::Function {
                     name: ast::ObjectName::from(vec![ast::Ident::new("array_agg")]),
                     uses_odbc_syntax: false,
@@ -347,7 +340,7 @@ fn array_subqueries_to_array_agg(stmt: &mut ast::Statement) {
                     args: ast::FunctionArguments::List(ast::FunctionArgumentList {
                         duplicate_treatment: None,
                         args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(inner))],
-                        clauses: vec![],
+                        clauses,
                     }),
                     filter: None,
                     null_treatment: None,

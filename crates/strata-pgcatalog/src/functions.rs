@@ -4,6 +4,11 @@
 //! settings functions (`current_setting`, `set_config`) are the session
 //! crate's, which owns the settings.
 
+pub(crate) mod definitions;
+pub(crate) mod ident;
+pub(crate) mod misc;
+pub(crate) mod regclass;
+
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{

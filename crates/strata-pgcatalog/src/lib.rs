@@ -11,6 +11,7 @@
 
 pub mod compat;
 pub mod functions;
+mod information_schema;
 mod pg_catalog;
 
 pub use functions::{Vars, first_in_search_path};

@@ -18,6 +18,7 @@ mod types;
 
 pub(crate) use catalog_oids::catalog_oid;
 pub(crate) use extra_tables::is_extra_table;
+pub(crate) use tables::{CONSTRAINT_OID_OFFSET, INDEX_OID_OFFSET};
 pub use tables::{RelationNamespaces, table_oid};
 
 use crate::DATABASE as CATALOG;
@@ -200,9 +201,15 @@ pub fn install(
     // `tableoid`.
     let with_tableoid: Arc<dyn SchemaProvider> = Arc::new(provider.with_tableoid());
     let provider: Arc<dyn SchemaProvider> = Arc::new(provider);
+    let information_schema: Arc<dyn SchemaProvider> =
+        Arc::new(crate::information_schema::StrataInformationSchema::new(
+            ctx.state().catalog_list().clone(),
+            tiers.clone(),
+        ));
     for (i, c) in catalogs.iter().enumerate() {
         let p = if i == 0 { &provider } else { &with_tableoid };
         c.register_schema("pg_catalog", p.clone())?;
+        c.register_schema("information_schema", information_schema.clone())?;
     }
 
     ctx.register_udf(pgc::create_current_database_udf(CATALOG));
@@ -214,6 +221,7 @@ pub fn install(
     }));
     ctx.register_udf(ScalarUDF::from(IndexDef {
         defs: index_defs,
+        tiers: tiers.clone(),
         signature: Signature::one_of(
             vec![TypeSignature::Any(1), TypeSignature::Any(3)],
             Volatility::Stable,
@@ -237,16 +245,10 @@ pub fn install(
     }));
     ctx.register_udf(pgc::format_type::create_format_type_udf());
     ctx.register_udtf("pg_get_keywords", statics.pg_get_keywords.clone());
-    ctx.register_udf(pgc::pg_get_expr_udf::create_pg_get_expr_udf());
-    ctx.register_udf(pgc::create_pg_get_partkeydef_udf());
     ctx.register_udf(pgc::create_pg_relation_is_publishable_udf());
     ctx.register_udf(pgc::create_pg_get_statisticsobjdef_columns_udf());
-    ctx.register_udf(pgc::create_pg_encoding_to_char_udf());
     ctx.register_udf(pgc::create_pg_backend_pid_udf());
-    ctx.register_udf(pgc::create_pg_relation_size_udf());
-    ctx.register_udf(pgc::create_pg_total_relation_size_udf());
     ctx.register_udf(pgc::create_pg_stat_get_numscans());
-    ctx.register_udf(pgc::create_pg_get_constraintdef());
     ctx.register_udf(pgc::create_pg_get_partition_ancestors_udf());
     ctx.register_udf(pgc::quote_ident_udf::create_quote_ident_udf());
     ctx.register_udf(pgc::quote_ident_udf::create_parse_ident_udf());
@@ -287,6 +289,7 @@ pub fn install(
         );
         ctx.register_udf(ScalarUDF::from(Constant::text(name, None, signature)));
     }
+    register_tool_functions(&ctx, &tiers);
     pgc::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(&ctx);
     let state = ctx.state();
     Ok(SessionStateBuilder::new_from_existing(state)
@@ -322,6 +325,60 @@ fn function_oids(
         }
     }
     Ok(out)
+}
+
+/// The functions of `crate::functions::{definitions, misc}` (pg_dump's,
+/// DBeaver's and Metabase's catalog queries), some replacing
+/// `datafusion-pg-catalog`'s narrower ones.
+fn register_tool_functions(ctx: &SessionContext, tiers: &Arc<Tiers>) {
+    use crate::functions::{definitions, misc};
+    ctx.register_udf(ScalarUDF::from(definitions::PgGetExpr::new()));
+    ctx.register_udf(ScalarUDF::from(definitions::ConstraintDef {
+        tiers: tiers.clone(),
+        offset: CONSTRAINT_OID_OFFSET,
+        signature: Signature::one_of(
+            vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+            Volatility::Stable,
+        ),
+    }));
+    ctx.register_udf(ScalarUDF::from(misc::Format::new()));
+    ctx.register_udf(ScalarUDF::from(misc::QuoteLiteral::new()));
+    ctx.register_udf(ScalarUDF::from(crate::functions::regclass::Regclass {
+        tiers: tiers.clone(),
+        signature: Signature::any(1, Volatility::Stable),
+    }));
+    ctx.register_udf(ScalarUDF::from(misc::EncodingToChar::new()));
+    ctx.register_udf(ScalarUDF::from(misc::FirstKey::new()));
+    for name in [
+        "pg_relation_size",
+        "pg_total_relation_size",
+        "pg_table_size",
+        "pg_indexes_size",
+    ] {
+        ctx.register_udf(ScalarUDF::from(misc::ZeroSize::new(name)));
+    }
+    ctx.register_udtf("pg_options_to_table", Arc::new(misc::OptionsToTable));
+    // Strata has no partitions, rules, triggers or ACLs: their definitions
+    // and default ACLs are NULL (pg_dump prints no GRANT then).
+    for (name, arities) in [
+        ("pg_get_partkeydef", vec![1]),
+        ("pg_get_ruledef", vec![1, 2]),
+        ("pg_get_triggerdef", vec![1, 2]),
+        ("acldefault", vec![2]),
+    ] {
+        let signature = Signature::one_of(
+            arities.into_iter().map(TypeSignature::Any).collect(),
+            Volatility::Stable,
+        );
+        ctx.register_udf(ScalarUDF::from(Constant::text(name, None, signature)));
+    }
+    // pg_dump -j exports its snapshot for its workers, which import it with
+    // SET TRANSACTION SNAPSHOT (accepted and ignored): any id does.
+    ctx.register_udf(ScalarUDF::from(Constant::text(
+        "pg_export_snapshot",
+        Some("00000003-00000001-1".into()),
+        Signature::nullary(Volatility::Volatile),
+    )));
 }
 
 /// `pg_get_userbyid`: Strata keeps no owners, and pg_catalog's owner columns
@@ -364,14 +421,17 @@ impl ScalarUDFImpl for Owner {
 }
 
 /// `pg_get_indexdef(oid [, column, pretty])` for primary-key indexes (the only
-/// indexes Strata has); NULL for any other OID.
+/// indexes Strata has): the CREATE INDEX text, or with a column number > 0
+/// that key column's name (column 1, the key's one column; NULL past it);
+/// NULL for any other OID.
 #[derive(Debug)]
 struct IndexDef {
     defs: tables::IndexDefs,
+    tiers: Arc<Tiers>,
     signature: Signature,
 }
 
-crate::functions::identity_by_arc!(IndexDef, defs);
+crate::functions::identity_by_arc!(IndexDef, defs, tiers);
 
 impl ScalarUDFImpl for IndexDef {
     fn name(&self) -> &str {
@@ -393,6 +453,26 @@ impl ScalarUDFImpl for IndexDef {
         let oids = arg.to_array(args.number_rows)?;
         let oids = datafusion::arrow::compute::cast(&oids, &DataType::Int32)?;
         let oids = oids.as_primitive::<Int32Type>();
+        if let Some(column) = args.args.get(1) {
+            let columns = column.to_array(args.number_rows)?;
+            let columns = datafusion::arrow::compute::cast(&columns, &DataType::Int64)?;
+            let columns = columns.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let tables =
+                crate::functions::definitions::table_by_derived_oid(&self.tiers, INDEX_OID_OFFSET);
+            let defs = self.defs.lock();
+            let out: StringArray = oids
+                .iter()
+                .zip(columns.iter())
+                .map(|(o, c)| match (o, c) {
+                    (Some(o), Some(0)) => defs.get(&o).cloned(),
+                    (Some(o), Some(1)) => {
+                        crate::functions::definitions::pk_column(tables.get(&i64::from(o))?)
+                    }
+                    _ => None,
+                })
+                .collect();
+            return Ok(ColumnarValue::Array(Arc::new(out)));
+        }
         let defs = self.defs.lock();
         let out: StringArray = oids
             .iter()

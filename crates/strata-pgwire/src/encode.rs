@@ -41,10 +41,14 @@ pub fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<FieldInfo
         let table = source(SOURCE_TABLE_KEY);
         let column = source(SOURCE_COLUMN_KEY).and_then(|c| i16::try_from(c).ok());
         let ty = wire_type(f);
-        if ty.is_some() || table.is_some() {
+        // `SELECT x.oid, x.*` plans with the first column renamed (DataFusion
+        // wants unique names); Postgres names both `oid`.
+        let renamed = f.name().strip_prefix(strata_session::ALIAS_PREFIX);
+        if ty.is_some() || table.is_some() || renamed.is_some() {
             let old = &fields[i];
             let ty = ty.unwrap_or_else(|| old.datatype().clone());
-            fields[i] = FieldInfo::new(old.name().to_string(), table, column, ty, old.format());
+            let name = renamed.unwrap_or(old.name()).to_string();
+            fields[i] = FieldInfo::new(name, table, column, ty, old.format());
         }
     }
     Ok(fields)

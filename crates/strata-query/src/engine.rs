@@ -142,7 +142,9 @@ impl Engine {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, DEFAULT_NAMESPACE)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            // information_schema is strata-pgcatalog's (DataFusion's, with
+            // Postgres' columns, table_constraints and key_column_usage).
+            .with_information_schema(false)
             .with_target_partitions(2);
         // One pool for every query: a sort or aggregate past its fair share
         // spills (or fails with 53200) instead of taking the machine.

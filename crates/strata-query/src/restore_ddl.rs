@@ -8,6 +8,7 @@
 
 use crate::context::QueryContext;
 use crate::output::QueryOutput;
+use datafusion::catalog::SchemaProvider;
 use strata_common::{Result, StrataError};
 use strata_sql::object_ref;
 use strata_sql::sqlparser::ast;
@@ -19,9 +20,15 @@ pub(crate) fn lock(session: &QueryContext, lock: &ast::Lock) -> Result<QueryOutp
             "LOCK TABLE can only be used in transaction blocks".into(),
         ));
     }
+    let system = crate::system::SystemSchema::new(session.engine.tiers.clone());
     for t in &lock.tables {
         let (ns, name) = session.resolve(&object_ref(&t.name)?);
-        if session.engine.catalog.table(&ns, &name).is_none() {
+        let exists = if ns == strata_catalog::SYSTEM_SCHEMA {
+            system.table_exist(&name)
+        } else {
+            session.engine.catalog.table(&ns, &name).is_some()
+        };
+        if !exists {
             return Err(StrataError::UndefinedTable(format!("{ns}.{name}")));
         }
     }

@@ -14,6 +14,9 @@ mod settings;
 mod sql_prepare;
 
 pub use session::{CancelSignal, Session};
+/// The prefix of a result column renamed only to keep names unique
+/// (`SELECT x.oid, x.*`); clients see the name after it.
+pub use strata_pgcatalog::compat::ALIAS_PREFIX;
 pub use strata_query::copy::{CopyFormat, CopyIn, CopyOptions};
 pub use strata_query::output::QueryOutput;
 pub use strata_query::prepared::Prepared;

@@ -17,7 +17,6 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use strata_catalog::DEFAULT_NAMESPACE;
 use strata_common::{Result, StrataError};
 use strata_pgcatalog::Vars;
 use strata_pgcatalog::functions::text_arg;
@@ -41,7 +40,9 @@ const DEFAULT_VARS: &[(&str, &str)] = &[
     ("statement_timeout", "0"),
     ("server_version", "15.0"),
     ("server_version_num", "150000"),
-    ("search_path", DEFAULT_NAMESPACE),
+    // Postgres' default; names resolve in the first entry that names a
+    // namespace (`first_in_search_path` skips `$user`), i.e. public.
+    ("search_path", "\"$user\", public"),
     // asyncpg reads it before every type lookup; an error there would abort
     // the transaction block the lookup runs in.
     ("jit", "off"),
@@ -431,9 +432,12 @@ pub(crate) fn show_schema(name: &str) -> SchemaRef {
             Field::new("setting", DataType::Utf8, false),
         ]));
     }
+    // Postgres names the column after the parameter's canonical spelling.
     let col = match name {
         "transaction isolation level" => "transaction_isolation",
-        "time zone" => "TimeZone",
+        "time zone" | "timezone" => "TimeZone",
+        "datestyle" => "DateStyle",
+        "intervalstyle" => "IntervalStyle",
         other => other,
     };
     Arc::new(Schema::new(vec![Field::new(col, DataType::Utf8, false)]))

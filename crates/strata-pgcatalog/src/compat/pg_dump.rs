@@ -24,8 +24,31 @@ const INDKEY: (&str, &str) = (
     "pg_catalog.pg_get_indexdef(i.indexrelid) AS indexdef, pg_catalog.array_to_string(i.indkey, ' ') AS indkey,",
 );
 
+/// The event-trigger query quotes each tag with a correlated
+/// `ARRAY(SELECT quote_literal(x) FROM unnest(evttags))`, which DataFusion
+/// cannot run. Strata has no event triggers (`pg_event_trigger` is empty).
+const EVTTAGS: (&str, &str) = (
+    "array_to_string(array(select quote_literal(x)  from unnest(evttags) as t(x)), ', ') as evttags",
+    "CAST(NULL AS TEXT) AS evttags",
+);
+
 pub(super) fn rewrite(sql: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(sql);
+    // `x OPERATOR(pg_catalog.=) ANY (…)` (pg_dump -t, psql's patterns): the
+    // parser reads a qualified operator before ANY/ALL only as a plain one.
+    if out.contains("OPERATOR(pg_catalog.") {
+        for op in ["=", "<>", "<=", ">=", "<", ">"] {
+            for quantifier in ["ANY", "ALL"] {
+                let qualified = format!("OPERATOR(pg_catalog.{op}) {quantifier}");
+                if out.contains(&qualified) {
+                    out = Cow::Owned(out.replace(&qualified, &format!("{op} {quantifier}")));
+                }
+            }
+        }
+    }
+    if out.contains(EVTTAGS.0) {
+        out = Cow::Owned(out.replace(EVTTAGS.0, EVTTAGS.1));
+    }
     if out.contains(INDKEY.0) {
         out = Cow::Owned(out.replace(INDKEY.0, INDKEY.1));
     }

@@ -41,8 +41,8 @@ pub fn table_oid(def: &TableDef) -> i32 {
 }
 
 /// Offsets of a primary key's index and constraint OIDs from its table's.
-const INDEX_OID_OFFSET: i32 = 1_000_000_000;
-const CONSTRAINT_OID_OFFSET: i32 = 1_500_000_000;
+pub(crate) const INDEX_OID_OFFSET: i32 = 1_000_000_000;
+pub(crate) const CONSTRAINT_OID_OFFSET: i32 = 1_500_000_000;
 /// `pg_attrdef` OIDs: the table's OID times this plus the column number.
 const ATTRDEF_OID_BASE: i32 = 1_600_000_000;
 
@@ -500,7 +500,8 @@ fn btree_opclass(ty: &strata_catalog::ColumnType) -> i32 {
 }
 
 /// One `pg_attrdef` row per column DEFAULT of Strata's tables; `adbin` holds
-/// the expression's text, which `pg_get_expr` returns as is.
+/// the expression's text as Postgres prints it (`'new'::text`), which
+/// `pg_get_expr` returns as is.
 fn attrdef_rows(schema: &SchemaRef, relations: &HashMap<i32, Relation>) -> DfResult<RecordBatch> {
     let mut rels: Vec<&Relation> = relations.values().collect();
     rels.sort_by_key(|r| r.oid);
@@ -513,7 +514,12 @@ fn attrdef_rows(schema: &SchemaRef, relations: &HashMap<i32, Relation>) -> DfRes
             let oid = ATTRDEF_OID_BASE
                 .saturating_add((r.oid - TABLE_OID_BASE).saturating_mul(1024))
                 .saturating_add(i32::from(attnum));
-            rows.push((oid, r.oid, attnum, default.clone()));
+            rows.push((
+                oid,
+                r.oid,
+                attnum,
+                crate::functions::definitions::default_expr(default, &c.ty),
+            ));
         }
     }
     let columns = schema

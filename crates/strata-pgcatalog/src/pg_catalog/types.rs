@@ -256,7 +256,11 @@ impl ScalarUDFImpl for ColumnDefault {
                 }
                 let table = tables.get(&relid.value(i))?;
                 let index = usize::try_from(attnum.value(i)).ok()?.checked_sub(1)?;
-                table.columns.get(index)?.default.clone()
+                let column = table.columns.get(index)?;
+                let default = column.default.as_deref()?;
+                Some(crate::functions::definitions::default_expr(
+                    default, &column.ty,
+                ))
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
