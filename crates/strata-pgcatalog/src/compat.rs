@@ -219,11 +219,15 @@ fn substitute(sql: &str) -> Cow<'_, str> {
         Cow::Borrowed(_) => catalog_regclass(sql),
         Cow::Owned(s) => Cow::Owned(catalog_regclass(&s).into_owned()),
     };
-    let sql = match substitute_known(&sql) {
-        Cow::Owned(s) => s,
-        Cow::Borrowed(_) => return sql,
-    };
-    Cow::Owned(sql)
+    // A whole query swapped for a constant is borrowed too: only the input
+    // itself, handed back, means nothing was swapped.
+    let known = substitute_known(&sql);
+    let unchanged = matches!(&known, Cow::Borrowed(s) if std::ptr::eq(*s, sql.as_ref()));
+    if unchanged {
+        drop(known);
+        return sql;
+    }
+    Cow::Owned(known.into_owned())
 }
 
 /// `'pg_proc'::regclass` (or `'pg_catalog.pg_proc'::pg_catalog.regclass`):

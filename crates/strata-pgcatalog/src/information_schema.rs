@@ -25,14 +25,45 @@ const OWN: [&str; 3] = ["columns", "table_constraints", "key_column_usage"];
 pub(crate) struct StrataInformationSchema {
     inner: InformationSchemaProvider,
     tiers: Arc<Tiers>,
+    /// The system tables (`system.jobs`, …), whose columns are listed too.
+    system: Arc<dyn SchemaProvider>,
+}
+
+/// One row of `information_schema.columns`.
+struct Column<'a> {
+    schema: &'a str,
+    table: &'a str,
+    name: &'a str,
+    position: usize,
+    nullable: bool,
+    ty: ColumnType,
+    default: Option<String>,
 }
 
 impl StrataInformationSchema {
-    pub(crate) fn new(catalogs: Arc<dyn CatalogProviderList>, tiers: Arc<Tiers>) -> Self {
+    pub(crate) fn new(
+        catalogs: Arc<dyn CatalogProviderList>,
+        tiers: Arc<Tiers>,
+        system: Arc<dyn SchemaProvider>,
+    ) -> Self {
         StrataInformationSchema {
             inner: InformationSchemaProvider::new(catalogs),
             tiers,
+            system,
         }
+    }
+
+    /// The system tables' names and Arrow schemas, in name order.
+    async fn system_tables(&self) -> DfResult<Vec<(String, SchemaRef)>> {
+        let mut names = self.system.table_names();
+        names.sort();
+        let mut out = vec![];
+        for name in names {
+            if let Some(t) = self.system.table(&name).await? {
+                out.push((name, t.schema()));
+            }
+        }
+        Ok(out)
     }
 
     /// The tables of Strata's namespaces, in name order.
@@ -42,10 +73,43 @@ impl StrataInformationSchema {
         tables
     }
 
-    fn own_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+    async fn own_table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let tables = self.tables();
         let batch = match name {
-            "columns" => columns(&tables)?,
+            "columns" => {
+                let system = self.system_tables().await?;
+                let mut rows: Vec<Column> = tables
+                    .iter()
+                    .flat_map(|t| {
+                        t.columns.iter().enumerate().map(|(i, c)| Column {
+                            schema: &t.namespace,
+                            table: &t.name,
+                            name: &c.name,
+                            position: i + 1,
+                            nullable: c.nullable,
+                            ty: c.ty.clone(),
+                            default: c
+                                .default
+                                .as_deref()
+                                .map(|d| crate::functions::definitions::default_expr(d, &c.ty)),
+                        })
+                    })
+                    .collect();
+                for (table, schema) in &system {
+                    for (i, f) in schema.fields().iter().enumerate() {
+                        rows.push(Column {
+                            schema: strata_catalog::SYSTEM_SCHEMA,
+                            table,
+                            name: f.name(),
+                            position: i + 1,
+                            nullable: f.is_nullable(),
+                            ty: column_type(f.data_type()),
+                            default: None,
+                        });
+                    }
+                }
+                columns(&rows)?
+            }
             "table_constraints" => table_constraints(&tables)?,
             "key_column_usage" => key_column_usage(&tables)?,
             _ => return Ok(None),
@@ -69,7 +133,7 @@ impl SchemaProvider for StrataInformationSchema {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let name = name.to_ascii_lowercase();
-        match self.own_table(&name)? {
+        match self.own_table(&name).await? {
             Some(t) => Ok(Some(t)),
             None => self.inner.table(&name).await,
         }
@@ -165,24 +229,30 @@ fn type_info(ty: &ColumnType) -> TypeInfo {
     }
 }
 
-fn columns(tables: &[Arc<TableDef>]) -> DfResult<RecordBatch> {
-    let rows: Vec<(&TableDef, usize)> = tables
-        .iter()
-        .flat_map(|t| (0..t.columns.len()).map(move |i| (t.as_ref(), i)))
-        .collect();
-    let infos: Vec<TypeInfo> = rows
-        .iter()
-        .map(|(t, i)| type_info(&t.columns[*i].ty))
-        .collect();
-    let defaults: Vec<Option<String>> = rows
-        .iter()
-        .map(|(t, i)| {
-            let c = &t.columns[*i];
-            c.default
-                .as_deref()
-                .map(|d| crate::functions::definitions::default_expr(d, &c.ty))
-        })
-        .collect();
+/// The column type a system table's Arrow column is shown as.
+fn column_type(dt: &DataType) -> ColumnType {
+    match dt {
+        DataType::Boolean => ColumnType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => ColumnType::SmallInt,
+        DataType::Int32 | DataType::UInt16 => ColumnType::Int,
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ColumnType::BigInt,
+        DataType::Float16 | DataType::Float32 => ColumnType::Real,
+        DataType::Float64 => ColumnType::Double,
+        DataType::Decimal128(p, s) => ColumnType::Numeric {
+            precision: *p,
+            scale: *s,
+        },
+        DataType::Date32 | DataType::Date64 => ColumnType::Date,
+        DataType::Timestamp(_, Some(_)) => ColumnType::TimestampTz,
+        DataType::Timestamp(_, None) => ColumnType::Timestamp,
+        DataType::Binary | DataType::LargeBinary => ColumnType::Bytea,
+        DataType::List(f) => ColumnType::Array(Box::new(column_type(f.data_type()))),
+        _ => ColumnType::Text,
+    }
+}
+
+fn columns(rows: &[Column]) -> DfResult<RecordBatch> {
+    let infos: Vec<TypeInfo> = rows.iter().map(|c| type_info(&c.ty)).collect();
     let schema: SchemaRef = Arc::new(Schema::new(vec![
         text("table_catalog"),
         text("table_schema"),
@@ -210,14 +280,14 @@ fn columns(tables: &[Arc<TableDef>]) -> DfResult<RecordBatch> {
     let same = |v: &'static str| strings(std::iter::repeat_n(Some(v), n));
     let columns: Vec<ArrayRef> = vec![
         same(crate::DATABASE),
-        strings(rows.iter().map(|(t, _)| Some(t.namespace.as_str()))),
-        strings(rows.iter().map(|(t, _)| Some(t.name.as_str()))),
-        strings(rows.iter().map(|(t, i)| Some(t.columns[*i].name.as_str()))),
-        ints(rows.iter().map(|(_, i)| i32::try_from(*i + 1).ok())),
-        strings(defaults.iter().map(|d| d.as_deref())),
+        strings(rows.iter().map(|c| Some(c.schema))),
+        strings(rows.iter().map(|c| Some(c.table))),
+        strings(rows.iter().map(|c| Some(c.name))),
+        ints(rows.iter().map(|c| i32::try_from(c.position).ok())),
+        strings(rows.iter().map(|c| c.default.as_deref())),
         strings(
             rows.iter()
-                .map(|(t, i)| Some(if t.columns[*i].nullable { "YES" } else { "NO" })),
+                .map(|c| Some(if c.nullable { "YES" } else { "NO" })),
         ),
         strings(infos.iter().map(|t| Some(t.data_type))),
         ints(infos.iter().map(|t| t.char_length)),

@@ -176,11 +176,12 @@ pub fn install(
     rel_namespaces: &RelationNamespaces,
 ) -> DfResult<SessionState> {
     let ctx = SessionContext::new_with_state(state);
+    let system_tables = system.clone();
     let statics = Arc::new(pgc::PgCatalogStaticTables::try_new().map_err(df_err)?);
     let provider = PgCatalogSchemaProvider::try_new(
         StrataCatalogInfo {
             tiers: tiers.clone(),
-            system,
+            system: system.clone(),
         },
         statics.clone(),
         StrataRoles {
@@ -205,6 +206,7 @@ pub fn install(
         Arc::new(crate::information_schema::StrataInformationSchema::new(
             ctx.state().catalog_list().clone(),
             tiers.clone(),
+            system_tables,
         ));
     for (i, c) in catalogs.iter().enumerate() {
         let p = if i == 0 { &provider } else { &with_tableoid };

@@ -81,7 +81,7 @@ SELECT q.nspname,
 FROM (SELECT n.*,d.description FROM pg_catalog.pg_namespace n
 LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND d.classoid='pg_namespace'::regclass
  ORDER BY nspname) q
-WHERE q.nspname IN ('@NS@', 'public', 'pg_catalog', 'information_schema') ORDER BY q.nspname;
+WHERE q.nspname IN ('@NS@', 'public', 'pg_catalog', 'information_schema') ORDER BY q.nspname = '@NS@', q.nspname;
 
 -- [D6] model/PostgreDatabase.java cacheDataTypes (server >= 10, default "read all types" off); the
 -- built-in types of the test tables' columns
@@ -299,7 +299,7 @@ SELECT nspname AS "TABLE_SCHEM", current_database() AS "TABLE_CATALOG" FROM pg_c
 \o
 SELECT q."TABLE_SCHEM", q."TABLE_CATALOG" = :'db' AS is_connection_db
 FROM (SELECT nspname AS "TABLE_SCHEM", current_database() AS "TABLE_CATALOG" FROM pg_catalog.pg_namespace  WHERE nspname <> 'pg_toast' AND (nspname !~ '^pg_temp_'  OR nspname = (pg_catalog.current_schemas(true))[1]) AND (nspname !~ '^pg_toast_temp_'  OR nspname = replace((pg_catalog.current_schemas(true))[1], 'pg_temp_', 'pg_toast_temp_'))  ORDER BY "TABLE_SCHEM") q
-WHERE q."TABLE_SCHEM" IN ('@NS@', 'public', 'pg_catalog', 'information_schema') ORDER BY 1;
+WHERE q."TABLE_SCHEM" IN ('@NS@', 'public', 'pg_catalog', 'information_schema') ORDER BY q."TABLE_SCHEM" = '@NS@', 1;
 
 -- [M3] postgres.clj current-user-table-privileges (the :table-privileges feature; which tables sync)
 SELECT q.* FROM (with table_privileges as (

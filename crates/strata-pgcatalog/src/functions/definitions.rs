@@ -160,6 +160,19 @@ pub(crate) fn table_by_derived_oid(
         .collect()
 }
 
+/// The definitions of the constraints in the shipped `pg_constraint` rows:
+/// the CHECKs of information_schema's domains (SQLAlchemy reflects domains
+/// and reads every domain constraint's definition).
+fn builtin_constraint(oid: i64) -> Option<&'static str> {
+    match oid {
+        13298 => Some("CHECK (VALUE >= 0)"),
+        13311 => Some(
+            "CHECK (VALUE::text = ANY (ARRAY['YES'::character varying, 'NO'::character varying]::text[]))",
+        ),
+        _ => None,
+    }
+}
+
 /// The primary-key column of a table, quoted as SQL needs.
 pub(crate) fn pk_column(t: &TableDef) -> Option<String> {
     t.columns.get(t.pk_index()).map(|c| quote_ident(&c.name))
@@ -202,8 +215,10 @@ impl ScalarUDFImpl for ConstraintDef {
                 if oids.is_null(i) {
                     return None;
                 }
-                let t = tables.get(&oids.value(i))?;
-                Some(format!("PRIMARY KEY ({})", pk_column(t)?))
+                match tables.get(&oids.value(i)) {
+                    Some(t) => Some(format!("PRIMARY KEY ({})", pk_column(t)?)),
+                    None => builtin_constraint(oids.value(i)).map(str::to_string),
+                }
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
