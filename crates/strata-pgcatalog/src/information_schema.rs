@@ -312,68 +312,75 @@ fn pkey_name(t: &TableDef) -> String {
     format!("{}_pkey", t.name)
 }
 
-fn table_constraints(tables: &[Arc<TableDef>]) -> DfResult<RecordBatch> {
-    let n = tables.len();
+/// A batch of one row per table's primary key: the columns naming the
+/// constraint and its table, then `more` (each a column and its values).
+fn pkey_rows(tables: &[Arc<TableDef>], more: Vec<(Field, ArrayRef)>) -> DfResult<RecordBatch> {
     let names: Vec<String> = tables.iter().map(|t| pkey_name(t)).collect();
-    let schema: SchemaRef = Arc::new(Schema::new(vec![
+    let database = || strings(std::iter::repeat_n(Some(crate::DATABASE), tables.len()));
+    let namespaces = || strings(tables.iter().map(|t| Some(t.namespace.as_str())));
+    let mut fields = vec![
         text("constraint_catalog"),
         text("constraint_schema"),
         text("constraint_name"),
         text("table_catalog"),
         text("table_schema"),
         text("table_name"),
-        text("constraint_type"),
-        text("is_deferrable"),
-        text("initially_deferred"),
-        text("enforced"),
-        text("nulls_distinct"),
-    ]));
-    let same = |v: &'static str| strings(std::iter::repeat_n(Some(v), n));
-    let namespaces = || strings(tables.iter().map(|t| Some(t.namespace.as_str())));
-    let columns: Vec<ArrayRef> = vec![
-        same(crate::DATABASE),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        database(),
         namespaces(),
         strings(names.iter().map(|s| Some(s.as_str()))),
-        same(crate::DATABASE),
+        database(),
         namespaces(),
         strings(tables.iter().map(|t| Some(t.name.as_str()))),
-        same("PRIMARY KEY"),
-        same("NO"),
-        same("NO"),
-        same("YES"),
-        strings(std::iter::repeat_n(None, n)),
     ];
-    Ok(RecordBatch::try_new(schema, columns)?)
+    for (f, c) in more {
+        fields.push(f);
+        columns.push(c);
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+fn table_constraints(tables: &[Arc<TableDef>]) -> DfResult<RecordBatch> {
+    let n = tables.len();
+    let same = |v: &'static str| strings(std::iter::repeat_n(Some(v), n));
+    pkey_rows(
+        tables,
+        vec![
+            (text("constraint_type"), same("PRIMARY KEY")),
+            (text("is_deferrable"), same("NO")),
+            (text("initially_deferred"), same("NO")),
+            (text("enforced"), same("YES")),
+            (
+                text("nulls_distinct"),
+                strings(std::iter::repeat_n(None, n)),
+            ),
+        ],
+    )
 }
 
 fn key_column_usage(tables: &[Arc<TableDef>]) -> DfResult<RecordBatch> {
     let n = tables.len();
-    let names: Vec<String> = tables.iter().map(|t| pkey_name(t)).collect();
-    let schema: SchemaRef = Arc::new(Schema::new(vec![
-        text("constraint_catalog"),
-        text("constraint_schema"),
-        text("constraint_name"),
-        text("table_catalog"),
-        text("table_schema"),
-        text("table_name"),
-        text("column_name"),
-        int("ordinal_position"),
-        int("position_in_unique_constraint"),
-    ]));
-    let same = |v: &'static str| strings(std::iter::repeat_n(Some(v), n));
-    let namespaces = || strings(tables.iter().map(|t| Some(t.namespace.as_str())));
-    let columns: Vec<ArrayRef> = vec![
-        same(crate::DATABASE),
-        namespaces(),
-        strings(names.iter().map(|s| Some(s.as_str()))),
-        same(crate::DATABASE),
-        namespaces(),
-        strings(tables.iter().map(|t| Some(t.name.as_str()))),
-        strings(tables.iter().map(|t| Some(t.pk().name.as_str()))),
-        ints(std::iter::repeat_n(Some(1), n)),
-        ints(std::iter::repeat_n(None, n)),
-    ];
-    Ok(RecordBatch::try_new(schema, columns)?)
+    pkey_rows(
+        tables,
+        vec![
+            (
+                text("column_name"),
+                strings(tables.iter().map(|t| Some(t.pk().name.as_str()))),
+            ),
+            (
+                int("ordinal_position"),
+                ints(std::iter::repeat_n(Some(1), n)),
+            ),
+            (
+                int("position_in_unique_constraint"),
+                ints(std::iter::repeat_n(None, n)),
+            ),
+        ],
+    )
 }
 
 #[cfg(test)]

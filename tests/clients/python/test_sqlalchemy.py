@@ -88,6 +88,11 @@ def check_reflection(driver):
     C.expect(pk["constrained_columns"] == ["id"], f"primary key {pk}")
     C.expect(insp.get_foreign_keys("items", schema=NS) == [], "foreign keys")
     C.expect(insp.get_indexes("items", schema=NS) == [], "indexes besides the primary key")
+    uniques = insp.get_unique_constraints("items", schema=NS)
+    C.expect(uniques == [], f"unique constraints {uniques}")
+    C.expect(insp.get_view_names(schema=NS) == [], "views")
+    comment = insp.get_table_comment("items", schema=NS)
+    C.expect(comment.get("text") is None, f"table comment {comment}")
     t = sa.Table("items", sa.MetaData(), autoload_with=ENGINES[driver], schema=NS)
     C.expect([c.name for c in t.primary_key.columns] == ["id"], f"autoload primary key {t.primary_key}")
 
