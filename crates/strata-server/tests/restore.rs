@@ -179,3 +179,42 @@ async fn lock_owner_to_and_only_are_accepted_with_postgres_checks() {
         .unwrap();
     assert_eq!(text_rows(&c, "SELECT id FROM o.t").await, vec![vec!["1"]]);
 }
+
+#[tokio::test]
+async fn a_keyless_user_table_is_rekeyed_per_user() {
+    let mut server = TestServer::start().await;
+    let c = server.client().await;
+    c.batch_execute(
+        "CREATE USER alice; CREATE USER bob;
+         CREATE NAMESPACE u;
+         CREATE USER TABLE u.notes (id INT NOT NULL, body TEXT);
+         EXECUTE AS USER 'alice' (INSERT INTO u.notes VALUES (1, 'a1'), (2, 'a2'));
+         EXECUTE AS USER 'bob' (INSERT INTO u.notes VALUES (1, 'b1'));",
+    )
+    .await
+    .unwrap();
+    // Keys are unique per user: the same id in two users' rows is no duplicate.
+    c.batch_execute("ALTER TABLE u.notes ADD PRIMARY KEY (id)")
+        .await
+        .unwrap();
+    drop(c);
+    server.restart().await;
+    let c = server.client().await;
+    let of =
+        |user: &str| format!("EXECUTE AS USER '{user}' (SELECT id, body FROM u.notes ORDER BY id)");
+    assert_eq!(
+        text_rows(&c, &of("alice")).await,
+        vec![vec!["1", "a1"], vec!["2", "a2"]]
+    );
+    assert_eq!(text_rows(&c, &of("bob")).await, vec![vec!["1", "b1"]]);
+    // Each user's key is enforced under the new key.
+    assert_eq!(
+        code_of(
+            &c,
+            "EXECUTE AS USER 'bob' (INSERT INTO u.notes VALUES (1, 'again'))"
+        )
+        .await
+        .as_deref(),
+        Some("23505")
+    );
+}
