@@ -259,7 +259,11 @@ impl CopyIn {
     ) -> Result<Self> {
         let table = writable_table(session, table_name)?;
         let targets = if columns.is_empty() {
-            (0..table.columns.len()).collect()
+            // Without a column list, a table's generated `_rowid` key is not
+            // among the columns a row brings (as in INSERT).
+            (0..table.columns.len())
+                .filter(|i| !(table.has_generated_key() && *i == table.pk_index()))
+                .collect()
         } else {
             columns
                 .iter()

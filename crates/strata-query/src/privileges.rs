@@ -46,6 +46,7 @@ pub fn check_statement(session: &QueryContext, stmt: &Statement) -> Result<()> {
                 | ast::Statement::CreateIndex(_)
                 | ast::Statement::CreateView(_)
                 | ast::Statement::Truncate(_)
+                | ast::Statement::AlterSchema(_)
         ),
         _ => false,
     };

@@ -26,6 +26,14 @@ pub(crate) fn add_primary_key(
     current: &Arc<TableDef>,
     column: &str,
 ) -> Result<()> {
+    // DDL takes effect at once, not at COMMIT: rows this block staged under
+    // the `_rowid` key could never be moved with the others.
+    if session.txn().has_writes_to(current.id) {
+        return Err(StrataError::ActiveSqlTransaction(format!(
+            "ADD PRIMARY KEY cannot run in a transaction block that wrote to \"{}\"; commit the rows first",
+            current.name
+        )));
+    }
     if !current.has_generated_key() {
         return Err(StrataError::InvalidTableDefinition(format!(
             "multiple primary keys for table \"{}\" are not allowed",

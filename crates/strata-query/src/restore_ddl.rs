@@ -31,6 +31,18 @@ pub(crate) fn lock(session: &QueryContext, lock: &ast::Lock) -> Result<QueryOutp
         if !exists {
             return Err(StrataError::UndefinedTable(format!("{ns}.{name}")));
         }
+        // Locking asks for as much as reading: a user may not learn of or
+        // lock what it cannot read.
+        if let Some(def) = session.engine.catalog.table(&ns, &name) {
+            crate::privileges::check_table_access(
+                &session.engine.catalog,
+                session.user(),
+                &def,
+                false,
+            )?;
+        } else {
+            crate::privileges::require_role(session, strata_catalog::Role::Dba)?;
+        }
     }
     Ok(QueryOutput::command("LOCK TABLE"))
 }

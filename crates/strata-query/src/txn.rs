@@ -257,6 +257,18 @@ impl TxnHandle {
         }
     }
 
+    /// Whether the open block (active or aborted) has staged writes to the
+    /// table `table_id`.
+    pub(crate) fn has_writes_to(&self, table_id: u32) -> bool {
+        match &*self.0.lock() {
+            TxnState::Active(b) | TxnState::Failed(b) => b
+                .writes
+                .iter()
+                .any(|((id, _), (_, w))| *id == table_id && !w.rows.is_empty()),
+            TxnState::Idle => false,
+        }
+    }
+
     /// One partition's staged rows for a scan by `table`'s definition; None
     /// when there are none.
     pub(crate) fn overlay(&self, table: &TableDef, partition: &str) -> Result<Option<StagedRows>> {

@@ -824,3 +824,21 @@ async fn named_statements_per_connection_are_bounded() {
     client.simple_query("SELECT 1").await.unwrap();
     client.prepare("SELECT 1").await.unwrap();
 }
+
+#[tokio::test]
+async fn result_columns_are_described_with_the_type_their_values_are_sent_in() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    // DataFusion widens `int UNION bigint` to bigint after the plan is built;
+    // the description must say so, or binary clients read 8-byte values as 4.
+    let rows = client
+        .query("SELECT 1::int AS a UNION ALL SELECT 2 ORDER BY a", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].columns()[0].type_(),
+        &tokio_postgres::types::Type::INT8
+    );
+    let values: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(values, vec![1, 2]);
+}

@@ -130,6 +130,47 @@ async fn a_block_writing_a_keyless_table_fails_when_it_gets_its_key() {
         text_rows(&a, "SELECT id, v FROM k ORDER BY id").await,
         vec![vec!["1", "one"]]
     );
+    // A block that wrote to a key-less table cannot give it its key: DDL takes
+    // effect at once, and the block's rows could not move with it.
+    a.batch_execute("CREATE TABLE k2 (id INT, v TEXT); INSERT INTO k2 VALUES (1, 'one')")
+        .await
+        .unwrap();
+    a.batch_execute("BEGIN; INSERT INTO k2 VALUES (2, 'two')")
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(&a, "ALTER TABLE k2 ADD PRIMARY KEY (id)")
+            .await
+            .as_deref(),
+        Some("25001")
+    );
+    a.batch_execute("ROLLBACK; ALTER TABLE k2 ADD PRIMARY KEY (id)")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(&a, "SELECT id, v FROM k2 ORDER BY id").await,
+        vec![vec!["1", "one"]]
+    );
+}
+
+#[tokio::test]
+async fn copy_without_a_column_list_fills_a_keyless_tables_own_columns() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    c.batch_execute("CREATE TABLE kc (id INT, v TEXT)")
+        .await
+        .unwrap();
+    let sink = c.copy_in("COPY kc FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    use futures::SinkExt;
+    sink.send(bytes::Bytes::from_static(b"1\tone\n2\t\\N\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    assert_eq!(
+        text_rows(&c, "SELECT id, v FROM kc ORDER BY id").await,
+        vec![vec!["1", "one"], vec!["2", "NULL"]]
+    );
 }
 
 #[tokio::test]

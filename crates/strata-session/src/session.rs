@@ -252,8 +252,15 @@ impl Session {
                 } else {
                     let names = postgres_column_names(&q);
                     let plan = self.plan(ast::Statement::Query(q), sql).await?;
+                    let analyzed = self.analyzed_schema(&plan);
                     let mut p = query_prepared(sql, plan, catalog_version)?;
-                    p.schema = p.schema.map(|s| rename_fields(s, names));
+                    p.schema = p.schema.map(|s| {
+                        let s = match &analyzed {
+                            Some(a) => retype(&s, a),
+                            None => s,
+                        };
+                        rename_fields(s, names)
+                    });
                     p
                 }
             }
@@ -310,6 +317,18 @@ impl Session {
         }
         note_wire_types(&mut prepared);
         Ok(Arc::new(prepared))
+    }
+
+    /// The result columns as the rows will have them: DataFusion's analyzer
+    /// coerces types after the plan is built (a UNION of an int and a bigint
+    /// is bigint), and a client must be told the type it will be sent.
+    fn analyzed_schema(&self, plan: &LogicalPlan) -> Option<Schema> {
+        let state = self.df().state();
+        let analyzed = state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+            .ok()?;
+        Some(analyzed.schema().as_arrow().clone())
     }
 
     /// Marks the result columns that are a table's columns as is with where
@@ -493,9 +512,12 @@ impl Session {
             PlanKind::Query(plan) => {
                 let plan = bind_params((**plan).clone(), &params)?;
                 let df = self.df().execute_logical_plan(plan).await?;
-                // The prepared schema carries the names Postgres would give.
+                // The prepared schema carries the names Postgres would give;
+                // the types are the ones the rows will have.
                 let schema: SchemaRef = match &prepared.schema {
-                    Some(s) if s.fields().len() == df.schema().fields().len() => s.clone(),
+                    Some(s) if s.fields().len() == df.schema().fields().len() => {
+                        retype(s, df.schema().as_arrow())
+                    }
                     _ => Arc::new(df.schema().as_arrow().clone()),
                 };
                 let stream = self.engine().execute(df);
@@ -789,6 +811,31 @@ fn rename_fields(schema: SchemaRef, names: Option<Vec<Option<String>>>) -> Schem
         }
         _ => schema,
     }
+}
+
+/// `named`'s fields (names, metadata) with `typed`'s data types, where the
+/// two have as many fields.
+fn retype(named: &SchemaRef, typed: &Schema) -> SchemaRef {
+    let fields = named.fields();
+    if fields.len() != typed.fields().len()
+        || fields
+            .iter()
+            .zip(typed.fields().iter())
+            .all(|(a, b)| a.data_type() == b.data_type())
+    {
+        return named.clone();
+    }
+    let fields: Vec<Field> = fields
+        .iter()
+        .zip(typed.fields().iter())
+        .map(|(a, b)| {
+            a.as_ref()
+                .clone()
+                .with_data_type(b.data_type().clone())
+                .with_nullable(a.is_nullable() || b.is_nullable())
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, named.metadata().clone()))
 }
 
 /// Whether two plans return columns of the same types, in the same order.
