@@ -323,9 +323,10 @@ async fn running_eviction(c: &Client, table: &str, not: Option<&str>) -> String 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eviction_deletes_by_the_ttl_in_force_under_the_lock() {
     timed("eviction ttl", TEST_TIMEOUT, async {
-        // Every eviction of `ev` pauses 3 s between finding expired rows and
-        // taking the lock to delete them.
-        let server = TestServer::start_with(with_failpoints("pause_evict=ev:3000", "")).await;
+        // Every eviction of `ev` pauses 6 s between finding expired rows and
+        // taking the lock to delete them (a window wide enough to see it
+        // running while a loaded machine answers slowly).
+        let server = TestServer::start_with(with_failpoints("pause_evict=ev:6000", "")).await;
         let c = server.client().await;
         exec(
             &c,

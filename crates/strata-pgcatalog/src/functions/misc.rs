@@ -27,7 +27,13 @@ const MAX_FORMAT_LEN: usize = 1 << 20;
 /// (identifier), `%L` (literal, NULL as `NULL`), `%%` and the positional
 /// `%n$s` forms; NULL when the format is NULL.
 pub(crate) fn format_text(fmt: &str, args: &[Option<String>]) -> DfResult<String> {
-    let err = |m: &str| DataFusionError::Execution(format!("format(): {m}"));
+    // Postgres' codes: a bad format string is 22023 (an argument number past
+    // int range, 22003, reads as one too).
+    let err = |m: &str| {
+        DataFusionError::External(Box::new(strata_common::StrataError::InvalidParameterValue(
+            format!("format(): {m}"),
+        )))
+    };
     let mut out = String::new();
     let mut next = 0usize;
     let mut chars = fmt.chars().peekable();
