@@ -142,10 +142,10 @@ fn files_under(dir: &Path, ext: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_works_by_the_definition_in_force_when_it_runs_and_commits() {
     timed("flush definition", TEST_TIMEOUT, async {
-        // One job at a time: a flush of `slow` (paused 3 s after it starts)
+        // One job at a time: a flush of `slow` (paused 6 s after it starts)
         // holds the only permit, so the flush of `t` waits queued behind it.
         let server = TestServer::start_with(with_failpoints(
-            "pause_flush=slow:3000,pause_flush=ut:3000",
+            "pause_flush=slow:6000,pause_flush=ut:6000",
             "[jobs]\nmax_concurrent = 1\n",
         ))
         .await;
@@ -242,7 +242,7 @@ async fn a_flush_works_by_the_definition_in_force_when_it_runs_and_commits() {
 async fn a_compaction_merges_files_flushed_after_an_alter_by_the_new_definition() {
     timed("compaction definition", TEST_TIMEOUT, async {
         let server = TestServer::start_with(with_failpoints(
-            "pause_compact=ct:3000",
+            "pause_compact=ct:6000",
             "[jobs]\nmax_concurrent = 2\n",
         ))
         .await;
@@ -453,7 +453,7 @@ async fn a_panicking_job_fails_and_frees_its_slot_and_the_scheduler_keeps_tickin
 async fn finished_job_records_are_pruned_unfinished_ones_never() {
     timed("pruning", TEST_TIMEOUT, async {
         let mut server = TestServer::start_with(with_failpoints(
-            "pause_flush=slowp:4000",
+            "pause_flush=slowp:15000",
             "[jobs]\nmax_records = 3\n",
         ))
         .await;
