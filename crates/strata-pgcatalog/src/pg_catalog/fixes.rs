@@ -213,36 +213,22 @@ fn authid_rows(schema: &SchemaRef, context: &Context) -> DfResult<RecordBatch> {
     users.sort_by(|a, b| a.name.cmp(&b.name));
     let oids = role_oids(&users);
     let boot = bootstrap_user(&users).map(|u| u.name.clone());
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let vals = users
-                .iter()
-                .map(|u| {
-                    let is_boot = boot.as_deref() == Some(u.name.as_str());
-                    let admin = matches!(u.role, Role::Dba | Role::System);
-                    let bool = |v: bool| Ok(ScalarValue::Boolean(Some(v)));
-                    match f.name().as_str() {
-                        "oid" => Ok(ScalarValue::Int32(oids.get(&u.name).copied())),
-                        "rolname" => Ok(ScalarValue::Utf8(Some(u.name.clone()))),
-                        "rolsuper" => bool(u.role == Role::System),
-                        "rolinherit" | "rolcanlogin" => bool(true),
-                        "rolcreaterole" => bool(admin),
-                        "rolcreatedb" | "rolreplication" | "rolbypassrls" => bool(is_boot),
-                        "rolconnlimit" => Ok(ScalarValue::Int32(Some(-1))),
-                        "tableoid" => Ok(ScalarValue::Int32(catalog_oid("pg_authid"))),
-                        _ => default_value(f),
-                    }
-                })
-                .collect::<DfResult<Vec<_>>>()?;
-            if vals.is_empty() {
-                return Ok(datafusion::arrow::array::new_empty_array(f.data_type()));
-            }
-            Ok(cast(&ScalarValue::iter_to_array(vals)?, f.data_type())?)
-        })
-        .collect::<DfResult<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    super::tables::batch_of(schema, &users, |u, f| {
+        let is_boot = boot.as_deref() == Some(u.name.as_str());
+        let admin = matches!(u.role, Role::Dba | Role::System);
+        let bool = |v: bool| Ok(ScalarValue::Boolean(Some(v)));
+        match f.name().as_str() {
+            "oid" => Ok(ScalarValue::Int32(oids.get(&u.name).copied())),
+            "rolname" => Ok(ScalarValue::Utf8(Some(u.name.clone()))),
+            "rolsuper" => bool(u.role == Role::System),
+            "rolinherit" | "rolcanlogin" => bool(true),
+            "rolcreaterole" => bool(admin),
+            "rolcreatedb" | "rolreplication" | "rolbypassrls" => bool(is_boot),
+            "rolconnlimit" => Ok(ScalarValue::Int32(Some(-1))),
+            "tableoid" => Ok(ScalarValue::Int32(catalog_oid("pg_authid"))),
+            _ => default_value(f),
+        }
+    })
 }
 
 /// `n` rows of `schema` whose values `value` gives by column name (the rest

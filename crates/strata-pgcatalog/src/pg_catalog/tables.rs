@@ -522,27 +522,15 @@ fn attrdef_rows(schema: &SchemaRef, relations: &HashMap<i32, Relation>) -> DfRes
             ));
         }
     }
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let vals: Vec<ScalarValue> = rows
-                .iter()
-                .map(|(oid, relid, attnum, text)| match f.name().as_str() {
-                    "oid" => Ok(ScalarValue::Int32(Some(*oid))),
-                    "adrelid" => Ok(ScalarValue::Int32(Some(*relid))),
-                    "adnum" => Ok(ScalarValue::Int16(Some(*attnum))),
-                    "adbin" => Ok(ScalarValue::Utf8(Some(text.clone()))),
-                    _ => default_value(f),
-                })
-                .collect::<DfResult<_>>()?;
-            if vals.is_empty() {
-                return Ok(datafusion::arrow::array::new_empty_array(f.data_type()));
-            }
-            Ok(cast(&ScalarValue::iter_to_array(vals)?, f.data_type())?)
-        })
-        .collect::<DfResult<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    batch_of(schema, &rows, |(oid, relid, attnum, text), f| {
+        match f.name().as_str() {
+            "oid" => Ok(ScalarValue::Int32(Some(*oid))),
+            "adrelid" => Ok(ScalarValue::Int32(Some(*relid))),
+            "adnum" => Ok(ScalarValue::Int16(Some(*attnum))),
+            "adbin" => Ok(ScalarValue::Utf8(Some(text.clone()))),
+            _ => default_value(f),
+        }
+    })
 }
 
 /// `column` (a table OID) with the crate's OIDs of Strata's tables replaced by
@@ -666,17 +654,29 @@ fn new_rows(
 ) -> DfResult<RecordBatch> {
     let mut rels: Vec<&Relation> = relations.values().collect();
     rels.sort_by_key(|r| r.oid);
+    batch_of(schema, &rels, |r, f| {
+        row(r, f.name()).map_or_else(|| default_value(f), Ok)
+    })
+}
+
+/// A batch of `schema` with one row per item of `rows`, each column's value
+/// given by `value(item, column)`.
+pub(crate) fn batch_of<R>(
+    schema: &SchemaRef,
+    rows: &[R],
+    value: impl Fn(&R, &Field) -> DfResult<ScalarValue>,
+) -> DfResult<RecordBatch> {
     let columns = schema
         .fields()
         .iter()
         .map(|f| {
-            let vals = rels
-                .iter()
-                .map(|r| row(r, f.name()).map_or_else(|| default_value(f), Ok))
-                .collect::<DfResult<Vec<_>>>()?;
-            if vals.is_empty() {
+            if rows.is_empty() {
                 return Ok(datafusion::arrow::array::new_empty_array(f.data_type()));
             }
+            let vals = rows
+                .iter()
+                .map(|r| value(r, f))
+                .collect::<DfResult<Vec<_>>>()?;
             Ok(cast(&ScalarValue::iter_to_array(vals)?, f.data_type())?)
         })
         .collect::<DfResult<Vec<_>>>()?;
