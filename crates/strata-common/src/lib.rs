@@ -5,5 +5,6 @@
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod stats;
 
 pub use error::{Result, StrataError};
