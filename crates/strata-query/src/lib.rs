@@ -28,6 +28,7 @@ mod rekey;
 mod restore_ddl;
 pub use strata_tiers::scan;
 mod system;
+mod system_stats;
 pub use strata_tiers::tiers;
 pub mod txn;
 mod user_data;

@@ -13,7 +13,7 @@ use datafusion::error::Result as DfResult;
 use std::sync::Arc;
 use strata_catalog::Catalog;
 
-const TABLES: &[&str] = &["namespaces", "tables", "columns", "jobs", "users"];
+const TABLES: &[&str] = &["namespaces", "tables", "columns", "jobs", "users", "stats"];
 
 #[derive(Debug)]
 pub struct SystemSchema {
@@ -225,6 +225,7 @@ impl SystemSchema {
                 .jobs()
                 .and_then(|j| j.jobs_batch())
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
+            "stats" => crate::system_stats::batch()?,
             _ => return Ok(None),
         };
         let schema = batch.schema();
