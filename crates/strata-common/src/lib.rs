@@ -1,6 +1,6 @@
 //! Shared vocabulary of every Strata crate: the typed error enum and its SQLSTATE
 //! mapping, the server configuration, and the order-preserving key encoding used by
-//! the hot tier. It depends on no other Strata crate so that every crate can use it.
+//! the hot tier, and the process-wide metrics (`stats`). It depends on no other Strata crate so that every crate can use it.
 
 pub mod config;
 pub mod error;

@@ -171,7 +171,11 @@ impl JobManager {
             cancelled: AtomicBool::new(false),
         });
         by_table.insert((kind, table.id), id.clone());
-        self.active.lock().insert(id.clone(), handle.clone());
+        {
+            let mut active = self.active.lock();
+            active.insert(id.clone(), handle.clone());
+            strata_common::stats::job_queue_depth(active.len());
+        }
         drop(by_table);
 
         let this = self.clone();
@@ -254,10 +258,15 @@ impl JobManager {
                     r.error_message = Some(e.to_string());
                 }
             }
+            count_finished(&r);
             r.job_id.clone()
         };
         self.persist(handle);
-        self.active.lock().remove(&id);
+        {
+            let mut active = self.active.lock();
+            active.remove(&id);
+            strata_common::stats::job_queue_depth(active.len());
+        }
         let mut by_table = self.by_table.lock();
         if by_table.get(&(kind, table_id)) == Some(&id) {
             by_table.remove(&(kind, table_id));
@@ -392,4 +401,21 @@ impl JobControl for Control {
     fn jobs_batch(&self) -> Result<arrow::array::RecordBatch> {
         record::to_batch(&self.0.records()?)
     }
+}
+
+/// Adds a finished job to the metrics: its status, and the rows and bytes its
+/// result record says it wrote (`rows_flushed` or `rows_written`,
+/// `bytes_written`; absent keys count 0).
+fn count_finished(r: &JobRecord) {
+    let field = |key: &str| {
+        r.result
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(serde_json::Value::as_u64)
+    };
+    let rows = field("rows_flushed")
+        .or_else(|| field("rows_written"))
+        .unwrap_or(0);
+    let bytes = field("bytes_written").unwrap_or(0);
+    strata_common::stats::job_finished(r.job_type.as_str(), r.status.as_str(), rows, bytes);
 }

@@ -96,6 +96,7 @@ impl Handler {
 }
 
 fn failed(session: &Session, e: StrataError) -> PgWireError {
+    crate::counted::failed();
     session.statement_failed();
     to_pg(e)
 }
@@ -154,6 +155,7 @@ impl CopyHandler for Handler {
         let QueryOutput::Command { tag: name, rows } = out else {
             return Err(to_pg(StrataError::internal("COPY ended without a count")));
         };
+        crate::counted::copy_in_done(rows);
         client
             .send(PgWireBackendMessage::CommandComplete(
                 tag(&name, rows).into(),

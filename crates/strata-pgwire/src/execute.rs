@@ -92,6 +92,7 @@ where
         && let Err(e) = check_room_for_suspension(handler, client, name)
     {
         // An error inside a block aborts it, as any statement's would.
+        crate::counted::failed();
         crate::handler::session_of(client)?.statement_failed();
         return Err(e);
     }

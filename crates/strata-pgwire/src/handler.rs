@@ -67,6 +67,8 @@ impl Frontend {
     /// Handlers for one accepted connection. `over_limit` makes its login fail
     /// with 53300 so the client learns why it was turned away.
     pub fn connection(self: &Arc<Self>, over_limit: bool) -> ConnectionHandlers {
+        // Closed again when the handler is dropped with the connection.
+        strata_common::stats::connection_opened();
         ConnectionHandlers {
             inner: Arc::new(Handler {
                 frontend: self.clone(),
@@ -165,6 +167,7 @@ pub struct Handler {
 
 impl Drop for Handler {
     fn drop(&mut self) {
+        strata_common::stats::connection_closed();
         if self.holds_slot.load(Ordering::SeqCst) {
             self.frontend.logged_in.fetch_sub(1, Ordering::SeqCst);
         }
@@ -212,20 +215,28 @@ impl Handler {
             },
             (other, _) => other,
         };
+        // Counted after the cancel wrapping, so a cancel counts as an error.
+        let (out, outcome) = crate::counted::output(out);
         let respond = async {
             match out {
                 QueryOutput::CopyIn(load) => Ok(copy_in::start(self, load)),
                 other => to_response(other, format).await,
             }
         };
-        match cancel {
+        let result = match cancel {
             None => respond.await,
             Some(c) => tokio::select! {
                 biased;
                 r = respond => r,
                 _ = c.clone() => Err(to_pg(strata_common::StrataError::QueryCanceled)),
             },
+        };
+        if result.is_err()
+            && let Some(o) = outcome
+        {
+            o.fail();
         }
+        result
     }
 }
 
@@ -326,6 +337,7 @@ impl SimpleQueryHandler for Handler {
             }
         }
         if let Some(e) = error {
+            crate::counted::failed();
             responses.push(Response::Error(Box::new(error_info(e))));
         }
         Ok(responses)
@@ -350,7 +362,12 @@ impl QueryParser for StrataQueryParser {
     {
         let session = session_of(client)?;
         let span = tracing::debug_span!("parse", user = session.user());
-        session.prepare(sql).instrument(span).await.map_err(to_pg)
+        session
+            .prepare(sql)
+            .instrument(span)
+            .await
+            .inspect_err(|_| crate::counted::failed())
+            .map_err(to_pg)
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -482,7 +499,7 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(client)?;
-        let params = decode_params(portal)?;
+        let params = decode_params(portal).inspect_err(|_| crate::counted::failed())?;
         let stmt = &portal.statement.statement;
         let span = tracing::debug_span!("execute", user = session.user(), protocol = "extended");
         let cancel = self.cancel_signal().await;
@@ -490,6 +507,7 @@ impl ExtendedQueryHandler for Handler {
             .execute_with(stmt, params, boxed(&cancel))
             .instrument(span)
             .await
+            .inspect_err(|_| crate::counted::failed())
             .map_err(to_pg)?;
         let response = self
             .respond(out, &portal.result_column_format, &cancel)

@@ -9,6 +9,7 @@ mod binary_array;
 mod copy_in;
 mod copy_out;
 mod copy_reader;
+mod counted;
 mod encode;
 mod errors;
 mod execute;

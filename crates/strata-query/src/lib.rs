@@ -30,6 +30,7 @@ mod storages;
 mod system_storages;
 pub use strata_tiers::scan;
 mod system;
+mod system_stats;
 pub use strata_tiers::tiers;
 pub mod txn;
 mod user_data;

@@ -20,6 +20,7 @@ const TABLES: &[&str] = &[
     "jobs",
     "users",
     "storages",
+    "stats",
 ];
 
 #[derive(Debug)]
@@ -234,6 +235,7 @@ impl SystemSchema {
                 .jobs()
                 .and_then(|j| j.jobs_batch())
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
+            "stats" => crate::system_stats::batch()?,
             _ => return Ok(None),
         };
         let schema = batch.schema();
