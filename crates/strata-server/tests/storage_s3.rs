@@ -426,19 +426,32 @@ async fn a_cold_point_read_issues_a_bounded_number_of_requests() {
              CREATE TABLE app.t (id BIGINT PRIMARY KEY, v TEXT) STORAGE s3main",
         )
         .await;
+        // Values that do not compress, so the file (about 150 KB) is larger
+        // than a footer read and its rows span several pages.
         let mut model = Model::new();
-        insert(
-            &root,
-            "app.t",
-            &mut model,
-            1,
-            3000,
-            "value-with-some-length",
-        )
-        .await;
+        for chunk in (1..=ROWS).collect::<Vec<i64>>().chunks(200) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|id| {
+                    model.insert(*id, noise(*id));
+                    format!("({id}, '{}')", noise(*id))
+                })
+                .collect();
+            exec(
+                &root,
+                &format!("INSERT INTO app.t (id, v) VALUES {}", values.join(", ")),
+            )
+            .await;
+        }
         flush(&root, "app.t").await;
         let listing = s3.list(BUCKET, PREFIX).await;
-        assert_eq!(partition(&listing, "app/t").0.len(), 1, "{listing:?}");
+        let files = partition(&listing, "app/t").0;
+        assert_eq!(files.len(), 1, "{listing:?}");
+        let size = s3
+            .get(BUCKET, &format!("{PREFIX}/app/t/{}", files[0]))
+            .await
+            .len();
+        eprintln!("the cold file: {} bytes, {ROWS} rows", size);
 
         // A fresh server: no footer cached.
         server.restart().await;
@@ -459,14 +472,14 @@ async fn a_cold_point_read_issues_a_bounded_number_of_requests() {
         let (what, first) = read(
             "first point read",
             "SELECT v FROM app.t WHERE id = 1234".into(),
-            Some("value-with-some-length-1234".into()),
+            Some(noise(1234)),
         )
         .await;
         report.push((what, first.clone()));
         let (what, second) = read(
             "second point read, same file",
             "SELECT v FROM app.t WHERE id = 77".into(),
-            Some("value-with-some-length-77".into()),
+            Some(noise(77)),
         )
         .await;
         report.push((what, second.clone()));
@@ -513,6 +526,23 @@ async fn a_cold_point_read_issues_a_bounded_number_of_requests() {
         check(&c, "app.t", &model_with(&model, 5000, "hot"), "at the end").await;
     })
     .await;
+}
+
+/// Rows in the point-read test's file.
+const ROWS: i64 = 4000;
+
+/// 48 pseudo-random hex digits, a function of `id`.
+fn noise(id: i64) -> String {
+    let mut x = (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed;
+    let mut out = String::new();
+    for _ in 0..3 {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.push_str(&format!("{:016x}", x.wrapping_mul(0x2545_f491_4f6c_dd1d)));
+    }
+    out
 }
 
 fn model_with(model: &Model, id: i64, v: &str) -> Model {
