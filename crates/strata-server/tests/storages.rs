@@ -26,7 +26,7 @@ const DUPLICATE: &str = "42710";
 const DEPENDENT: &str = "2BP01";
 const DENIED: &str = "42501";
 
-/// The columns of `system.storages`, in order.
+/// The columns `system.storages` has at least.
 const STORAGE_COLUMNS: [&str; 12] = [
     "storage_id",
     "storage_type",
@@ -238,10 +238,13 @@ async fn local_storage_exists_on_startup_and_cannot_be_dropped() {
         let rows = named_rows(&c, "SELECT * FROM system.storages").await;
         assert_eq!(rows.len(), 1, "a fresh server has one storage: {rows:?}");
         let local = &rows[0];
-        let columns: Vec<&str> = local.keys().map(String::as_str).collect();
-        let mut expected = STORAGE_COLUMNS.to_vec();
-        expected.sort();
-        assert_eq!(columns, expected, "system.storages columns");
+        // At least these columns (more are welcome).
+        for column in STORAGE_COLUMNS {
+            assert!(
+                local.contains_key(column),
+                "system.storages has no {column}: {local:?}"
+            );
+        }
         assert_eq!(local["storage_id"], "local");
         assert_eq!(local["storage_type"], "filesystem");
         let uri = &local["uri"];
