@@ -65,7 +65,14 @@ pub struct JobManager {
     pending_publishes: Mutex<std::collections::HashSet<(u32, String)>>,
     /// Set when a job finishes, so the scheduler prunes records soon after.
     pub(crate) finished_since_prune: AtomicBool,
+    /// Consecutive failed flushes of a table and when the scheduler may try
+    /// again: a storage that is down is retried with backoff, not every tick.
+    flush_backoff: Mutex<HashMap<u32, (u32, std::time::Instant)>>,
 }
+
+/// First and longest wait before the scheduler retries a failed flush.
+const FLUSH_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_secs(5);
+const FLUSH_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl std::fmt::Debug for JobManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,6 +113,7 @@ impl JobManager {
             publish_locks: Mutex::new(HashMap::new()),
             pending_publishes: Mutex::new(Default::default()),
             finished_since_prune: AtomicBool::new(false),
+            flush_backoff: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -223,6 +231,35 @@ impl JobManager {
         Ok(id)
     }
 
+    /// Doubles a table's retry wait after each failed flush (5 s up to 5 min);
+    /// a successful or cancelled one clears it.
+    fn note_flush_outcome(&self, table_id: u32, failed: bool) {
+        let mut backoff = self.flush_backoff.lock();
+        if !failed {
+            backoff.remove(&table_id);
+            return;
+        }
+        let failures = backoff.get(&table_id).map_or(0, |b| b.0) + 1;
+        let wait = FLUSH_BACKOFF_FIRST
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(FLUSH_BACKOFF_MAX);
+        tracing::info!(
+            table_id,
+            failures,
+            wait_s = wait.as_secs(),
+            "flush failed; the scheduler retries after a wait"
+        );
+        backoff.insert(table_id, (failures, std::time::Instant::now() + wait));
+    }
+
+    /// Whether the scheduler should wait before flushing the table again.
+    pub(crate) fn flush_backing_off(&self, table_id: u32) -> bool {
+        self.flush_backoff
+            .lock()
+            .get(&table_id)
+            .is_some_and(|(_, until)| std::time::Instant::now() < *until)
+    }
+
     fn persist(&self, handle: &JobHandle) {
         let r = handle.record.lock().clone();
         if let Err(e) = record::save(&self.tiers.store, &r) {
@@ -259,6 +296,9 @@ impl JobManager {
                 }
             }
             count_finished(&r);
+            if kind == JobKind::Flush {
+                self.note_flush_outcome(table_id, r.status == JobStatus::Failed);
+            }
             r.job_id.clone()
         };
         self.persist(handle);

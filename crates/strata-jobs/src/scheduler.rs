@@ -101,6 +101,7 @@ impl JobManager {
             if table.kind == TableKind::Stream
                 || self.is_busy(JobKind::Flush, table.id)
                 || self.unavailable(table.id).is_some()
+                || self.flush_backing_off(table.id)
             {
                 continue;
             }
