@@ -7,12 +7,17 @@
 
 mod defs;
 pub mod password;
+mod storages;
 mod types;
 mod users;
 
 pub use defs::{
     BINARY_RESULT_KEY, ColumnDef, DELETED_COLUMN, NamespaceDef, ROWID_COLUMN, SEQ_COLUMN,
     SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, TableDef, WIRE_TYPE_KEY,
+};
+pub use storages::{
+    Credentials, DEFAULT_SHARED_TEMPLATE, DEFAULT_USER_TEMPLATE, LOCAL_STORAGE, PLACEHOLDERS,
+    Sharding, StorageDef, StorageType, StorageUsers, validate_template,
 };
 pub use types::{ColumnType, UTC};
 pub use users::{ROOT_USER, Role, UserDef, verifier_for};
@@ -45,10 +50,13 @@ fn table_key(ns: &str, name: &str) -> Vec<u8> {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     namespaces: BTreeMap<String, NamespaceDef>,
     tables: BTreeMap<(String, String), Arc<TableDef>>,
     users: BTreeMap<String, Arc<UserDef>>,
+    /// Recorded storages; the built-in one is `local_storage`.
+    storages: BTreeMap<String, Arc<StorageDef>>,
+    local_storage: Arc<StorageDef>,
     next_table_id: u32,
 }
 
@@ -86,6 +94,9 @@ impl Catalog {
                 state
                     .tables
                     .insert((t.namespace.clone(), t.name.clone()), Arc::new(t));
+            } else if k.starts_with(b"stg\0") {
+                let d: StorageDef = serde_json::from_slice(v)?;
+                state.storages.insert(d.id.clone(), Arc::new(d));
             } else if k.starts_with(b"user\0") {
                 let u: UserDef = serde_json::from_slice(v)?;
                 state.users.insert(u.name.clone(), Arc::new(u));
@@ -267,6 +278,14 @@ impl Catalog {
         if !st.namespaces.contains_key(&def.namespace) {
             return Err(StrataError::UndefinedNamespace(def.namespace.clone()));
         }
+        if def.storage_id != LOCAL_STORAGE && !st.storages.contains_key(&def.storage_id) {
+            return Err(storages::undefined_storage(&def.storage_id));
+        }
+        if def.use_user_storage && def.kind != TableKind::User {
+            return Err(StrataError::InvalidParameterValue(
+                "USE_USER_STORAGE applies to USER tables only".into(),
+            ));
+        }
         let key = (def.namespace.clone(), def.name.clone());
         if st.tables.contains_key(&key) {
             return if if_not_exists {
@@ -386,9 +405,15 @@ impl Catalog {
             def.ttl_seconds = Some(ttl);
         }
         if let Some(s) = &options.storage_id {
+            self.require_storage(s)?;
             def.storage_id = s.clone();
         }
         if let Some(u) = options.use_user_storage {
+            if u && def.kind != TableKind::User {
+                return Err(StrataError::InvalidParameterValue(
+                    "USE_USER_STORAGE applies to USER tables only".into(),
+                ));
+            }
             def.use_user_storage = u;
         }
         Ok(())

@@ -20,10 +20,10 @@ use strata_catalog::TableDef;
 use strata_common::{Result, StrataError};
 use strata_sql::TableKind;
 
-/// Directory template of SHARED (and STREAM) tables.
-pub const SHARED_TABLES_TEMPLATE: &str = "{namespace}/{tableName}";
-/// Directory template of USER tables: one directory per user.
-pub const USER_TABLES_TEMPLATE: &str = "{namespace}/{tableName}/{userId}";
+/// Directory template of SHARED (and STREAM) tables on a storage that sets none.
+pub const SHARED_TABLES_TEMPLATE: &str = strata_catalog::DEFAULT_SHARED_TEMPLATE;
+/// Directory template of USER tables (one directory per user) on a storage that sets none.
+pub const USER_TABLES_TEMPLATE: &str = strata_catalog::DEFAULT_USER_TEMPLATE;
 /// Name of the manifest mirror in each partition directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -70,18 +70,29 @@ pub fn segment(name: &str) -> String {
     format!("{}{DIGEST_MARK}{}", &escaped[..cut], &hex[..DIGEST_HEX])
 }
 
+/// What a template's placeholders stand for in one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    pub namespace: &'a str,
+    pub table: &'a str,
+    pub user: &'a str,
+    /// The storage's sharding of the user id (of the table name for SHARED tables).
+    pub shard: &'a str,
+}
+
 /// Fills one template segment: placeholders are looked up in the template
 /// only, so a name that itself reads `{userId}` is never substituted again.
-fn fill(template_segment: &str, namespace: &str, table: &str, user: &str) -> String {
+fn fill(template_segment: &str, v: &Values<'_>) -> String {
     let mut out = String::new();
     let mut rest = template_segment;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
         rest = &rest[start..];
         let (value, len) = [
-            ("{namespace}", namespace),
-            ("{tableName}", table),
-            ("{userId}", user),
+            ("{namespace}", v.namespace),
+            ("{tableName}", v.table),
+            ("{userId}", v.user),
+            ("{shard}", v.shard),
         ]
         .iter()
         .find(|(p, _)| rest.starts_with(p))
@@ -110,31 +121,67 @@ fn join_escaped(base: Path, segments: &[String]) -> Path {
 
 /// Renders a template; each `/`-separated template segment becomes exactly one
 /// path segment, so a name containing `/` or `..` can never escape its directory.
-pub fn render(template: &str, namespace: &str, table: &str, user: &str) -> Path {
+pub fn render(template: &str, values: &Values<'_>) -> Path {
     let segments: Vec<String> = template
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| segment(&fill(s, namespace, table, user)))
+        .map(|s| segment(&fill(s, values)))
         .collect();
     join_escaped(Path::ROOT, &segments)
 }
 
-/// Directory of one (table, user) partition.
+/// The longest leading part of a template that names no user or shard: the
+/// directory under which every partition of a table lies, or `None` when the
+/// template starts with `{shard}` or `{userId}` (the table has no one prefix).
+pub fn table_prefix(template: &str, namespace: &str, table: &str) -> Option<Path> {
+    let fixed: Vec<&str> = template
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .take_while(|s| !s.contains("{userId}") && !s.contains("{shard}"))
+        .collect();
+    if !fixed.iter().any(|s| s.contains("{tableName}")) {
+        return None;
+    }
+    let values = Values {
+        namespace,
+        table,
+        user: "",
+        shard: "",
+    };
+    Some(render(&fixed.join("/"), &values))
+}
+
+/// The object name of a file.
+pub fn file_name(file_id: u64) -> String {
+    format!("batch-{file_id}.parquet")
+}
+
+fn default_values<'a>(table: &'a TableDef, user: &'a str) -> Values<'a> {
+    Values {
+        namespace: &table.namespace,
+        table: &table.name,
+        user,
+        shard: "",
+    }
+}
+
+/// Directory of one (table, user) partition under the default templates
+/// (a storage's own are applied by [`crate::ColdStore::partition_dir`]).
 pub fn partition_dir(table: &TableDef, user: &str) -> Path {
     let template = match table.kind {
         TableKind::User => USER_TABLES_TEMPLATE,
         _ => SHARED_TABLES_TEMPLATE,
     };
-    render(template, &table.namespace, &table.name, user)
+    render(template, &default_values(table, user))
 }
 
-/// Directory holding every partition of a table.
+/// Directory holding every partition of a table under the default templates.
 pub fn table_dir(table: &TableDef) -> Path {
-    render(SHARED_TABLES_TEMPLATE, &table.namespace, &table.name, "")
+    render(SHARED_TABLES_TEMPLATE, &default_values(table, ""))
 }
 
 pub fn file_path(table: &TableDef, user: &str, file_id: u64) -> Path {
-    partition_dir(table, user).join(format!("batch-{file_id}.parquet").as_str())
+    partition_dir(table, user).join(file_name(file_id).as_str())
 }
 
 pub fn manifest_path(table: &TableDef, user: &str) -> Path {
@@ -170,7 +217,15 @@ mod tests {
 
     #[test]
     fn templates_escape_each_segment() {
-        let p = render(USER_TABLES_TEMPLATE, "app", "msgs", "a/../b");
+        let p = render(
+            USER_TABLES_TEMPLATE,
+            &Values {
+                namespace: "app",
+                table: "msgs",
+                user: "a/../b",
+                shard: "",
+            },
+        );
         assert_eq!(p.parts().count(), 3);
         assert!(p.as_ref().starts_with("app/msgs/"));
         let f = Path::from("app/t/batch-42.parquet");

@@ -11,14 +11,18 @@
 //! - [`reader`]: streams one file back, pruned by statistics and minus its deletion
 //!   vector, mapped onto the table's *current* columns by column id.
 //! - [`prune`]: statistics adapters for DataFusion's `PruningPredicate`.
+//! - [`ColdStore`] / [`Storages`]: one storage (a directory or an S3 bucket, its
+//!   templates and footer cache) and the registry of open ones.
 //!
 //! This crate never decides *when* rows move between tiers; the flush and compact
 //! jobs (strata-jobs) do, and they own the commit protocol.
 
+mod instrumented;
 pub mod layout;
 pub mod manifest;
 pub mod prune;
 pub mod reader;
+mod registry;
 mod storage;
 pub mod writer;
 
@@ -26,4 +30,5 @@ pub mod writer;
 mod tests;
 
 pub use manifest::{ColumnStats, FileMeta, LiveFile};
+pub use registry::Storages;
 pub use storage::ColdStore;

@@ -43,6 +43,10 @@ pub struct FileMeta {
     pub file_id: u64,
     /// Owner of the partition ("" for SHARED tables).
     pub user: String,
+    /// The storage the file lives on (entries written before storages existed
+    /// lived on `local`).
+    #[serde(default = "local_storage")]
+    pub storage: String,
     /// Object path relative to the storage root, as escaped text
     /// ([`crate::layout::to_stored`]; read back with `layout::from_stored`).
     pub path: String,
@@ -53,6 +57,10 @@ pub struct FileMeta {
     pub seq_max: u64,
     pub created_at: i64,
     pub columns: Vec<ColumnStats>,
+}
+
+fn local_storage() -> String {
+    strata_catalog::LOCAL_STORAGE.to_string()
 }
 
 /// A file with its deletion vector (sorted row positions no longer live).
@@ -119,8 +127,49 @@ fn dv_file_prefix(table_id: u32, user: &str, file_id: u64) -> Vec<u8> {
     k
 }
 
-fn garbage_key(path: &str) -> Vec<u8> {
-    tagged(b'g', path.as_bytes())
+/// An object on a storage, as recorded: the storage id and the escaped path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoredObject {
+    pub storage: String,
+    pub path: String,
+}
+
+impl StoredObject {
+    pub fn new(storage: &str, path: &str) -> StoredObject {
+        StoredObject {
+            storage: storage.into(),
+            path: path.into(),
+        }
+    }
+
+    pub fn of(meta: &FileMeta) -> StoredObject {
+        StoredObject::new(&meta.storage, &meta.path)
+    }
+}
+
+/// `storage \0 path`, or the bare path for `local` (records written before
+/// storages existed). An escaped path never holds a NUL, so the two forms
+/// cannot be confused.
+fn object_key(tag: u8, object: &StoredObject) -> Vec<u8> {
+    if object.storage == strata_catalog::LOCAL_STORAGE && tag == b'g' {
+        return tagged(tag, object.path.as_bytes());
+    }
+    let mut k = tagged(tag, object.storage.as_bytes());
+    k.push(0);
+    k.extend_from_slice(object.path.as_bytes());
+    k
+}
+
+fn object_of_key(key: &[u8]) -> StoredObject {
+    let rest = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
+    match rest.split_once('\0') {
+        Some((storage, path)) => StoredObject::new(storage, path),
+        None => StoredObject::new(strata_catalog::LOCAL_STORAGE, &rest),
+    }
+}
+
+fn garbage_key(object: &StoredObject) -> Vec<u8> {
+    object_key(b'g', object)
 }
 
 /// Reads one partition's files and deletion vectors, in file-id (flush) order.
@@ -229,7 +278,11 @@ pub fn remove_file(
     batch.delete_cf(cf, file_key(table_id, &meta.user, meta.file_id));
     let dv = dv_file_prefix(table_id, &meta.user, meta.file_id);
     batch.delete_range_cf(cf, &dv, &keys::prefix_successor(&dv));
-    batch.put_cf(cf, garbage_key(&meta.path), now_micros.to_be_bytes());
+    batch.put_cf(
+        cf,
+        garbage_key(&StoredObject::of(meta)),
+        now_micros.to_be_bytes(),
+    );
     Ok(())
 }
 
@@ -264,7 +317,7 @@ pub fn forget_table(store: &Store, table_id: u32, now_micros: i64) -> Result<()>
     store.with_snapshot(|snap| {
         snap.scan(CF_COLD, &prefix, &keys::prefix_successor(&prefix), |_, v| {
             match parse_meta(v) {
-                Ok(meta) => paths.push(meta.path),
+                Ok(meta) => paths.push(StoredObject::of(&meta)),
                 Err(e) => tracing::warn!(table_id, error = %e, "skipping a corrupt manifest entry of a dropped table"),
             }
             Ok(true)
@@ -272,10 +325,10 @@ pub fn forget_table(store: &Store, table_id: u32, now_micros: i64) -> Result<()>
     })?;
     let mut batch = Batch::default();
     let cold = store.cf(CF_COLD)?;
-    for path in &paths {
-        batch.put_cf(cold, garbage_key(path), now_micros.to_be_bytes());
+    for object in &paths {
+        batch.put_cf(cold, garbage_key(object), now_micros.to_be_bytes());
     }
-    for tag in [b'f', b'd'] {
+    for tag in [b'f', b'd', b'm', b'n'] {
         let p = tagged(tag, &keys::table_prefix(table_id));
         batch.delete_range_cf(cold, &p, &keys::prefix_successor(&p));
     }
@@ -309,29 +362,172 @@ pub fn table_partitions(store: &Store, table_id: u32) -> Result<Vec<String>> {
 /// Objects no longer referenced, with the time they were released. Paths are
 /// recorded text: delete them with [`crate::ColdStore::delete_stored`] (or
 /// rebuild them with [`crate::layout::from_stored`]), never `Path::from`.
-pub fn garbage(store: &Store) -> Result<Vec<(String, i64)>> {
+pub fn garbage(store: &Store) -> Result<Vec<(StoredObject, i64)>> {
     let mut out = vec![];
     store.scan(CF_COLD, b"g", b"h", |k, v| {
-        let path = String::from_utf8_lossy(&k[1..]).into_owned();
         let at = <[u8; 8]>::try_from(v).map(i64::from_be_bytes).unwrap_or(0);
-        out.push((path, at));
+        out.push((object_of_key(k), at));
         Ok(true)
     })?;
     Ok(out)
 }
 
-pub fn forget_garbage(store: &Store, path: &str) -> Result<()> {
+pub fn forget_garbage(store: &Store, object: &StoredObject) -> Result<()> {
     let mut batch = Batch::default();
-    batch.delete_cf(store.cf(CF_COLD)?, garbage_key(path));
+    batch.delete_cf(store.cf(CF_COLD)?, garbage_key(object));
     store.write(batch)
+}
+
+fn mirror_key(table_id: u32, user: &str) -> Vec<u8> {
+    tagged(b'm', &keys::partition_prefix(table_id, user))
+}
+
+fn encode_object(object: &StoredObject) -> Vec<u8> {
+    let mut v = object.storage.as_bytes().to_vec();
+    v.push(0);
+    v.extend_from_slice(object.path.as_bytes());
+    v
+}
+
+fn decode_object(v: &[u8]) -> StoredObject {
+    let text = String::from_utf8_lossy(v);
+    match text.split_once('\0') {
+        Some((storage, path)) => StoredObject::new(storage, path),
+        None => StoredObject::new(strata_catalog::LOCAL_STORAGE, &text),
+    }
+}
+
+/// Where a partition's `manifest.json` was last written. A partition's
+/// placement can move (ALTER TABLE … SET STORAGE_ID, ALTER USER … SET
+/// STORAGE, a new template); the next mirror goes to the new place and the
+/// old one is removed, so no stale listing stays behind.
+pub fn mirror_location(store: &Store, table_id: u32, user: &str) -> Result<Option<StoredObject>> {
+    Ok(store
+        .get(CF_COLD, &mirror_key(table_id, user))?
+        .map(|v| decode_object(&v)))
+}
+
+pub fn set_mirror_location(
+    store: &Store,
+    table_id: u32,
+    user: &str,
+    object: &StoredObject,
+) -> Result<()> {
+    store.put(CF_COLD, &mirror_key(table_id, user), &encode_object(object))
+}
+
+pub fn forget_mirror(store: &Store, table_id: u32, user: &str) -> Result<()> {
+    let mut batch = Batch::default();
+    batch.delete_cf(store.cf(CF_COLD)?, mirror_key(table_id, user));
+    store.write(batch)
+}
+
+/// Every recorded mirror of a table, by partition user.
+pub fn table_mirrors(store: &Store, table_id: u32) -> Result<Vec<(String, StoredObject)>> {
+    let prefix = tagged(b'm', &keys::table_prefix(table_id));
+    let mut out = vec![];
+    store.scan(
+        CF_COLD,
+        &prefix,
+        &keys::prefix_successor(&prefix),
+        |k, v| {
+            if let Some((user, _)) = keys::split_partition(&k[1..]) {
+                out.push((user, decode_object(v)));
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(out)
+}
+
+fn dirty_key(table_id: u32, user: &str) -> Vec<u8> {
+    tagged(b'n', &keys::partition_prefix(table_id, user))
+}
+
+/// Notes that a partition's `manifest.json` may be about to fall behind its
+/// records (a job started on it, a write changed its deletion vectors), so
+/// startup rewrites just these mirrors instead of reading every partition's.
+pub fn mark_mirror_dirty(store: &Store, table_id: u32, user: &str) -> Result<()> {
+    store.put(CF_COLD, &dirty_key(table_id, user), &[])
+}
+
+pub fn clear_mirror_dirty(store: &Store, table_id: u32, user: &str) -> Result<()> {
+    let mut batch = Batch::default();
+    batch.delete_cf(store.cf(CF_COLD)?, dirty_key(table_id, user));
+    store.write(batch)
+}
+
+/// Partitions whose mirror may be stale: (table id, user).
+pub fn dirty_mirrors(store: &Store) -> Result<Vec<(u32, String)>> {
+    let mut out = vec![];
+    store.scan(CF_COLD, b"n", b"o", |k, _| {
+        let table = k
+            .get(1..5)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes);
+        if let (Some(table), Some((user, _))) = (table, keys::split_partition(&k[1..])) {
+            out.push((table, user));
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Records, before its upload starts, an object a job is about to write: if
+/// the job never commits it (a failure, a kill, a crash), the record names
+/// the object to remove, so no listing of a storage is ever needed to find
+/// orphans and nothing Strata did not write is ever deleted.
+pub fn begin_upload(store: &Store, object: &StoredObject, now_micros: i64) -> Result<()> {
+    store.put(
+        CF_COLD,
+        &object_key(b'p', object),
+        &now_micros.to_be_bytes(),
+    )
+}
+
+/// Forgets an upload record: its object was committed to a manifest, or removed.
+pub fn end_upload(store: &Store, object: &StoredObject) -> Result<()> {
+    let mut batch = Batch::default();
+    batch.delete_cf(store.cf(CF_COLD)?, object_key(b'p', object));
+    store.write(batch)
+}
+
+/// Uploads begun and not yet ended, with when they began.
+pub fn pending_uploads(store: &Store) -> Result<Vec<(StoredObject, i64)>> {
+    let mut out = vec![];
+    store.scan(CF_COLD, b"p", b"q", |k, v| {
+        let at = <[u8; 8]>::try_from(v).map(i64::from_be_bytes).unwrap_or(0);
+        out.push((object_of_key(k), at));
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// How many objects the cold records place on a storage: live files, objects
+/// waiting for deletion and uploads under way (DROP STORAGE refuses while any).
+pub fn objects_on_storage(store: &Store, storage: &str) -> Result<u64> {
+    let mut n = 0u64;
+    store.scan(CF_COLD, b"f", b"g", |_, v| {
+        // A corrupt entry might be on this storage: count it, be safe.
+        if parse_meta(v).map(|m| m.storage == storage).unwrap_or(true) {
+            n += 1;
+        }
+        Ok(true)
+    })?;
+    for (object, _) in garbage(store)?.into_iter().chain(pending_uploads(store)?) {
+        if object.storage == storage {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Every file referenced by any manifest (to tell orphans apart at startup), as
 /// recorded text: equal to the `as_ref()` of the listed object's `Path`.
-pub fn all_referenced_paths(store: &Store) -> Result<std::collections::HashSet<String>> {
+pub fn all_referenced_paths(store: &Store) -> Result<std::collections::HashSet<StoredObject>> {
     let mut out = std::collections::HashSet::new();
     store.scan(CF_COLD, b"f", b"g", |_, v| {
-        out.insert(parse_meta(v)?.path);
+        out.insert(StoredObject::of(&parse_meta(v)?));
         Ok(true)
     })?;
     Ok(out)

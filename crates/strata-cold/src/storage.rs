@@ -1,28 +1,51 @@
-//! A storage: one object store plus a cache of Parquet footers (files are
-//! immutable, so a footer read once stays valid until the file is deleted).
+//! A storage: one object store (a local directory, or an S3-protocol bucket
+//! under a key prefix) with its layout (path templates, sharding) and a cache
+//! of Parquet footers (files are immutable, so a footer read once stays valid
+//! until the file is deleted).
 //!
 //! Objects are named by [`Path`]s built in [`crate::layout`]; a path recorded
 //! as text comes back through [`crate::layout::from_stored`]. Errors name the
-//! object relative to the storage root: the object store's own messages carry
-//! the absolute file path, which clients must not see ([`Redactor`]).
+//! storage and the object relative to the storage root: the object store's
+//! own messages carry the absolute file path, which clients must not see
+//! ([`Redactor`]). Credentials are handed to the S3 client and kept nowhere
+//! else here.
 
+use crate::instrumented::Instrumented;
 use crate::layout;
 use crate::manifest::FileMeta;
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
 use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)] // see reader.rs
 use parquet::arrow::async_reader::ParquetObjectReader;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+use strata_catalog::{StorageDef, StorageType, TableDef};
 use strata_common::{Result, StrataError};
+use strata_sql::TableKind;
 
 /// Footers kept in memory; past this the cache starts over (footers are small
 /// and re-reading one costs a single ranged GET).
 const FOOTER_CACHE_ENTRIES: usize = 4096;
+/// Bytes read from a file's end to get its footer in one request (Parquet's
+/// footer, with our statistics and a bloom filter offset, is usually far smaller).
+const FOOTER_PREFETCH_BYTES: usize = 64 * 1024;
+/// One S3 request may take this long before it is retried or fails.
+const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Transient errors (5xx, timeouts, resets) are retried this often, within this
+/// time, with exponential backoff; then the request fails and the job or query
+/// reports it.
+const S3_MAX_RETRIES: usize = 3;
+const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Turns object-store and Parquet errors into [`StrataError::Storage`] with
 /// every spelling of the storage root taken out, so a message names objects
@@ -31,10 +54,12 @@ const FOOTER_CACHE_ENTRIES: usize = 4096;
 pub(crate) struct Redactor {
     /// Root spellings, longest first (a canonical path can be longer).
     roots: Arc<Vec<String>>,
+    /// The storage id, named in every error.
+    storage: Arc<str>,
 }
 
 impl Redactor {
-    fn new(root: &std::path::Path) -> Redactor {
+    fn new(storage: &str, root: &std::path::Path) -> Redactor {
         let mut roots: Vec<String> = vec![root.display().to_string()];
         // LocalFileSystem canonicalizes its prefix, so its messages use that form.
         if let Ok(canonical) = std::fs::canonicalize(root) {
@@ -45,6 +70,15 @@ impl Redactor {
         roots.dedup();
         Redactor {
             roots: Arc::new(roots),
+            storage: storage.into(),
+        }
+    }
+
+    /// For an object store whose messages carry no local path (S3).
+    fn without_roots(storage: &str) -> Redactor {
+        Redactor {
+            roots: Arc::new(vec![]),
+            storage: storage.into(),
         }
     }
 
@@ -58,21 +92,23 @@ impl Redactor {
         out
     }
 
-    /// `{action} {object}: {error}`, with the root taken out.
+    /// `{action} {object} on storage "{id}": {error}`, with the root taken out.
     pub(crate) fn error(
         &self,
         action: &str,
         object: &str,
         e: impl std::fmt::Display,
     ) -> StrataError {
-        StrataError::Storage(self.redact(format!("{action} {object}: {e}")))
+        StrataError::Storage(self.redact(format!(
+            "{action} {object} on storage \"{}\": {e}",
+            self.storage
+        )))
     }
 }
 
 pub struct ColdStore {
-    id: String,
+    def: Arc<StorageDef>,
     object_store: Arc<dyn ObjectStore>,
-    description: String,
     footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
     redactor: Redactor,
 }
@@ -80,8 +116,8 @@ pub struct ColdStore {
 impl std::fmt::Debug for ColdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ColdStore")
-            .field("id", &self.id)
-            .field("location", &self.description)
+            .field("id", &self.def.id)
+            .field("location", &self.def.uri)
             .finish()
     }
 }
@@ -89,27 +125,137 @@ impl std::fmt::Debug for ColdStore {
 impl ColdStore {
     /// The built-in `local` storage: a directory on this machine.
     pub fn local(id: &str, root: &std::path::Path) -> Result<ColdStore> {
+        let mut def = StorageDef::local(root);
+        def.id = id.into();
+        Self::directory(Arc::new(def), root)
+    }
+
+    /// The object store a storage definition names. `local_root` is where the
+    /// built-in `local` storage lives.
+    pub fn open(def: Arc<StorageDef>, local_root: &std::path::Path) -> Result<ColdStore> {
+        match def.storage_type {
+            StorageType::Filesystem => {
+                let dir = if def.id == strata_catalog::LOCAL_STORAGE {
+                    local_root.to_path_buf()
+                } else {
+                    std::path::PathBuf::from(def.uri.strip_prefix("file://").unwrap_or(&def.uri))
+                };
+                Self::directory(def, &dir)
+            }
+            StorageType::S3 => Self::s3(def),
+        }
+    }
+
+    fn directory(def: Arc<StorageDef>, root: &std::path::Path) -> Result<ColdStore> {
+        let redactor = Redactor::new(&def.id, root);
         std::fs::create_dir_all(root)
-            .map_err(|e| StrataError::storage(&format!("cannot create {}", root.display()), e))?;
+            .map_err(|e| redactor.error("cannot create", "the storage directory", e))?;
         let fs = LocalFileSystem::new_with_prefix(root)
-            .map_err(|e| StrataError::storage("cannot open local storage", e))?
+            .map_err(|e| redactor.error("cannot open", "the storage directory", e))?
             .with_automatic_cleanup(true);
-        Ok(ColdStore {
-            id: id.into(),
-            object_store: Arc::new(fs),
-            description: format!("file://{}", root.display()),
+        Ok(Self::with_store(def, Arc::new(fs), redactor))
+    }
+
+    fn s3(def: Arc<StorageDef>) -> Result<ColdStore> {
+        let redactor = Redactor::without_roots(&def.id);
+        let rest = def.uri.strip_prefix("s3://").unwrap_or(&def.uri);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        // Without CREDENTIALS (or REGION, ENDPOINT) the server's AWS_*
+        // environment applies; what the storage says wins over it.
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(def.virtual_hosted_style)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(true)
+                    .with_timeout(S3_REQUEST_TIMEOUT)
+                    .with_connect_timeout(S3_CONNECT_TIMEOUT),
+            )
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: S3_MAX_RETRIES,
+                retry_timeout: S3_RETRY_TIMEOUT,
+            });
+        if let Some(r) = &def.region {
+            b = b.with_region(r);
+        } else if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            b = b.with_region("us-east-1");
+        }
+        if let Some(e) = &def.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(c) = &def.credentials {
+            b = b
+                .with_access_key_id(&c.access_key_id)
+                .with_secret_access_key(&c.secret_access_key);
+            if let Some(t) = &c.session_token {
+                b = b.with_token(t);
+            }
+        }
+        // The builder's messages name configuration keys, never their values.
+        let s3 = b
+            .build()
+            .map_err(|e| redactor.error("cannot configure", "the S3 client", e))?;
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self::with_store(def, store, redactor))
+    }
+
+    fn with_store(
+        def: Arc<StorageDef>,
+        store: Arc<dyn ObjectStore>,
+        redactor: Redactor,
+    ) -> ColdStore {
+        let object_store: Arc<dyn ObjectStore> = Arc::new(Instrumented::new(&def.id, store));
+        ColdStore {
+            def,
+            object_store,
             footers: Mutex::new(HashMap::new()),
-            redactor: Redactor::new(root),
-        })
+            redactor,
+        }
     }
 
     pub fn id(&self) -> &str {
-        &self.id
+        &self.def.id
     }
 
-    /// Where the storage keeps its objects, for `system.storages` and logs.
-    pub fn description(&self) -> &str {
-        &self.description
+    /// The definition this store was opened from.
+    pub fn def(&self) -> &Arc<StorageDef> {
+        &self.def
+    }
+
+    /// Directory of one (table, user) partition, from this storage's template.
+    pub fn partition_dir(&self, table: &TableDef, user: &str) -> Path {
+        let user_table = table.kind == TableKind::User;
+        let shard_key = if user_table {
+            user
+        } else {
+            table.name.as_str()
+        };
+        layout::render(
+            self.def.template(user_table),
+            &layout::Values {
+                namespace: &table.namespace,
+                table: &table.name,
+                user,
+                shard: &self.def.sharding.shard(shard_key),
+            },
+        )
+    }
+
+    pub fn file_path(&self, table: &TableDef, user: &str, file_id: u64) -> Path {
+        self.partition_dir(table, user)
+            .join(layout::file_name(file_id).as_str())
+    }
+
+    pub fn manifest_path(&self, table: &TableDef, user: &str) -> Path {
+        self.partition_dir(table, user).join(layout::MANIFEST_FILE)
     }
 
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
@@ -123,12 +269,15 @@ impl ColdStore {
     /// The Parquet footer of a file, from cache or one read.
     pub async fn footer(&self, meta: &FileMeta) -> Result<ArrowReaderMetadata> {
         if let Some(m) = self.footers.lock().get(&meta.path) {
+            strata_common::stats::footer_cache(true);
             return Ok(m.clone());
         }
+        strata_common::stats::footer_cache(false);
         let path = layout::from_stored(&meta.path)?;
         #[allow(deprecated)]
         let mut reader = ParquetObjectReader::new(self.object_store.clone(), path)
-            .with_file_size(meta.size_bytes);
+            .with_file_size(meta.size_bytes)
+            .with_footer_size_hint(FOOTER_PREFETCH_BYTES);
         let footer = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
             .await
             .map_err(|e| self.redactor.error("cannot read", &meta.path, e))?;
@@ -191,9 +340,11 @@ mod tests {
     async fn errors_name_objects_relative_to_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let cold = ColdStore::local("local", dir.path()).unwrap();
+        assert_eq!(cold.id(), "local");
         let meta = FileMeta {
             file_id: 1,
             user: String::new(),
+            storage: "local".into(),
             path: "app/t%231/batch-1.parquet".into(),
             rows: 1,
             size_bytes: 100,
@@ -208,6 +359,7 @@ mod tests {
         let canonical = std::fs::canonicalize(dir.path()).unwrap();
         assert_eq!(err.sqlstate(), "58030");
         assert!(text.contains("app/t%231/batch-1.parquet"), "{text}");
+        assert!(text.contains("storage \"local\""), "{text}");
         assert!(!text.contains(&dir.path().display().to_string()), "{text}");
         assert!(!text.contains(&canonical.display().to_string()), "{text}");
     }

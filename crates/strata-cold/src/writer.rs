@@ -111,6 +111,7 @@ pub struct FileWriter {
     path: Path,
     file_id: u64,
     user: String,
+    storage: String,
     rows: u64,
     seq_min: u64,
     seq_max: u64,
@@ -146,7 +147,7 @@ impl FileWriter {
                 nulls_first: false,
             }]))
             .build();
-        let path = layout::file_path(table, user, file_id);
+        let path = cold.file_path(table, user, file_id);
         let sink = BufWriter::new(cold.object_store().clone(), path.clone());
         let redactor = cold.redactor().clone();
         let inner = AsyncArrowWriter::try_new(sink, schema.clone(), Some(props))
@@ -181,6 +182,7 @@ impl FileWriter {
             path,
             file_id,
             user: user.into(),
+            storage: cold.id().to_string(),
             rows: 0,
             seq_min: u64::MAX,
             seq_max: 0,
@@ -191,6 +193,11 @@ impl FileWriter {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The id of the storage the file is written to.
+    pub fn storage(&self) -> &str {
+        &self.storage
     }
 
     pub fn rows(&self) -> u64 {
@@ -262,6 +269,7 @@ impl FileWriter {
         Ok(FileMeta {
             file_id: self.file_id,
             user: self.user,
+            storage: self.storage,
             path: layout::to_stored(&self.path),
             rows: self.rows,
             size_bytes,

@@ -14,7 +14,7 @@
 
 use crate::definition::{self, AtCommit, MAX_ATTEMPTS};
 use crate::manager::{JobHandle, JobManager};
-use crate::objects::{discard, finish_file};
+use crate::objects::{committed, create_file, discard, finish_file};
 use crate::{blocking, failpoint, mirror};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{UInt32Type, UInt64Type};
@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use strata_catalog::{TableDef, now_micros};
 use strata_cold::FileMeta;
-use strata_cold::manifest::{self, LiveFile, Location};
+use strata_cold::manifest::{self, LiveFile, Location, StoredObject};
 use strata_cold::reader::{OutColumn, ScanSpec, scan_file};
 use strata_cold::writer::{FileWriter, file_schema};
 use strata_common::{Result, StrataError, keys};
@@ -156,8 +156,9 @@ async fn compact_partition(
             blocking::run(move |rt| rt.block_on(merge(&tiers, &table, &user, &files, &handle)))
                 .await?
         };
+        let object = StoredObject::of(&merged.meta);
         let (guard, current) =
-            match definition::lock_for_commit(mgr, &table, handle, &merged.path).await? {
+            match definition::lock_for_commit(mgr, &table, handle, &object).await? {
                 AtCommit::Commit(guard, current) => (guard, current),
                 AtCommit::Changed(newer) => {
                     table = newer;
@@ -176,20 +177,22 @@ async fn compact_partition(
         });
         if !matches!(inputs_present, Ok(true)) {
             drop(guard);
-            discard(&tiers.cold, &merged.path).await;
+            discard(&tiers, &object).await;
             inputs_present?;
             table = current;
             continue;
         }
-        let committed = commit(&store, &current, user, &files, &merged);
+        let committed_result = commit(&store, &current, user, &files, &merged);
         drop(guard);
-        if let Err(e) = committed {
-            discard(&tiers.cold, &merged.path).await;
+        if let Err(e) = committed_result {
+            discard(&tiers, &object).await;
             return Err(e);
         }
         let rows_written = merged.moved.len() as u64;
         if rows_written == 0 {
-            discard(&tiers.cold, &merged.path).await;
+            discard(&tiers, &object).await;
+        } else {
+            committed(&tiers, &merged.meta);
         }
         mirror::publish(mgr, &current, user).await;
         return Ok(Outcome {
@@ -211,7 +214,6 @@ async fn compact_partition(
 /// A partition's merged file, not yet committed.
 struct Merged {
     meta: FileMeta,
-    path: object_store::path::Path,
     /// (row key, old location) per output row, in output order.
     moved: Vec<(Vec<u8>, Location)>,
 }
@@ -257,7 +259,8 @@ async fn merge(
     };
     let mut cursors = vec![];
     for f in files {
-        let stream = scan_file(&tiers.cold, table, f, None, &spec).await?;
+        let cold = tiers.storage(&f.meta.storage)?;
+        let stream = scan_file(&cold, table, f, None, &spec).await?;
         cursors.push(Cursor {
             stream,
             batch: None,
@@ -283,8 +286,7 @@ async fn merge(
     }
 
     let file_id = store.next_id("cold_file")?;
-    let mut writer = FileWriter::create(&tiers.cold, table, user, file_id)?;
-    let path = writer.path().clone();
+    let mut writer = create_file(tiers, table, user, file_id)?;
     let total: u64 = files.iter().map(|f| f.live_rows()).sum::<u64>().max(1);
     let mut moved: Vec<(Vec<u8>, Location)> = vec![];
     let mut pending: Vec<(usize, usize)> = vec![]; // (cursor batch slot, row)
@@ -337,8 +339,8 @@ async fn merge(
         handle.check()
     }
     .await;
-    let meta = finish_file(writer, result, &tiers.cold).await?;
-    Ok(Merged { meta, path, moved })
+    let meta = finish_file(tiers, writer, result).await?;
+    Ok(Merged { meta, moved })
 }
 
 /// Commits a merged file in place of its inputs (the caller holds the table's

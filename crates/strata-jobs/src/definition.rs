@@ -72,7 +72,7 @@ pub(crate) async fn lock_for_commit(
     mgr: &JobManager,
     read_by: &TableDef,
     handle: &JobHandle,
-    path: &object_store::path::Path,
+    object: &strata_cold::manifest::StoredObject,
 ) -> Result<AtCommit> {
     let guard = mgr.tiers.write_lock(read_by.id).lock_owned().await;
     let tiers = &mgr.tiers;
@@ -95,7 +95,7 @@ pub(crate) async fn lock_for_commit(
         }
     };
     drop(guard);
-    discard(&tiers.cold, path).await;
+    discard(tiers, object).await;
     outcome
 }
 

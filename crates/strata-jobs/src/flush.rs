@@ -21,14 +21,14 @@
 
 use crate::definition::{self, AtCommit, MAX_ATTEMPTS};
 use crate::manager::{JobHandle, JobManager};
-use crate::objects::{discard, finish_file};
+use crate::objects::{committed, create_file, discard, finish_file};
 use crate::{blocking, failpoint, mirror};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_catalog::TableDef;
 use strata_cold::FileMeta;
-use strata_cold::manifest::{self, Location};
+use strata_cold::manifest::{self, Location, StoredObject};
 use strata_cold::writer::{FileWriter, file_schema};
 use strata_common::{Result, keys};
 use strata_sql::TableKind;
@@ -134,27 +134,29 @@ async fn flush_partition(
                 table,
             });
         };
+        let object = StoredObject::of(&file.meta);
         let (guard, current) =
-            match definition::lock_for_commit(mgr, &table, handle, &file.path).await? {
+            match definition::lock_for_commit(mgr, &table, handle, &object).await? {
                 AtCommit::Commit(guard, current) => (guard, current),
                 AtCommit::Changed(newer) => {
                     table = newer;
                     continue;
                 }
             };
-        let committed = commit(&tiers, &current, user, &file);
+        let commit_result = commit(&tiers, &current, user, &file);
         drop(guard);
-        let live = match committed {
+        let live = match commit_result {
             Ok(live) => live,
             Err(e) => {
-                discard(&tiers.cold, &file.path).await;
+                discard(&tiers, &object).await;
                 return Err(e);
             }
         };
         if live == 0 {
             // Writers replaced every row meanwhile: nothing was committed.
-            discard(&tiers.cold, &file.path).await;
+            discard(&tiers, &object).await;
         } else {
+            committed(&tiers, &file.meta);
             handle.set_progress(95.0);
             mirror::publish(mgr, &current, user).await;
         }
@@ -171,7 +173,6 @@ async fn flush_partition(
 /// A partition's new file, not yet committed.
 struct NewFile {
     meta: FileMeta,
-    path: object_store::path::Path,
     /// Each row's key and sequence number, in file order.
     rows: Vec<(Vec<u8>, u64)>,
 }
@@ -217,11 +218,9 @@ async fn write_file(
             written?;
             return Ok(None);
         };
-        let path = writer.path().clone();
-        let meta = rt.block_on(finish_file(writer, written, &tiers.cold))?;
+        let meta = rt.block_on(finish_file(&tiers, writer, written))?;
         Ok(Some(NewFile {
             meta,
-            path,
             rows: out.rows,
         }))
     })
@@ -257,12 +256,7 @@ impl FileBuilder<'_> {
         chunk.clear();
         if self.writer.is_none() {
             let file_id = self.tiers.store.next_id("cold_file")?;
-            self.writer = Some(FileWriter::create(
-                &self.tiers.cold,
-                self.table,
-                self.user,
-                file_id,
-            )?);
+            self.writer = Some(create_file(self.tiers, self.table, self.user, file_id)?);
         }
         if let Some(w) = self.writer.as_mut() {
             self.rt.block_on(w.write(&batch))?;

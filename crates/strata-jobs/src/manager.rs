@@ -390,6 +390,11 @@ impl JobControl for Control {
     }
 
     fn cold_rows_changed(&self, table_id: u32, user: &str) {
+        if let Err(e) =
+            strata_cold::manifest::mark_mirror_dirty(&self.0.tiers.store, table_id, user)
+        {
+            tracing::warn!(table_id, error = %e, "could not note a stale manifest.json");
+        }
         self.0.republish(table_id, user);
     }
 

@@ -2,12 +2,16 @@
 //! that read the files directly. RocksDB is authoritative; a mirror that could
 //! not be written (an error, a crash between a commit and its publish) is
 //! rewritten at the next startup wherever it differs from the records.
+//!
+//! A mirror is written where the partition is placed now (its storage and
+//! template); where it was last written is recorded, so when the placement
+//! moves the old mirror is removed instead of left stale.
 
 use crate::manager::JobManager;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
 use strata_catalog::TableDef;
-use strata_cold::{layout, manifest};
+use strata_cold::manifest::{self, StoredObject};
+use strata_cold::{ColdStore, layout};
 use strata_common::{Result, StrataError};
 use strata_tiers::Tiers;
 
@@ -28,45 +32,83 @@ pub(crate) async fn publish(mgr: &JobManager, table: &TableDef, user: &str) {
     let lock = mgr.publish_lock(table.id);
     let _guard = lock.lock().await;
     let tiers = &mgr.tiers;
-    let res = match expected(tiers, table, user) {
-        Ok(bytes) => {
-            tiers
-                .cold
-                .put(&layout::manifest_path(table, user), bytes)
-                .await
-        }
-        Err(e) => Err(e),
+    // Cleared before the records are read: a change after this marks again.
+    let cleared = manifest::clear_mirror_dirty(&tiers.store, table.id, user);
+    let res = match (cleared, expected(tiers, table, user)) {
+        (Ok(()), Ok(bytes)) => write(tiers, table, user, bytes).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     if let Err(e) = res {
-        tracing::warn!(table = %table.qualified_name(), error = %e, "could not write manifest.json");
+        tracing::warn!(table = %table.qualified_name(), error = %e, "could not write manifest.json; startup will");
+        if let Err(e) = manifest::mark_mirror_dirty(&tiers.store, table.id, user) {
+            tracing::warn!(error = %e, "could not note a stale manifest.json");
+        }
+    }
+}
+
+/// Writes the mirror at the partition's current place and removes the one an
+/// earlier placement left.
+async fn write(tiers: &Tiers, table: &TableDef, user: &str, bytes: Vec<u8>) -> Result<()> {
+    let cold = tiers.placement(table, user)?;
+    let path = cold.manifest_path(table, user);
+    cold.put(&path, bytes).await?;
+    let here = StoredObject::new(cold.id(), &layout::to_stored(&path));
+    let before = manifest::mirror_location(&tiers.store, table.id, user)?;
+    if before.as_ref() != Some(&here) {
+        manifest::set_mirror_location(&tiers.store, table.id, user, &here)?;
+        if let Some(old) = before {
+            remove(tiers, &old).await;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a mirror object; a failure is logged (the object is only a listing).
+pub(crate) async fn remove(tiers: &Tiers, object: &StoredObject) {
+    let removed = match tiers.storage(&object.storage) {
+        Ok(store) => store.delete_stored(&object.path).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        tracing::warn!(path = %object.path, storage = %object.storage, error = %e, "could not remove an old manifest.json");
     }
 }
 
 /// An object's bytes; None if there is no such object.
-pub(crate) async fn read(tiers: &Tiers, path: &Path) -> Result<Option<Vec<u8>>> {
-    let got = match tiers.cold.object_store().get(path).await {
+async fn read(cold: &ColdStore, path: &object_store::path::Path) -> Result<Option<Vec<u8>>> {
+    let got = match cold.object_store().get(path).await {
         Ok(got) => got.bytes().await,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => Err(e),
     };
-    got.map(|b| Some(b.to_vec()))
-        .map_err(|e| StrataError::Storage(format!("cannot read {}: {e}", path.as_ref())))
+    got.map(|b| Some(b.to_vec())).map_err(|e| {
+        StrataError::Storage(format!(
+            "cannot read {} on storage \"{}\": {e}",
+            path.as_ref(),
+            cold.id()
+        ))
+    })
 }
 
-/// Rewrites a partition's mirror if it is missing, unreadable or says anything
-/// else than the records; returns whether it did.
+/// Rewrites a partition's mirror if it is missing, unreadable, in an old
+/// place or says anything else than the records; returns whether it did.
 pub(crate) async fn repair(tiers: &Tiers, table: &TableDef, user: &str) -> Result<bool> {
     let want = expected(tiers, table, user)?;
-    let path = layout::manifest_path(table, user);
-    let have = read(tiers, &path).await?;
+    let cold = tiers.placement(table, user)?;
+    let path = cold.manifest_path(table, user);
+    let here = StoredObject::new(cold.id(), &layout::to_stored(&path));
+    let recorded = manifest::mirror_location(&tiers.store, table.id, user)?;
+    let have = read(&cold, &path).await?;
     let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
     let same = match &have {
         Some(have) => parse(have).is_some() && parse(have) == parse(&want),
         None => false,
     };
-    if same {
+    if same && recorded.as_ref() == Some(&here) {
+        manifest::clear_mirror_dirty(&tiers.store, table.id, user)?;
         return Ok(false);
     }
-    tiers.cold.put(&path, want).await?;
+    write(tiers, table, user, want).await?;
+    manifest::clear_mirror_dirty(&tiers.store, table.id, user)?;
     Ok(true)
 }

@@ -1,10 +1,12 @@
 //! Startup work, before the server accepts connections: corrupt job records
 //! are moved aside; jobs a crash left queued or running are marked failed
 //! ("interrupted"); finished records past the retention are pruned; objects no
-//! manifest references (a flush that died before its commit, files a
-//! compaction replaced) are deleted; `manifest.json` mirrors that are missing
-//! or differ from the records are rewritten; the scheduler's write counters
-//! start from the hot rows on disk.
+//! manifest references are deleted — those a compaction or drop released
+//! (garbage records) and those a job began to upload and never committed
+//! (upload records; see `objects`), on whichever storage they are, without
+//! listing any storage; `manifest.json` mirrors that may have fallen behind
+//! their records are rewritten; the scheduler's write counters start from the
+//! hot rows on disk.
 //!
 //! Nothing here stops the server. A damaged record costs a warning and, for a
 //! damaged manifest entry, its table: that table is marked unavailable (no job
@@ -17,7 +19,7 @@ use crate::record::{self, JobStatus};
 use std::collections::{BTreeMap, HashSet};
 use strata_catalog::now_micros;
 use strata_cold::layout;
-use strata_cold::manifest::{self, FileMeta};
+use strata_cold::manifest::{self, FileMeta, StoredObject};
 use strata_common::Result;
 use strata_store::CF_COLD;
 use strata_tiers::Tiers;
@@ -52,21 +54,7 @@ pub(crate) async fn recover(mgr: &JobManager) {
         }
         mgr.mark_unavailable(*table_id, why);
     }
-    let objects = match tiers.cold.list(None).await {
-        Ok(o) => Some(o),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the cold storage; orphans stay until the next start");
-            None
-        }
-    };
-    if let Some(objects) = &objects {
-        remove_orphans(&tiers, &entries, objects).await;
-    }
-    let mirrors: Vec<&object_store::path::Path> = objects
-        .iter()
-        .flatten()
-        .filter(|p| p.filename() == Some(layout::MANIFEST_FILE))
-        .collect();
+    remove_orphans(&tiers, &entries).await;
     for table in tiers.catalog.tables() {
         match strata_tiers::scan::count_hot_rows(tiers.store.as_ref(), &table) {
             Ok(hot) => tiers.counter(table.id).add(hot),
@@ -74,13 +62,8 @@ pub(crate) async fn recover(mgr: &JobManager) {
                 tracing::warn!(table = %table.qualified_name(), error = %e, "cannot count hot rows")
             }
         }
-        if mgr.unavailable(table.id).is_some() {
-            continue;
-        }
-        if let Err(e) = repair_mirrors(&tiers, &table, &mirrors).await {
-            tracing::warn!(table = %table.qualified_name(), error = %e, "cannot check manifest.json");
-        }
     }
+    repair_mirrors(mgr).await;
 }
 
 /// Moves corrupt job records aside, marks interrupted ones failed, prunes.
@@ -121,8 +104,8 @@ fn recover_job_records(mgr: &JobManager) {
 /// that does not parse is set aside instead of failing the rest.
 #[derive(Default)]
 pub(crate) struct FileEntries {
-    /// Object paths the readable entries name.
-    referenced: HashSet<String>,
+    /// Objects the readable entries name.
+    referenced: HashSet<StoredObject>,
     /// File ids of unreadable entries, by table id.
     corrupt: BTreeMap<u32, Vec<u64>>,
     /// An entry whose key is too short to name its file: then no object can
@@ -137,7 +120,7 @@ fn scan_file_entries(tiers: &Tiers) -> Result<FileEntries> {
         .scan(CF_COLD, FILE_ENTRIES.0, FILE_ENTRIES.1, |k, v| {
             match serde_json::from_slice::<FileMeta>(v) {
                 Ok(meta) => {
-                    out.referenced.insert(meta.path);
+                    out.referenced.insert(StoredObject::of(&meta));
                 }
                 Err(e) => {
                     let ids = entry_ids(k);
@@ -177,80 +160,121 @@ fn file_id_of(path: &str) -> Option<u64> {
     rest[..digits].parse().ok()
 }
 
-async fn remove_orphans(
-    tiers: &Tiers,
-    entries: &FileEntries,
-    objects: &[object_store::path::Path],
-) {
+/// Removes the objects of uploads that were begun and never committed (a
+/// job that died, a crash), then forgets their records. An object a record
+/// names but a manifest entry references was committed just before a crash
+/// took the record's removal: it is kept.
+async fn remove_orphans(tiers: &Tiers, entries: &FileEntries) {
     if entries.unattributable {
         tracing::warn!("a manifest entry names no file: keeping every unreferenced object");
         return;
     }
+    let pending = match manifest::pending_uploads(&tiers.store) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read upload records; orphans stay until the next start");
+            return;
+        }
+    };
     let protected: HashSet<u64> = entries.corrupt.values().flatten().copied().collect();
     let mut orphans = 0usize;
-    for path in objects {
-        let p = path.as_ref();
-        let is_data = p.ends_with(".parquet") || p.contains(".parquet#");
-        if !is_data || entries.referenced.contains(p) {
-            continue;
+    for (object, _) in pending {
+        let referenced = entries.referenced.contains(&object);
+        let maybe_corrupt = file_id_of(&object.path).is_some_and(|id| protected.contains(&id));
+        if !referenced && !maybe_corrupt {
+            match remove_upload(tiers, &object).await {
+                Ok(()) => orphans += 1,
+                Err(e) => {
+                    tracing::warn!(path = %object.path, storage = %object.storage, error = %e, "cannot remove an orphaned object");
+                    continue;
+                }
+            }
         }
-        if file_id_of(p).is_some_and(|id| protected.contains(&id)) {
-            // Possibly the file a corrupt entry names: keep it for repair.
-            continue;
-        }
-        match tiers.cold.delete(path).await {
-            Ok(()) => orphans += 1,
-            Err(e) => tracing::warn!(path = p, error = %e, "cannot remove an orphaned object"),
+        if let Err(e) = manifest::end_upload(&tiers.store, &object) {
+            tracing::warn!(path = %object.path, error = %e, "cannot forget an upload record");
         }
     }
     if orphans > 0 {
-        tracing::info!(orphans, "removed objects no manifest references");
+        tracing::info!(
+            orphans,
+            "removed objects of uploads that were never committed"
+        );
     }
 }
 
-/// Rewrites the table's `manifest.json` mirrors that differ from its records:
-/// those of partitions with files, and mirrors left in the table's directory
-/// by partitions whose files are all gone (a compaction that wrote nothing,
-/// committed just before a crash).
-async fn repair_mirrors(
-    tiers: &Tiers,
-    table: &strata_catalog::TableDef,
-    mirrors: &[&object_store::path::Path],
-) -> Result<()> {
-    let mut users: Vec<String> = tiers
-        .store
-        .with_snapshot(|snap| manifest::partitions(snap, table.id))?;
-    let dir = layout::table_dir(table);
-    for path in mirrors.iter().filter(|p| p.prefix_matches(&dir)) {
-        let expected: HashSet<String> = users
-            .iter()
-            .map(|u| layout::manifest_path(table, u).as_ref().to_string())
-            .collect();
-        if expected.contains(path.as_ref()) {
-            continue;
-        }
-        if let Some(user) = mirror_user(tiers, path).await
-            && layout::manifest_path(table, &user) == **path
-        {
-            users.push(user);
-        }
-    }
-    for user in &users {
-        if mirror::repair(tiers, table, user).await? {
-            tracing::info!(table = %table.qualified_name(), user = %user, "rewrote a stale or missing manifest.json");
+/// Removes an uncommitted object and, on a local directory, the staging
+/// files (`batch-7.parquet#3`) an interrupted write leaves beside it: one
+/// listing of the object's own directory. (An S3 multipart upload a crash
+/// left open is invisible to listings; a bucket lifecycle rule aborts it,
+/// see docs/storage.md.)
+async fn remove_upload(tiers: &Tiers, object: &StoredObject) -> Result<()> {
+    let store = tiers.storage(&object.storage)?;
+    let path = layout::from_stored(&object.path)?;
+    store.delete(&path).await?;
+    let Some(name) = path.filename().map(str::to_string) else {
+        return Ok(());
+    };
+    let dir: object_store::path::Path = path
+        .parts()
+        .take(path.parts().count().saturating_sub(1))
+        .collect();
+    if store.def().storage_type == strata_catalog::StorageType::Filesystem {
+        for staged in store.list(Some(&dir)).await? {
+            if staged
+                .filename()
+                .is_some_and(|f| f.starts_with(&format!("{name}#")))
+            {
+                store.delete(&staged).await?;
+            }
         }
     }
     Ok(())
 }
 
-/// The partition a mirror says it is of ("" when it cannot be read: a SHARED
-/// table's one partition).
-async fn mirror_user(tiers: &Tiers, path: &object_store::path::Path) -> Option<String> {
-    let bytes = mirror::read(tiers, path).await.ok().flatten();
-    let doc = bytes.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    match doc {
-        Some(doc) => doc.get("user").and_then(|u| u.as_str()).map(str::to_string),
-        None => Some(String::new()),
+/// Rewrites the mirrors that may have fallen behind their records: those
+/// noted dirty (a job or a write was under way) and those of partitions whose
+/// mirror has no recorded place yet (written by an older version).
+async fn repair_mirrors(mgr: &JobManager) {
+    let tiers = &mgr.tiers;
+    let mut todo: Vec<(u32, String)> = match manifest::dirty_mirrors(&tiers.store) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read which manifest.json files are stale");
+            vec![]
+        }
+    };
+    for table in tiers.catalog.tables() {
+        let users = tiers
+            .store
+            .with_snapshot(|snap| manifest::partitions(snap, table.id));
+        for user in users.unwrap_or_default() {
+            if matches!(
+                manifest::mirror_location(&tiers.store, table.id, &user),
+                Ok(None)
+            ) {
+                todo.push((table.id, user));
+            }
+        }
+    }
+    todo.sort();
+    todo.dedup();
+    for (table_id, user) in todo {
+        if mgr.unavailable(table_id).is_some() {
+            continue;
+        }
+        let Some(table) = tiers.catalog.table_by_id(table_id) else {
+            let _ = manifest::clear_mirror_dirty(&tiers.store, table_id, &user);
+            continue;
+        };
+        match mirror::repair(tiers, &table, &user).await {
+            Ok(true) => {
+                tracing::info!(table = %table.qualified_name(), user = %user, "rewrote a stale or missing manifest.json")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(table = %table.qualified_name(), error = %e, "cannot check manifest.json")
+            }
+        }
     }
 }
 
@@ -263,25 +287,37 @@ pub(crate) async fn collect_garbage(tiers: &Tiers, older_than: i64) {
             return;
         }
     };
-    for (path, at) in list {
+    for (object, at) in list {
         if at >= older_than {
             continue;
         }
+        let path = &object.path;
         // Recorded paths are escaped text: parse, never escape them again.
-        let deleted = match object_store::path::Path::parse(&path) {
-            Ok(p) => tiers.cold.delete(&p).await,
-            Err(e) => {
-                tracing::warn!(%path, error = %e, "forgetting an unparsable released path; orphan cleanup removes its object");
+        let deleted = match (
+            object_store::path::Path::parse(path),
+            tiers.storage(&object.storage),
+        ) {
+            (Ok(p), Ok(store)) => store.delete(&p).await,
+            (Err(e), _) => {
+                tracing::warn!(%path, error = %e, "forgetting an unparsable released path");
                 Ok(())
             }
+            // A storage that is gone has nothing left to delete.
+            (_, Err(e)) if tiers.catalog.storage(&object.storage).is_none() => {
+                tracing::warn!(%path, error = %e, "forgetting a released object of a dropped storage");
+                Ok(())
+            }
+            (_, Err(e)) => Err(e),
         };
         match deleted {
             Ok(()) => {
-                if let Err(e) = manifest::forget_garbage(&tiers.store, &path) {
+                if let Err(e) = manifest::forget_garbage(&tiers.store, &object) {
                     tracing::warn!(%path, error = %e, "cannot forget a deleted object");
                 }
             }
-            Err(e) => tracing::warn!(%path, error = %e, "cannot delete a released object"),
+            Err(e) => {
+                tracing::warn!(%path, storage = %object.storage, error = %e, "cannot delete a released object")
+            }
         }
     }
 }

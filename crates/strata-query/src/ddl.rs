@@ -19,6 +19,7 @@ pub fn result_schema(stmt: &Statement) -> Option<SchemaRef> {
         Statement::FlushTable { .. } | Statement::CompactTable { .. } => &["job_id"],
         Statement::FlushAll { .. } => &["job_id", "namespace_id", "table_name"],
         Statement::ShowTables { .. } => &["namespace_id", "table_name", "table_type"],
+        Statement::ShowStorages => return Some(crate::system_storages::schema()),
         _ => return None,
     };
     Some(Arc::new(Schema::new(
@@ -187,6 +188,11 @@ pub async fn execute_strata(session: &QueryContext, stmt: &Statement) -> Result<
             session.engine.tiers.jobs()?.kill(job_id)?;
             Ok(QueryOutput::command("KILL JOB"))
         }
+        Statement::CreateStorage { .. }
+        | Statement::AlterStorage { .. }
+        | Statement::DropStorage { .. }
+        | Statement::ShowStorages
+        | Statement::AlterUserStorage { .. } => crate::storages::execute(session, stmt).await,
         Statement::CreateUser { .. }
         | Statement::AlterUser { .. }
         | Statement::DropUser { .. }
@@ -235,18 +241,24 @@ async fn lock_table(
 /// Removes the `manifest.json` listing of every partition of a table that is
 /// being dropped (its Parquet files go through garbage records).
 async fn remove_listings(session: &QueryContext, table: &TableDef) {
-    let users = match strata_cold::manifest::table_partitions(&session.engine.store, table.id) {
+    let store = &session.engine.store;
+    let mut users = match strata_cold::manifest::table_partitions(store, table.id) {
         Ok(users) => users,
         Err(e) => {
             tracing::warn!(table_id = table.id, error = %e, "could not list the partitions of a dropped table");
             return;
         }
     };
-    for user in users {
-        let listing = strata_cold::layout::manifest_path(table, &user);
-        if let Err(e) = session.engine.tiers.cold.delete(&listing).await {
-            tracing::debug!(error = %e, "no manifest.json to remove for a dropped table");
+    match strata_cold::manifest::table_mirrors(store, table.id) {
+        Ok(mirrors) => users.extend(mirrors.into_iter().map(|(user, _)| user)),
+        Err(e) => {
+            tracing::warn!(table_id = table.id, error = %e, "could not list the mirrors of a dropped table")
         }
+    }
+    users.sort();
+    users.dedup();
+    for user in users {
+        session.engine.tiers.remove_mirror(table, &user).await;
     }
 }
 

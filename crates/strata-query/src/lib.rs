@@ -26,6 +26,8 @@ pub mod privileges;
 mod provider;
 mod rekey;
 mod restore_ddl;
+mod storages;
+mod system_storages;
 pub use strata_tiers::scan;
 mod system;
 mod system_stats;

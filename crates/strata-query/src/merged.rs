@@ -240,17 +240,21 @@ impl ExecutionPlan for MergedScanExec {
             columns: out_columns(&self.table, &self.projection).map_err(df_err)?,
             predicate: self.predicate.clone(),
         };
-        let cold = self.tiers.cold.clone();
+        let tiers = self.tiers.clone();
         let table = self.table.clone();
         let cold_stream = futures::stream::once(async move {
             let plan = cold_rx
                 .await
                 .map_err(|_| StrataError::internal("scan task ended early"))??;
             let files = futures::stream::iter(plan).then(move |(file, positions)| {
-                let cold = cold.clone();
+                let tiers = tiers.clone();
                 let table = table.clone();
                 let spec = spec.clone();
-                async move { scan_file(&cold, &table, &file, positions.as_deref(), &spec).await }
+                async move {
+                    // Each file is read from the storage its entry names.
+                    let cold = tiers.storage(&file.meta.storage)?;
+                    scan_file(&cold, &table, &file, positions.as_deref(), &spec).await
+                }
             });
             Ok::<_, StrataError>(files.try_flatten())
         })
@@ -392,7 +396,8 @@ pub(crate) async fn live_row(
         columns: out_columns(table, &projection)?,
         predicate: None,
     };
-    let mut stream = scan_file(&tiers.cold, table, &file, Some(&[position]), &spec).await?;
+    let cold = tiers.storage(&file.meta.storage)?;
+    let mut stream = scan_file(&cold, table, &file, Some(&[position]), &spec).await?;
     while let Some(batch) = stream.try_next().await? {
         if batch.num_rows() > 0 {
             let values = (0..batch.num_columns())

@@ -36,7 +36,11 @@ pub fn check_statement(session: &QueryContext, stmt: &Statement) -> Result<()> {
         | Statement::FlushTable { .. }
         | Statement::FlushAll { .. }
         | Statement::CompactTable { .. }
-        | Statement::KillJob { .. } => true,
+        | Statement::KillJob { .. }
+        | Statement::CreateStorage { .. }
+        | Statement::AlterStorage { .. }
+        | Statement::DropStorage { .. }
+        | Statement::AlterUserStorage { .. } => true,
         Statement::Sql(ast) => matches!(
             ast.as_ref(),
             ast::Statement::Drop { .. }

@@ -13,7 +13,15 @@ use datafusion::error::Result as DfResult;
 use std::sync::Arc;
 use strata_catalog::Catalog;
 
-const TABLES: &[&str] = &["namespaces", "tables", "columns", "jobs", "users", "stats"];
+const TABLES: &[&str] = &[
+    "namespaces",
+    "tables",
+    "columns",
+    "jobs",
+    "users",
+    "storages",
+    "stats",
+];
 
 #[derive(Debug)]
 pub struct SystemSchema {
@@ -220,6 +228,8 @@ impl SystemSchema {
                     ],
                 )?
             }
+            "storages" => crate::system_storages::batch(&self.tiers)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
             "jobs" => self
                 .tiers
                 .jobs()

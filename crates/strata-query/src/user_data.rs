@@ -48,10 +48,7 @@ pub(crate) async fn purge(session: &QueryContext, user: &str) -> Result<usize> {
         store.write(batch)?;
         // The listing for external readers goes too; its files are queued for
         // garbage collection above.
-        let listing = strata_cold::layout::manifest_path(&table, user);
-        if let Err(e) = engine.tiers.cold.delete(&listing).await {
-            tracing::debug!(error = %e, "no manifest.json to remove for a dropped user");
-        }
+        engine.tiers.remove_mirror(&table, user).await;
         purged += 1;
     }
     Ok(purged)

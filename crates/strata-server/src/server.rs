@@ -50,9 +50,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 .filter(|p| !p.is_empty()),
         )
         .map_err(|e| format!("cannot create the root user: {e}"))?;
-    let cold = Arc::new(
-        ColdStore::local("local", &config.data_dir.join("storage")).map_err(|e| e.to_string())?,
-    );
+    let local_dir = config.data_dir.join("storage");
+    catalog.set_local_storage(&local_dir);
+    let cold = Arc::new(ColdStore::local("local", &local_dir).map_err(|e| e.to_string())?);
     // Spill files of queries a crash interrupted are never read again.
     let spill = config.data_dir.join("spill");
     if spill.exists()

@@ -11,11 +11,13 @@ pub mod limits;
 mod options;
 mod parse;
 pub mod pgtext;
+mod storages;
 mod users;
 
 pub use datafusion::sql::sqlparser;
 pub use options::{AccessLevel, FlushPolicy, TableKind, TableOptions};
 pub use parse::{parse_one, parse_sql, primary_key_column};
+pub use storages::StorageOptions;
 
 use sqlparser::ast;
 
@@ -73,6 +75,28 @@ pub enum Statement {
         password: Option<Secret>,
         role: Option<String>,
     },
+    /// `ALTER USER name SET STORAGE 'id'` (`None`: `RESET STORAGE`).
+    AlterUserStorage {
+        name: String,
+        storage: Option<String>,
+    },
+    /// `CREATE STORAGE [IF NOT EXISTS] id TYPE … PATH … [clauses]`.
+    CreateStorage {
+        id: String,
+        if_not_exists: bool,
+        options: Box<StorageOptions>,
+    },
+    /// `ALTER STORAGE id SET clauses`.
+    AlterStorage {
+        id: String,
+        options: Box<StorageOptions>,
+    },
+    /// `DROP STORAGE [IF EXISTS] id`.
+    DropStorage {
+        id: String,
+        if_exists: bool,
+    },
+    ShowStorages,
     /// `DROP USER [IF EXISTS] name [, name ...]`.
     DropUser {
         names: Vec<String>,

@@ -170,6 +170,9 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
     if let Some(stmt) = crate::cursors::parse(&mut c) {
         return stmt;
     }
+    if let Some(stmt) = crate::storages::parse(&mut c) {
+        return stmt;
+    }
     if let Some(name) = later_milestone(&c) {
         return Ok(Statement::NotYetSupported(name));
     }
@@ -180,10 +183,6 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
 fn later_milestone(c: &Cursor) -> Option<&'static str> {
     const LATER: &[(&[&str], &str)] = &[
         (&["KILL", "LIVE"], "KILL LIVE QUERY"),
-        (&["CREATE", "STORAGE"], "CREATE STORAGE"),
-        (&["ALTER", "STORAGE"], "ALTER STORAGE"),
-        (&["DROP", "STORAGE"], "DROP STORAGE"),
-        (&["SHOW", "STORAGES"], "SHOW STORAGES"),
         (&["SUBSCRIBE"], "SUBSCRIBE"),
     ];
     LATER

@@ -19,6 +19,24 @@ pub(crate) fn parse(toks: Vec<TokenWithSpan>) -> Result<Statement> {
     }
     if c.eat_words(&["ALTER", "USER"]) {
         let name = c.ident()?;
+        if c.eat_words(&["SET", "STORAGE"]) {
+            let storage = match c.peek() {
+                Some(Token::SingleQuotedString(_)) => c.string()?,
+                _ => c.ident()?,
+            };
+            c.expect_end()?;
+            return Ok(Statement::AlterUserStorage {
+                name,
+                storage: Some(storage),
+            });
+        }
+        if c.eat_words(&["RESET", "STORAGE"]) {
+            c.expect_end()?;
+            return Ok(Statement::AlterUserStorage {
+                name,
+                storage: None,
+            });
+        }
         let (password, role) = options(&mut c, true)?;
         if password.is_none() && role.is_none() {
             return Err(c.unexpected("PASSWORD or ROLE"));

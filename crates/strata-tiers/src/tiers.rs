@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use strata_catalog::{Catalog, TableDef};
-use strata_cold::ColdStore;
+use strata_catalog::{Catalog, LOCAL_STORAGE, TableDef};
+use strata_cold::manifest::{self, StoredObject};
+use strata_cold::{ColdStore, Storages};
 use strata_common::{Result, StrataError};
+use strata_sql::TableKind;
 use strata_store::Store;
 
 /// The job manager as the SQL layer sees it.
@@ -69,7 +71,8 @@ impl WriteCounter {
 pub struct Tiers {
     pub store: Arc<Store>,
     pub catalog: Arc<Catalog>,
-    pub cold: Arc<ColdStore>,
+    /// The open storages; a file is read from the one its entry names.
+    pub storages: Storages,
     jobs: OnceLock<Arc<dyn JobControl>>,
     counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
     /// One async lock per table: a DML statement holds it from reading the
@@ -80,15 +83,77 @@ pub struct Tiers {
 }
 
 impl Tiers {
-    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, cold: Arc<ColdStore>) -> Arc<Tiers> {
+    /// `local` is the built-in storage; others open when first used.
+    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, local: Arc<ColdStore>) -> Arc<Tiers> {
         Arc::new(Tiers {
             store,
             catalog,
-            cold,
+            storages: Storages::new(local),
             jobs: OnceLock::new(),
             counters: Mutex::new(HashMap::new()),
             write_locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The store of a storage id (the one a file entry names). A storage that
+    /// no longer exists is a 58030 error naming it.
+    pub fn storage(&self, id: &str) -> Result<Arc<ColdStore>> {
+        if id == LOCAL_STORAGE {
+            return Ok(self.storages.local());
+        }
+        let def = self.catalog.storage(id).ok_or_else(|| {
+            StrataError::Storage(format!("storage \"{id}\" does not exist any more"))
+        })?;
+        self.storages.get(&def)
+    }
+
+    /// The id of the storage a partition's new files go to: the table's
+    /// USE_USER_STORAGE flag → the user's storage → the table's storage
+    /// (which defaults to `local`).
+    pub fn placement_id(&self, table: &TableDef, user: &str) -> String {
+        if table.kind == TableKind::User
+            && table.use_user_storage
+            && let Some(id) = self.catalog.user(user).and_then(|u| u.storage_id.clone())
+        {
+            return id;
+        }
+        table.storage_id.clone()
+    }
+
+    /// The store a partition's new files go to (see [`Tiers::placement_id`]),
+    /// resolved at each flush and compaction.
+    pub fn placement(&self, table: &TableDef, user: &str) -> Result<Arc<ColdStore>> {
+        self.storage(&self.placement_id(table, user))
+    }
+
+    /// Removes a partition's `manifest.json` (a dropped table or user):
+    /// wherever it was last written, and at the built-in default place where
+    /// mirrors went before their place was recorded. Failures are logged:
+    /// the object is only a listing, the files go through garbage records.
+    pub async fn remove_mirror(&self, table: &TableDef, user: &str) {
+        let mut objects = vec![StoredObject::new(
+            LOCAL_STORAGE,
+            &strata_cold::layout::to_stored(&strata_cold::layout::manifest_path(table, user)),
+        )];
+        match manifest::mirror_location(&self.store, table.id, user) {
+            Ok(Some(o)) if o != objects[0] => objects.push(o),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(table_id = table.id, error = %e, "cannot read where manifest.json is")
+            }
+        }
+        for object in objects {
+            let removed = match self.storage(&object.storage) {
+                Ok(store) => store.delete_stored(&object.path).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = removed {
+                tracing::debug!(path = %object.path, error = %e, "no manifest.json to remove");
+            }
+        }
+        if let Err(e) = manifest::forget_mirror(&self.store, table.id, user) {
+            tracing::warn!(table_id = table.id, error = %e, "cannot forget where manifest.json was");
+        }
     }
 
     /// The table's write lock (see the field).

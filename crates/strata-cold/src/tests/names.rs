@@ -144,8 +144,8 @@ proptest! {
         b in (near_name(), near_name(), near_name()),
     ) {
         prop_assume!(a != b);
-        let pa = layout::render(USER_TABLES_TEMPLATE, &a.0, &a.1, &a.2);
-        let pb = layout::render(USER_TABLES_TEMPLATE, &b.0, &b.1, &b.2);
+        let pa = layout::render(USER_TABLES_TEMPLATE, &layout::Values { namespace: &a.0, table: &a.1, user: &a.2, shard: "" });
+        let pb = layout::render(USER_TABLES_TEMPLATE, &layout::Values { namespace: &b.0, table: &b.1, user: &b.2, shard: "" });
         prop_assert_ne!(pa, pb);
     }
 

@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod s3;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, Read};
