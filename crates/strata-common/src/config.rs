@@ -21,6 +21,42 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub query: QueryConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin HTTP port (`/metrics`, `/health`): off unless `listen` is set or
+/// `enabled = true` (which alone listens on [`ADMIN_DEFAULT_LISTEN`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `false` turns the port off even when `listen` is set.
+    pub enabled: Option<bool>,
+    /// `host:port`; a bare port (`9187` or `:9187`) means loopback.
+    pub listen: Option<String>,
+}
+
+/// Where the admin port listens when it is on without an address: loopback.
+pub const ADMIN_DEFAULT_LISTEN: &str = "127.0.0.1:9187";
+
+impl AdminConfig {
+    /// The address to listen on, or `None` when the admin port is off.
+    pub fn address(&self) -> Option<String> {
+        if self.enabled == Some(false) {
+            return None;
+        }
+        match self.listen.as_deref().map(str::trim) {
+            Some(l) if !l.is_empty() => {
+                let port = l.strip_prefix(':').unwrap_or(l);
+                Some(if port.parse::<u16>().is_ok() {
+                    format!("127.0.0.1:{port}")
+                } else {
+                    l.to_string()
+                })
+            }
+            _ if self.enabled == Some(true) => Some(ADMIN_DEFAULT_LISTEN.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// What one client may take of the server; see docs/operations.md.
@@ -119,6 +155,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             query: QueryConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -170,6 +207,38 @@ mod tests {
         assert_eq!(c.jobs.retention_days, 1);
         assert_eq!(c.jobs.max_records, 50);
         assert_eq!(c.jobs.max_concurrent, 2);
+    }
+
+    #[test]
+    fn admin_port_is_off_by_default_and_loopback_when_on() {
+        let address = |toml: &str| Config::from_toml(toml).unwrap().admin.address();
+        assert_eq!(address(""), None);
+        assert_eq!(address("[admin]\n"), None);
+        assert_eq!(
+            address("[admin]\nenabled = true\n").as_deref(),
+            Some(ADMIN_DEFAULT_LISTEN)
+        );
+        assert_eq!(
+            address("[admin]\nlisten = \"0.0.0.0:9000\"\n").as_deref(),
+            Some("0.0.0.0:9000")
+        );
+        assert_eq!(
+            address("[admin]\nlisten = \"9000\"\n").as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(
+            address("[admin]\nlisten = \":9000\"\n").as_deref(),
+            Some("127.0.0.1:9000")
+        );
+        assert_eq!(
+            address("[admin]\nlisten = \"[::1]:9000\"\n").as_deref(),
+            Some("[::1]:9000")
+        );
+        assert_eq!(
+            address("[admin]\nenabled = false\nlisten = \"127.0.0.1:1\"\n"),
+            None
+        );
+        assert!(Config::from_toml("[admin]\nport = 1\n").is_err());
     }
 
     #[test]

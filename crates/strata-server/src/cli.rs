@@ -38,6 +38,10 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "STRATA_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Turns the admin HTTP port (/metrics, /health) on at this address,
+    /// e.g. 127.0.0.1:9187 (a bare port means loopback).
+    #[arg(long, env = "STRATA_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
 }
 
 impl Cli {
@@ -69,6 +73,10 @@ impl Cli {
         }
         if let Some(f) = args.log_format {
             config.log_format = f;
+        }
+        if let Some(a) = args.admin_listen.filter(|a| !a.trim().is_empty()) {
+            config.admin.enabled = Some(true);
+            config.admin.listen = Some(a);
         }
         if config.log_format != "text" && config.log_format != "json" {
             return Err(format!(

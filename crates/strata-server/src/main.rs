@@ -2,6 +2,7 @@
 //! then flags), opens the hot tier and catalog, serves the Postgres protocol, and
 //! shuts down cleanly on SIGTERM or SIGINT.
 
+mod admin;
 mod cli;
 mod server;
 mod tls;

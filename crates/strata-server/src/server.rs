@@ -29,6 +29,12 @@ pub fn init_logging(format: &str) {
 pub async fn serve(config: Config) -> Result<(), String> {
     // A TLS misconfiguration stops the server before it touches any data.
     let tls = crate::tls::acceptor(&config.tls)?;
+    // The admin port answers from the start: /metrics at once, /health 503
+    // until recovery is done and connections are accepted.
+    let readiness = crate::admin::Readiness::default();
+    if let Some(address) = config.admin.address() {
+        crate::admin::start(&address, readiness.clone()).await?;
+    }
     let store = Arc::new(
         Store::open(&config.data_dir.join("hot"), config.sync_writes).map_err(|e| e.to_string())?,
     );
@@ -76,6 +82,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Bound: connections wait in the backlog for the loop below.
+    readiness.set(true);
     tracing::info!(
         tls = tls.is_some(),
         tls_required = config.tls.required,
@@ -138,6 +146,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             }
         }
     }
+    readiness.set(false);
     tracing::info!("shutting down");
     drop(listener);
     store.flush().map_err(|e| e.to_string())?;
