@@ -777,7 +777,7 @@ async fn credentials_are_checked_and_never_shown() {
         ];
         let tables = text_rows(
             &c,
-            "SELECT table_name FROM system.tables WHERE namespace_id = 'system' ORDER BY table_name",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'system' ORDER BY table_name",
         )
         .await;
         assert!(tables.iter().any(|t| t[0] == "storages"), "{tables:?}");
