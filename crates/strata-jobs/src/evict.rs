@@ -45,6 +45,9 @@ pub(crate) async fn run(
     let mut start = prefix;
     let mut evicted = 0u64;
     let mut left = 0u64;
+    // Writes counted from here on are not seen by the walk; they are kept.
+    let counter = tiers.counter(submitted.id);
+    let counted_before = counter.rows.load(Ordering::Relaxed);
     loop {
         handle.check()?;
         let table = definition::current(&tiers, submitted.id, &name)?;
@@ -90,11 +93,15 @@ pub(crate) async fn run(
         }
     }
     // For a STREAM table the write counter tracks rows still held, so the
-    // scheduler only starts another eviction when there is something to evict.
-    tiers
-        .counter(submitted.id)
+    // scheduler only starts another eviction when there is something to evict:
+    // the rows the walk left, plus every write counted since it started
+    // (overwriting those would hide rows written during the eviction until
+    // the next write).
+    let _ = counter
         .rows
-        .store(left, Ordering::Relaxed);
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+            Some(left + now.saturating_sub(counted_before))
+        });
     handle.set_progress(100.0);
     Ok(json!({
         "rows_evicted": evicted,

@@ -599,6 +599,12 @@ async fn startup_survives_corrupt_records_and_rewrites_stale_manifests() {
         std::fs::write(&mirror, &stale).unwrap();
         {
             let store = strata_store::Store::open(&server.data_dir().join("hot"), false).unwrap();
+            // What the compaction noted before its commit and a crash before
+            // its publish leaves: the mirror is marked for checking.
+            let good = table_id(&store, "good");
+            let mut dirty = vec![b'n'];
+            dirty.extend_from_slice(&strata_common::keys::partition_prefix(good, ""));
+            store.put(strata_store::CF_COLD, &dirty, b"").unwrap();
             store
                 .put(
                     strata_store::CF_JOBS,
