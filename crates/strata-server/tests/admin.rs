@@ -262,6 +262,28 @@ async fn health_metrics_and_system_stats() {
         assert_eq!(value(&stats, "queries_total"), 11.0);
         assert_eq!(value(&page, "queries_total"), 12.0);
 
+        // Reading the flushed rows goes to the cold tier: the built-in
+        // `local` storage's object-store requests and the footer lookups count.
+        let cold = c
+            .simple_query("SELECT * FROM app.t")
+            .await
+            .expect("cold read");
+        assert_eq!(
+            cold.iter()
+                .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+                .count(),
+            3
+        );
+        let m = metrics(&addr).await;
+        let local: f64 = m
+            .iter()
+            .filter(|(k, _)| k.starts_with(r#"object_store_requests_total{storage="local","#))
+            .map(|(_, v)| v)
+            .sum();
+        assert!(local > 0.0, "{m:?}");
+        let footers = value(&m, "footer_cache_hits_total") + value(&m, "footer_cache_misses_total");
+        assert!(footers >= 1.0, "{m:?}");
+
         // Every logged-in user may read it, like every system table.
         c.batch_execute("CREATE USER alice PASSWORD 'pw' ROLE user")
             .await
