@@ -499,7 +499,12 @@ async fn a_cold_point_read_issues_a_bounded_number_of_requests() {
         .await;
         report.push((what, hot.clone()));
         for (what, calls) in &report {
-            eprintln!("S3 requests, {what}: {} [{}]", calls.len(), describe(calls));
+            let bytes: u64 = calls.iter().filter_map(range_bytes).sum();
+            eprintln!(
+                "S3 requests, {what}: {} ({bytes} bytes in ranges of a {size}-byte file) [{}]",
+                calls.len(),
+                describe(calls)
+            );
         }
 
         let gets = |calls: &[S3Call]| calls.iter().filter(|c| c.op == "GetObject").count();
@@ -526,6 +531,15 @@ async fn a_cold_point_read_issues_a_bounded_number_of_requests() {
         check(&c, "app.t", &model_with(&model, 5000, "hot"), "at the end").await;
     })
     .await;
+}
+
+/// The length of a `bytes=a-b` range (`bytes=-n`: n).
+fn range_bytes(call: &S3Call) -> Option<u64> {
+    let range = call.range.as_deref()?.strip_prefix("bytes=")?;
+    match range.split_once('-')? {
+        ("", n) => n.parse().ok(),
+        (a, b) => Some(b.parse::<u64>().ok()? + 1 - a.parse::<u64>().ok()?),
+    }
 }
 
 /// Rows in the point-read test's file.
@@ -699,12 +713,17 @@ async fn credentials_are_checked_and_never_shown() {
         let probe = s3.requests();
         eprintln!("CREATE STORAGE's probe: {}", describe(&probe));
         assert!(
-            probe.iter().any(|r| r.method == "PUT" || r.method == "POST"),
+            probe
+                .iter()
+                .any(|r| r.method == "PUT" || r.method == "POST"),
             "CREATE STORAGE wrote no probe: {}",
             describe(&probe)
         );
         assert!(
-            s3.list(BUCKET, PREFIX).await.iter().all(|k| !k.contains("probe")),
+            s3.list(BUCKET, PREFIX)
+                .await
+                .iter()
+                .all(|k| !k.contains("probe")),
             "the probe object was left behind"
         );
 
@@ -750,7 +769,10 @@ async fn credentials_are_checked_and_never_shown() {
         let (status, message) = job_end(&c, &id).await;
         eprintln!("flush with a wrong secret: {status}: {message}");
         assert_eq!(status, "failed", "{message}");
-        assert!(message.contains("s3wrong"), "the error names the storage: {message}");
+        assert!(
+            message.contains("s3wrong"),
+            "the error names the storage: {message}"
+        );
         assert_eq!(shows(&message), None, "{message}");
         check(&c, "app.t", &model, "after the failed flush").await;
 
@@ -772,24 +794,54 @@ async fn credentials_are_checked_and_never_shown() {
         );
 
         // Nowhere to be seen: every system table, SHOW STORAGES, the log.
-        let mut outputs = vec![
-            ("SHOW STORAGES".to_string(), text_rows(&c, "SHOW STORAGES").await),
-        ];
-        let tables = text_rows(
+        let mut outputs = vec![(
+            "SHOW STORAGES".to_string(),
+            text_rows(&c, "SHOW STORAGES").await,
+        )];
+        // The system tables information_schema lists, and those documented.
+        let mut tables: Vec<String> = text_rows(
             &c,
-            "SELECT table_name FROM system.tables WHERE namespace_id = 'system' ORDER BY table_name",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'system'",
         )
-        .await;
-        assert!(tables.iter().any(|t| t[0] == "storages"), "{tables:?}");
+        .await
+        .into_iter()
+        .map(|r| r[0].clone())
+        .chain(
+            [
+                "namespaces",
+                "tables",
+                "columns",
+                "users",
+                "jobs",
+                "storages",
+                "stats",
+            ]
+            .map(String::from),
+        )
+        .collect();
+        tables.sort();
+        tables.dedup();
         for t in tables {
-            let sql = format!("SELECT * FROM system.{}", t[0]);
+            let sql = format!("SELECT * FROM system.{t}");
             match c.simple_query(&sql).await {
-                Ok(messages) => outputs.push((sql, common::simple_rows(&messages)
-                    .into_iter()
-                    .map(|r| r.into_iter().map(|v| v.unwrap_or_default()).collect())
-                    .collect())),
+                Ok(messages) => outputs.push((
+                    sql,
+                    common::simple_rows(&messages)
+                        .into_iter()
+                        .map(|r| r.into_iter().map(Option::unwrap_or_default).collect())
+                        .collect(),
+                )),
                 Err(e) => eprintln!("{sql}: {e}"),
             }
+        }
+        for must in ["storages", "jobs", "users", "tables"] {
+            let sql = format!("SELECT * FROM system.{must}");
+            assert!(
+                outputs
+                    .iter()
+                    .any(|(s, rows)| *s == sql && !rows.is_empty()),
+                "{sql} was not read"
+            );
         }
         for (sql, rows) in &outputs {
             for row in rows {
@@ -798,7 +850,11 @@ async fn credentials_are_checked_and_never_shown() {
                 }
             }
         }
-        let row = &named_rows(&c, "SELECT * FROM system.storages WHERE storage_id = 's3wrong'").await[0];
+        let row = &named_rows(
+            &c,
+            "SELECT * FROM system.storages WHERE storage_id = 's3wrong'",
+        )
+        .await[0];
         assert_eq!(row["description"], "fixed");
         let log = server.log_lines();
         assert!(!log.is_empty());
