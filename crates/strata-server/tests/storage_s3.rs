@@ -664,6 +664,82 @@ async fn a_stopped_s3_server_fails_flushes_and_cold_reads_without_losing_rows() 
     .await;
 }
 
+/// Flushes the scheduler starts for a table whose storage is down fail, and
+/// are retried with backoff (5 s, doubling), not at every 1 s tick; once the
+/// storage is back a retry succeeds without anyone asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_retries_a_failed_flush_with_backoff() {
+    timed("s3 retries", TEST_TIMEOUT, async {
+        let (mut s3, server) = servers(ServerOptions::default()).await;
+        let c = server.client().await;
+        exec(&c, &create_s3_storage(&s3, "s3main", PREFIX, "")).await;
+        exec(
+            &c,
+            "CREATE NAMESPACE app;
+             CREATE TABLE app.p (id BIGINT PRIMARY KEY, v TEXT) STORAGE s3main FLUSH ROWS 20",
+        )
+        .await;
+        s3.stop().await;
+        let mut model = Model::new();
+        insert(&c, "app.p", &mut model, 1, 30, "p").await;
+        let jobs = "SELECT status, coalesce(error_message, '') FROM system.jobs \
+                    WHERE job_type = 'flush' AND namespace_id = 'app' AND table_name = 'p' \
+                    ORDER BY created_at";
+        // The policy is due at once; watch 8 s of 1 s ticks with S3 down.
+        let watch = Duration::from_secs(8);
+        let started = Instant::now();
+        let mut failed = vec![];
+        while started.elapsed() < watch {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            failed = text_rows(&c, jobs)
+                .await
+                .into_iter()
+                .filter(|r| r[0] == "failed")
+                .collect::<Vec<_>>();
+        }
+        eprintln!("flushes failed in {watch:?} with S3 down: {}", failed.len());
+        assert!(
+            (1..=3).contains(&failed.len()),
+            "expected 1 to 3 failed flushes in {watch:?} (backoff 5 s, doubling), got {failed:?}"
+        );
+        for r in &failed {
+            assert!(r[1].contains("s3main"), "{r:?}");
+        }
+        check(&c, "app.p", &model, "while S3 is down").await;
+
+        s3.restart().await;
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            let rows = text_rows(&c, jobs).await;
+            if rows.iter().any(|r| r[0] == "completed") {
+                eprintln!(
+                    "a scheduled flush completed {:?} after S3 came back; jobs: {:?}",
+                    Instant::now() + Duration::from_secs(45) - deadline,
+                    rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>()
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no scheduled flush completed 45 s after S3 came back: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        check(&c, "app.p", &model, "after the retried flush").await;
+        assert_eq!(
+            one(
+                &c,
+                "SELECT hot_rows FROM system.tables WHERE namespace_id = 'app' AND table_name = 'p'"
+            )
+            .await,
+            "0",
+            "every row was flushed"
+        );
+        assert_partition(&s3, "app/p", "after the scheduled retry").await;
+    })
+    .await;
+}
+
 /// Every environment variable a test server gets here: debug logs of
 /// Strata's own crates, so a secret logged at any level shows.
 fn debug_logs() -> ServerOptions {
