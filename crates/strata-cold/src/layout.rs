@@ -213,6 +213,15 @@ pub fn file_id_of(path: &Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    fn vals<'a>(namespace: &'a str, table: &'a str, user: &'a str) -> super::Values<'a> {
+        super::Values {
+            namespace,
+            table,
+            user,
+            shard: "",
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -235,15 +244,15 @@ mod tests {
 
     #[test]
     fn names_that_look_like_placeholders_stay_names() {
-        let a = render(USER_TABLES_TEMPLATE, "{tableName}", "x", "u");
-        let b = render(USER_TABLES_TEMPLATE, "x", "x", "u");
+        let a = render(USER_TABLES_TEMPLATE, &vals("{tableName}", "x", "u"));
+        let b = render(USER_TABLES_TEMPLATE, &vals("x", "x", "u"));
         assert_ne!(a, b);
         assert_eq!(a.as_ref(), "%7BtableName%7D/x/u");
     }
 
     #[test]
     fn empty_and_long_names_get_their_own_segment() {
-        let empty = render(USER_TABLES_TEMPLATE, "", "t", "u");
+        let empty = render(USER_TABLES_TEMPLATE, &vals("", "t", "u"));
         assert_eq!(empty.parts().count(), 3);
         let long = "é".repeat(300);
         let s = segment(&long);
@@ -254,7 +263,7 @@ mod tests {
 
     #[test]
     fn stored_text_parses_back_without_escaping_again() {
-        let p = render(USER_TABLES_TEMPLATE, "app", "t#1", "bob~1");
+        let p = render(USER_TABLES_TEMPLATE, &vals("app", "t#1", "bob~1"));
         let text = to_stored(&p);
         assert_eq!(text, "app/t%231/bob%7E1");
         assert_eq!(from_stored(&text).ok(), Some(p.clone()));

@@ -255,6 +255,7 @@ mod tests {
             meta: crate::FileMeta {
                 file_id: 1,
                 user: String::new(),
+                storage: "local".into(),
                 path: "x".into(),
                 rows,
                 size_bytes: 0,
