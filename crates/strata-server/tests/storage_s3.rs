@@ -499,7 +499,12 @@ async fn a_cold_point_read_issues_a_bounded_number_of_requests() {
         .await;
         report.push((what, hot.clone()));
         for (what, calls) in &report {
-            eprintln!("S3 requests, {what}: {} [{}]", calls.len(), describe(calls));
+            let bytes: u64 = calls.iter().filter_map(range_bytes).sum();
+            eprintln!(
+                "S3 requests, {what}: {} ({bytes} bytes in ranges of a {size}-byte file) [{}]",
+                calls.len(),
+                describe(calls)
+            );
         }
 
         let gets = |calls: &[S3Call]| calls.iter().filter(|c| c.op == "GetObject").count();
@@ -526,6 +531,15 @@ async fn a_cold_point_read_issues_a_bounded_number_of_requests() {
         check(&c, "app.t", &model_with(&model, 5000, "hot"), "at the end").await;
     })
     .await;
+}
+
+/// The length of a `bytes=a-b` range (`bytes=-n`: n).
+fn range_bytes(call: &S3Call) -> Option<u64> {
+    let range = call.range.as_deref()?.strip_prefix("bytes=")?;
+    match range.split_once('-')? {
+        ("", n) => n.parse().ok(),
+        (a, b) => Some(b.parse::<u64>().ok()? + 1 - a.parse::<u64>().ok()?),
+    }
 }
 
 /// Rows in the point-read test's file.
@@ -650,6 +664,82 @@ async fn a_stopped_s3_server_fails_flushes_and_cold_reads_without_losing_rows() 
     .await;
 }
 
+/// Flushes the scheduler starts for a table whose storage is down fail, and
+/// are retried with backoff (5 s, doubling), not at every 1 s tick; once the
+/// storage is back a retry succeeds without anyone asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_retries_a_failed_flush_with_backoff() {
+    timed("s3 retries", TEST_TIMEOUT, async {
+        let (mut s3, server) = servers(ServerOptions::default()).await;
+        let c = server.client().await;
+        exec(&c, &create_s3_storage(&s3, "s3main", PREFIX, "")).await;
+        exec(
+            &c,
+            "CREATE NAMESPACE app;
+             CREATE TABLE app.p (id BIGINT PRIMARY KEY, v TEXT) STORAGE s3main FLUSH ROWS 20",
+        )
+        .await;
+        s3.stop().await;
+        let mut model = Model::new();
+        insert(&c, "app.p", &mut model, 1, 30, "p").await;
+        let jobs = "SELECT status, coalesce(error_message, '') FROM system.jobs \
+                    WHERE job_type = 'flush' AND namespace_id = 'app' AND table_name = 'p' \
+                    ORDER BY created_at";
+        // The policy is due at once; watch 8 s of 1 s ticks with S3 down.
+        let watch = Duration::from_secs(8);
+        let started = Instant::now();
+        let mut failed = vec![];
+        while started.elapsed() < watch {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            failed = text_rows(&c, jobs)
+                .await
+                .into_iter()
+                .filter(|r| r[0] == "failed")
+                .collect::<Vec<_>>();
+        }
+        eprintln!("flushes failed in {watch:?} with S3 down: {}", failed.len());
+        assert!(
+            (1..=3).contains(&failed.len()),
+            "expected 1 to 3 failed flushes in {watch:?} (backoff 5 s, doubling), got {failed:?}"
+        );
+        for r in &failed {
+            assert!(r[1].contains("s3main"), "{r:?}");
+        }
+        check(&c, "app.p", &model, "while S3 is down").await;
+
+        s3.restart().await;
+        let deadline = Instant::now() + Duration::from_secs(45);
+        loop {
+            let rows = text_rows(&c, jobs).await;
+            if rows.iter().any(|r| r[0] == "completed") {
+                eprintln!(
+                    "a scheduled flush completed {:?} after S3 came back; jobs: {:?}",
+                    Instant::now() + Duration::from_secs(45) - deadline,
+                    rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>()
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no scheduled flush completed 45 s after S3 came back: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        check(&c, "app.p", &model, "after the retried flush").await;
+        assert_eq!(
+            one(
+                &c,
+                "SELECT hot_rows FROM system.tables WHERE namespace_id = 'app' AND table_name = 'p'"
+            )
+            .await,
+            "0",
+            "every row was flushed"
+        );
+        assert_partition(&s3, "app/p", "after the scheduled retry").await;
+    })
+    .await;
+}
+
 /// Every environment variable a test server gets here: debug logs of
 /// Strata's own crates, so a secret logged at any level shows.
 fn debug_logs() -> ServerOptions {
@@ -699,12 +789,17 @@ async fn credentials_are_checked_and_never_shown() {
         let probe = s3.requests();
         eprintln!("CREATE STORAGE's probe: {}", describe(&probe));
         assert!(
-            probe.iter().any(|r| r.method == "PUT" || r.method == "POST"),
+            probe
+                .iter()
+                .any(|r| r.method == "PUT" || r.method == "POST"),
             "CREATE STORAGE wrote no probe: {}",
             describe(&probe)
         );
         assert!(
-            s3.list(BUCKET, PREFIX).await.iter().all(|k| !k.contains("probe")),
+            s3.list(BUCKET, PREFIX)
+                .await
+                .iter()
+                .all(|k| !k.contains("probe")),
             "the probe object was left behind"
         );
 
@@ -750,7 +845,10 @@ async fn credentials_are_checked_and_never_shown() {
         let (status, message) = job_end(&c, &id).await;
         eprintln!("flush with a wrong secret: {status}: {message}");
         assert_eq!(status, "failed", "{message}");
-        assert!(message.contains("s3wrong"), "the error names the storage: {message}");
+        assert!(
+            message.contains("s3wrong"),
+            "the error names the storage: {message}"
+        );
         assert_eq!(shows(&message), None, "{message}");
         check(&c, "app.t", &model, "after the failed flush").await;
 
@@ -772,24 +870,54 @@ async fn credentials_are_checked_and_never_shown() {
         );
 
         // Nowhere to be seen: every system table, SHOW STORAGES, the log.
-        let mut outputs = vec![
-            ("SHOW STORAGES".to_string(), text_rows(&c, "SHOW STORAGES").await),
-        ];
-        let tables = text_rows(
+        let mut outputs = vec![(
+            "SHOW STORAGES".to_string(),
+            text_rows(&c, "SHOW STORAGES").await,
+        )];
+        // The system tables information_schema lists, and those documented.
+        let mut tables: Vec<String> = text_rows(
             &c,
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'system' ORDER BY table_name",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'system'",
         )
-        .await;
-        assert!(tables.iter().any(|t| t[0] == "storages"), "{tables:?}");
+        .await
+        .into_iter()
+        .map(|r| r[0].clone())
+        .chain(
+            [
+                "namespaces",
+                "tables",
+                "columns",
+                "users",
+                "jobs",
+                "storages",
+                "stats",
+            ]
+            .map(String::from),
+        )
+        .collect();
+        tables.sort();
+        tables.dedup();
         for t in tables {
-            let sql = format!("SELECT * FROM system.{}", t[0]);
+            let sql = format!("SELECT * FROM system.{t}");
             match c.simple_query(&sql).await {
-                Ok(messages) => outputs.push((sql, common::simple_rows(&messages)
-                    .into_iter()
-                    .map(|r| r.into_iter().map(|v| v.unwrap_or_default()).collect())
-                    .collect())),
+                Ok(messages) => outputs.push((
+                    sql,
+                    common::simple_rows(&messages)
+                        .into_iter()
+                        .map(|r| r.into_iter().map(Option::unwrap_or_default).collect())
+                        .collect(),
+                )),
                 Err(e) => eprintln!("{sql}: {e}"),
             }
+        }
+        for must in ["storages", "jobs", "users", "tables"] {
+            let sql = format!("SELECT * FROM system.{must}");
+            assert!(
+                outputs
+                    .iter()
+                    .any(|(s, rows)| *s == sql && !rows.is_empty()),
+                "{sql} was not read"
+            );
         }
         for (sql, rows) in &outputs {
             for row in rows {
@@ -798,7 +926,11 @@ async fn credentials_are_checked_and_never_shown() {
                 }
             }
         }
-        let row = &named_rows(&c, "SELECT * FROM system.storages WHERE storage_id = 's3wrong'").await[0];
+        let row = &named_rows(
+            &c,
+            "SELECT * FROM system.storages WHERE storage_id = 's3wrong'",
+        )
+        .await[0];
         assert_eq!(row["description"], "fixed");
         let log = server.log_lines();
         assert!(!log.is_empty());

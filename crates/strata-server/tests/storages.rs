@@ -272,7 +272,10 @@ async fn local_storage_exists_on_startup_and_cannot_be_dropped() {
             text_rows(&c, "SELECT * FROM system.storages").await
         );
 
-        // Never dropped, never re-created.
+        // Never altered, dropped or re-created.
+        let (code, message) = error(&c, "ALTER STORAGE local SET DESCRIPTION 'mine'").await;
+        assert!(message.contains("local"), "{code}: {message}");
+        assert_eq!(storage_row(&c, "local").await["description"], local["description"]);
         let message = fails(&c, "DROP STORAGE local", DEPENDENT).await;
         assert!(message.contains("local"), "{message}");
         let (code, _) = error(&c, "DROP STORAGE IF EXISTS local").await;
