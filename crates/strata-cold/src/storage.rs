@@ -108,6 +108,8 @@ impl Redactor {
 
 pub struct ColdStore {
     def: Arc<StorageDef>,
+    /// The directory of a filesystem storage.
+    dir: Option<std::path::PathBuf>,
     object_store: Arc<dyn ObjectStore>,
     footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
     redactor: Redactor,
@@ -153,7 +155,9 @@ impl ColdStore {
         let fs = LocalFileSystem::new_with_prefix(root)
             .map_err(|e| redactor.error("cannot open", "the storage directory", e))?
             .with_automatic_cleanup(true);
-        Ok(Self::with_store(def, Arc::new(fs), redactor))
+        let mut store = Self::with_store(def, Arc::new(fs), redactor);
+        store.dir = Some(root.to_path_buf());
+        Ok(store)
     }
 
     fn s3(def: Arc<StorageDef>) -> Result<ColdStore> {
@@ -215,6 +219,7 @@ impl ColdStore {
         let object_store: Arc<dyn ObjectStore> = Arc::new(Instrumented::new(&def.id, store));
         ColdStore {
             def,
+            dir: None,
             object_store,
             footers: Mutex::new(HashMap::new()),
             redactor,
@@ -318,6 +323,42 @@ impl ColdStore {
     /// garbage record), which is parsed, never escaped again.
     pub async fn delete_stored(&self, stored: &str) -> Result<()> {
         self.delete(&layout::from_stored(stored)?).await
+    }
+
+    /// Removes the staging files (`batch-7.parquet#3`) an interrupted write
+    /// to a directory leaves beside `path`; object_store neither lists nor
+    /// deletes such names. Returns how many it removed (0 on S3, whose
+    /// unfinished uploads are not objects).
+    pub fn remove_staging(&self, path: &Path) -> Result<usize> {
+        let Some(root) = &self.dir else {
+            return Ok(0);
+        };
+        let Some(name) = path.filename() else {
+            return Ok(0);
+        };
+        let parts: Vec<String> = path.parts().map(|p| p.as_ref().to_string()).collect();
+        let mut parent = root.clone();
+        for p in &parts[..parts.len().saturating_sub(1)] {
+            parent.push(p);
+        }
+        let entries = match std::fs::read_dir(&parent) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.redactor.error("cannot list", path.as_ref(), e)),
+        };
+        let prefix = format!("{name}#");
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            if file.starts_with(&prefix) && file[prefix.len()..].bytes().all(|b| b.is_ascii_digit())
+            {
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| self.redactor.error("cannot delete", file, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Every object under a prefix (the whole storage with `None`).

@@ -203,31 +203,15 @@ async fn remove_orphans(tiers: &Tiers, entries: &FileEntries) {
 }
 
 /// Removes an uncommitted object and, on a local directory, the staging
-/// files (`batch-7.parquet#3`) an interrupted write leaves beside it: one
-/// listing of the object's own directory. (An S3 multipart upload a crash
+/// files (`batch-7.parquet#3`) an interrupted write leaves beside it (one
+/// read of the object's own directory). (An S3 multipart upload a crash
 /// left open is invisible to listings; a bucket lifecycle rule aborts it,
 /// see docs/storage.md.)
 async fn remove_upload(tiers: &Tiers, object: &StoredObject) -> Result<()> {
     let store = tiers.storage(&object.storage)?;
     let path = layout::from_stored(&object.path)?;
     store.delete(&path).await?;
-    let Some(name) = path.filename().map(str::to_string) else {
-        return Ok(());
-    };
-    let dir: object_store::path::Path = path
-        .parts()
-        .take(path.parts().count().saturating_sub(1))
-        .collect();
-    if store.def().storage_type == strata_catalog::StorageType::Filesystem {
-        for staged in store.list(Some(&dir)).await? {
-            if staged
-                .filename()
-                .is_some_and(|f| f.starts_with(&format!("{name}#")))
-            {
-                store.delete(&staged).await?;
-            }
-        }
-    }
+    store.remove_staging(&path)?;
     Ok(())
 }
 

@@ -26,12 +26,18 @@ async fn startup_removes_recorded_uploads_and_nothing_else() {
     let engine = Engine::new(tiers, options).unwrap();
 
     let orphan = Path::parse("public/t/batch-999.parquet").unwrap();
-    let staged = Path::parse("public/t/batch-999.parquet#3").unwrap();
     let foreign = Path::parse("public/t/batch-1000.parquet").unwrap();
     let unrelated = Path::parse("someone-else/data.parquet").unwrap();
-    for p in [&orphan, &staged, &foreign, &unrelated] {
+    for p in [&orphan, &foreign, &unrelated] {
         cold.put(p, b"bytes".to_vec()).await.unwrap();
     }
+    // The staging file an interrupted local write leaves (object_store will
+    // not write such a name itself).
+    std::fs::write(
+        dir.path().join("storage/public/t/batch-999.parquet#3"),
+        b"partial",
+    )
+    .unwrap();
     // A flush recorded its upload, then the process died before its commit.
     let record = StoredObject::new("local", orphan.as_ref());
     manifest::begin_upload(&store, &record, 1).unwrap();
@@ -51,7 +57,12 @@ async fn startup_removes_recorded_uploads_and_nothing_else() {
         !cold.exists(&orphan).await.unwrap(),
         "the recorded upload is removed"
     );
-    assert!(!cold.exists(&staged).await.unwrap(), "its staging file too");
+    assert!(
+        !dir.path()
+            .join("storage/public/t/batch-999.parquet#3")
+            .exists(),
+        "its staging file too"
+    );
     assert!(
         cold.exists(&foreign).await.unwrap(),
         "an object with no record is kept"
