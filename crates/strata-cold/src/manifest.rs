@@ -363,8 +363,13 @@ pub fn table_partitions(store: &Store, table_id: u32) -> Result<Vec<String>> {
 /// recorded text: delete them with [`crate::ColdStore::delete_stored`] (or
 /// rebuild them with [`crate::layout::from_stored`]), never `Path::from`.
 pub fn garbage(store: &Store) -> Result<Vec<(StoredObject, i64)>> {
+    timed_objects(store, b'g')
+}
+
+/// The objects recorded under a tag (`g` garbage, `p` uploads) with their times.
+fn timed_objects(store: &Store, tag: u8) -> Result<Vec<(StoredObject, i64)>> {
     let mut out = vec![];
-    store.scan(CF_COLD, b"g", b"h", |k, v| {
+    store.scan(CF_COLD, &[tag], &[tag + 1], |k, v| {
         let at = <[u8; 8]>::try_from(v).map(i64::from_be_bytes).unwrap_or(0);
         out.push((object_of_key(k), at));
         Ok(true)
@@ -494,13 +499,7 @@ pub fn end_upload(store: &Store, object: &StoredObject) -> Result<()> {
 
 /// Uploads begun and not yet ended, with when they began.
 pub fn pending_uploads(store: &Store) -> Result<Vec<(StoredObject, i64)>> {
-    let mut out = vec![];
-    store.scan(CF_COLD, b"p", b"q", |k, v| {
-        let at = <[u8; 8]>::try_from(v).map(i64::from_be_bytes).unwrap_or(0);
-        out.push((object_of_key(k), at));
-        Ok(true)
-    })?;
-    Ok(out)
+    timed_objects(store, b'p')
 }
 
 /// How many objects the cold records place on a storage: live files, objects

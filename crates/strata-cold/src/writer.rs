@@ -236,6 +236,23 @@ impl FileWriter {
             .map_err(|e| self.redactor.error("cannot write", self.path.as_ref(), e))
     }
 
+    /// Abandons a file whose writing failed: an upload under way (an S3
+    /// multipart upload of a large file) is aborted, so its parts do not
+    /// linger invisible in the bucket. Only for a writer never finished.
+    pub async fn abort(self) {
+        use futures::FutureExt;
+        let path = self.path.clone();
+        let mut sink = self.inner.into_inner();
+        match std::panic::AssertUnwindSafe(sink.abort())
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(%path, error = %e, "could not abort an upload"),
+            Err(_) => tracing::warn!(%path, "could not abort an upload (it was already closing)"),
+        }
+    }
+
     /// Completes the upload and returns the manifest entry of the file.
     pub async fn finish(mut self, created_at: i64) -> Result<FileMeta> {
         let meta = self

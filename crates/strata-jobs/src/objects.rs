@@ -46,7 +46,10 @@ pub(crate) async fn finish_file(
     let object = object_of(&writer);
     let finished = match written {
         Ok(()) => writer.finish(now_micros()).await,
-        Err(e) => Err(e),
+        Err(e) => {
+            writer.abort().await;
+            Err(e)
+        }
     };
     if finished.is_err() {
         discard(tiers, &object).await;

@@ -22,22 +22,17 @@ use std::time::{Duration, Instant};
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use common::s3::{ACCESS_KEY, S3Call, S3Server, SECRET_KEY, credentials_json};
-use common::{ServerOptions, TestServer, sqlstate, text_rows, timed, wait_job};
+use common::{
+    ServerOptions, TestServer, exec, named_rows, one, sqlstate, text_rows, timed, wait_job,
+};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 const BUCKET: &str = "strata-cold";
 const PREFIX: &str = "tenant-a";
-
-async fn exec(client: &Client, sql: &str) {
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
 
 /// The SQLSTATE and message (with detail and hint) a statement fails with.
 async fn error(client: &Client, sql: &str) -> (String, String) {
@@ -57,33 +52,6 @@ async fn error(client: &Client, sql: &str) -> (String, String) {
             (code, text)
         }
     }
-}
-
-async fn one(client: &Client, sql: &str) -> String {
-    let rows = text_rows(client, sql).await;
-    assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
-    rows[0][0].clone()
-}
-
-/// Rows of a query as column name → text (NULL as "NULL").
-async fn named_rows(client: &Client, sql: &str) -> Vec<BTreeMap<String, String>> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                r.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.name().to_string(), r.get(i).unwrap_or("NULL").to_string()))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Runs FLUSH TABLE / COMPACT TABLE and waits for its job to complete.

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-use common::{TestServer, sqlstate, text_rows, timed, wait_job};
+use common::{TestServer, exec, named_rows, one, sqlstate, text_rows, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -42,13 +42,6 @@ const STORAGE_COLUMNS: [&str; 12] = [
     "user_count",
 ];
 
-async fn exec(client: &Client, sql: &str) {
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-}
-
 /// The SQLSTATE and message a statement fails with.
 async fn error(client: &Client, sql: &str) -> (String, String) {
     match client.batch_execute(sql).await {
@@ -71,27 +64,6 @@ async fn fails(client: &Client, sql: &str, code: &str) -> String {
     message
 }
 
-/// Rows of a query as column name → text (NULL as "NULL").
-async fn named_rows(client: &Client, sql: &str) -> Vec<BTreeMap<String, String>> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                r.columns()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.name().to_string(), r.get(i).unwrap_or("NULL").to_string()))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The row of storage `id` in system.storages.
 async fn storage_row(client: &Client, id: &str) -> BTreeMap<String, String> {
     let rows = named_rows(
@@ -112,12 +84,6 @@ async fn storage_ids(client: &Client) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-async fn one(client: &Client, sql: &str) -> String {
-    let rows = text_rows(client, sql).await;
-    assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
-    rows[0][0].clone()
 }
 
 /// Runs FLUSH TABLE / COMPACT TABLE and waits for its job.

@@ -654,3 +654,38 @@ pub async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+pub async fn exec(client: &Client, sql: &str) {
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+/// Rows of a query as column name → text (NULL as "NULL").
+pub async fn named_rows(
+    client: &Client,
+    sql: &str,
+) -> Vec<std::collections::BTreeMap<String, String>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.name().to_string(), r.get(i).unwrap_or("NULL").to_string()))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+pub async fn one(client: &Client, sql: &str) -> String {
+    let rows = text_rows(client, sql).await;
+    assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+    rows[0][0].clone()
+}
