@@ -456,6 +456,18 @@ pub fn mark_mirror_dirty(store: &Store, table_id: u32, user: &str) -> Result<()>
     store.put(CF_COLD, &dirty_key(table_id, user), &[])
 }
 
+/// [`mark_mirror_dirty`] inside a commit's own batch (a write that changes
+/// deletion vectors), so no crash can separate the change from the mark.
+pub fn mark_mirror_dirty_in(
+    store: &Store,
+    batch: &mut Batch,
+    table_id: u32,
+    user: &str,
+) -> Result<()> {
+    batch.put_cf(store.cf(CF_COLD)?, dirty_key(table_id, user), []);
+    Ok(())
+}
+
 pub fn clear_mirror_dirty(store: &Store, table_id: u32, user: &str) -> Result<()> {
     let mut batch = Batch::default();
     batch.delete_cf(store.cf(CF_COLD)?, dirty_key(table_id, user));

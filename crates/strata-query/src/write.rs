@@ -137,6 +137,11 @@ impl<'a> Group<'a> {
             manifest::delete_row(store, wb, self.table.id, self.partition, *loc)?;
             wb.delete_cf(index, k);
         }
+        if !self.superseded.is_empty() {
+            // The partition's manifest.json is now behind: startup checks it
+            // if the server stops before the rewrite that follows.
+            manifest::mark_mirror_dirty_in(store, wb, self.table.id, self.partition)?;
+        }
         for k in self.deletes {
             wb.delete_cf(cf, k);
         }

@@ -908,3 +908,102 @@ async fn credentials_are_checked_and_never_shown() {
     })
     .await;
 }
+
+/// Waits (up to 20 s) until job `id` is running.
+async fn until_running(client: &Client, id: &str) {
+    let sql = format!("SELECT status FROM system.jobs WHERE job_id = '{id}'");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while one(client, &sql).await != "running" {
+        assert!(Instant::now() < deadline, "job {id} never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// KILL JOB of a flush to S3 leaves no object in the bucket and every row
+/// hot; a USER table with USE_USER_STORAGE sends each user's files to that
+/// user's storage (two prefixes of the bucket here), and each user reads
+/// only their own rows, after a restart too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_flush_leaves_nothing_and_each_user_gets_their_own_storage() {
+    timed("kill and per-user storages", TEST_TIMEOUT, async {
+        let options = ServerOptions {
+            env: vec![("STRATA_FAILPOINT".into(), "pause_flush=slow:3000".into())],
+            ..ServerOptions::default()
+        };
+        let (s3, mut server) = servers(options).await;
+        let c = server.client().await;
+        exec(&c, &create_s3_storage(&s3, "s3eu", "eu", "")).await;
+        exec(&c, &create_s3_storage(&s3, "s3us", "us", "")).await;
+        exec(
+            &c,
+            "CREATE NAMESPACE app;
+             CREATE TABLE app.slow (id BIGINT PRIMARY KEY, v TEXT) STORAGE s3eu;
+             CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, v TEXT) WITH (USE_USER_STORAGE = TRUE);
+             CREATE USER alice WITH PASSWORD 'a' ROLE user;
+             CREATE USER bob WITH PASSWORD 'b' ROLE user;
+             ALTER USER alice SET STORAGE 's3eu';
+             ALTER USER bob SET STORAGE 's3us';",
+        )
+        .await;
+
+        let mut model = Model::new();
+        insert(&c, "app.slow", &mut model, 1, 50, "s").await;
+        let id = one(&c, "FLUSH TABLE app.slow").await;
+        until_running(&c, &id).await;
+        exec(&c, &format!("KILL JOB '{id}'")).await;
+        let (status, message) = job_end(&c, &id).await;
+        assert_eq!(status, "cancelled", "{message}");
+        check(&c, "app.slow", &model, "after the killed flush").await;
+        let eu = s3.list(BUCKET, "eu").await;
+        assert!(!eu.iter().any(|k| k.contains("batch-")), "{eu:?}");
+
+        for (user, n) in [("alice", 3), ("bob", 2)] {
+            for i in 1..=n {
+                exec(
+                    &c,
+                    &format!(
+                        "EXECUTE AS USER '{user}' (INSERT INTO app.notes VALUES ({i}, '{user}-{i}'))"
+                    ),
+                )
+                .await;
+            }
+        }
+        flush(&c, "app.notes").await;
+        let eu = s3.list(BUCKET, "eu/app/notes").await;
+        let us = s3.list(BUCKET, "us/app/notes").await;
+        assert!(
+            eu.iter().any(|k| k.starts_with("eu/app/notes/alice/batch-"))
+                && !eu.iter().any(|k| k.contains("/bob/")),
+            "{eu:?}"
+        );
+        assert!(
+            us.iter().any(|k| k.starts_with("us/app/notes/bob/batch-"))
+                && !us.iter().any(|k| k.contains("/alice/")),
+            "{us:?}"
+        );
+        assert!(eu.iter().any(|k| k == "eu/app/notes/alice/manifest.json"), "{eu:?}");
+        assert!(us.iter().any(|k| k == "us/app/notes/bob/manifest.json"), "{us:?}");
+
+        server.restart().await;
+        let c = server.client().await;
+        for (user, want) in [
+            ("alice", vec!["alice-1", "alice-2", "alice-3"]),
+            ("bob", vec!["bob-1", "bob-2"]),
+        ] {
+            let got: Vec<String> = text_rows(
+                &c,
+                &format!("EXECUTE AS USER '{user}' (SELECT v FROM app.notes ORDER BY id)"),
+            )
+            .await
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+            assert_eq!(got, want, "{user} reads only their own rows");
+        }
+        assert_eq!(
+            one(&c, "SELECT storage_id FROM system.users WHERE user_id = 'bob'").await,
+            "s3us"
+        );
+    })
+    .await;
+}
