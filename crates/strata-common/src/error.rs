@@ -127,6 +127,9 @@ pub enum StrataError {
     /// The query memory pool could not grant what an operator needed.
     #[error("{0}")]
     OutOfMemory(String),
+    /// A bounded queue overflowed (a live query that fell behind).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// A file or record on disk is damaged; only what depends on it fails.
     #[error("{0}")]
     DataCorrupted(String),
@@ -188,6 +191,7 @@ impl StrataError {
             StatementTooComplex(_) => "54001",
             UndefinedParameter(_) => "42P02",
             OutOfMemory(_) => "53200",
+            LimitExceeded(_) => "53400",
             DataCorrupted(_) => "XX001",
             Storage(_) => "58030",
             Internal(_) => "XX000",

@@ -216,3 +216,66 @@ impl Encoder for CopyRowEncoder {
         CopyData::new(self.row.split().freeze())
     }
 }
+
+/// Sends a COPY OUT: the CopyOutResponse, each CopyData, CopyDone and the
+/// command tag. Unlike pgwire's helper, which only feeds its write buffer,
+/// it flushes whenever the row stream has nothing ready, so rows of a stream
+/// that waits (a live query's changes) reach the client when they are made,
+/// while a stream that is ready keeps filling whole buffers.
+pub(crate) async fn send_copy_out<C>(client: &mut C, resp: CopyResponse) -> PgWireResult<()>
+where
+    C: futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin,
+    C::Error: std::fmt::Debug,
+    PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
+{
+    use futures::{FutureExt, SinkExt};
+    use pgwire::messages::PgWireBackendMessage as Msg;
+    use pgwire::messages::copy::{CopyDone, CopyFail, CopyOutResponse};
+    use pgwire::messages::response::CommandComplete;
+    let column_formats = resp.column_formats();
+    let (format, columns) = (resp.format, resp.columns);
+    let mut resp = resp;
+    let data_stream = resp.data_stream();
+    client
+        .send(Msg::CopyOutResponse(CopyOutResponse::new(
+            format,
+            columns as i16,
+            column_formats,
+        )))
+        .await?;
+    let mut rows = 0usize;
+    loop {
+        let next = match data_stream.next().now_or_never() {
+            Some(item) => item,
+            None => {
+                client.flush().await?;
+                data_stream.next().await
+            }
+        };
+        match next {
+            Some(Ok(data)) => {
+                if data.data.is_empty() {
+                    continue;
+                }
+                if data.data.as_ref() != [0xFF, 0xFF] {
+                    rows += 1;
+                }
+                client.feed(Msg::CopyData(data)).await?;
+            }
+            Some(Err(e)) => {
+                client
+                    .send(Msg::CopyFail(CopyFail::new(e.to_string())))
+                    .await?;
+                return Err(e);
+            }
+            None => break,
+        }
+    }
+    client.send(Msg::CopyDone(CopyDone::new())).await?;
+    client
+        .send(Msg::CommandComplete(CommandComplete::new(format!(
+            "COPY {rows}"
+        ))))
+        .await?;
+    Ok(())
+}

@@ -204,7 +204,7 @@ where
             client.set_state(PgWireConnectionState::CopyInProgress(true));
             copy::send_copy_in_response(client, result).await?;
         }
-        Response::CopyOut(result) => copy::send_copy_out_response(client, result).await?,
+        Response::CopyOut(result) => crate::copy_out::send_copy_out(client, result).await?,
         Response::CopyBoth(result) => {
             client.set_state(PgWireConnectionState::CopyInProgress(true));
             copy::send_copy_both_response(client, result).await?;

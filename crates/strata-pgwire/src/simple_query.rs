@@ -77,7 +77,7 @@ where
                     copy::send_copy_in_response(client, result).await?;
                     client.set_state(PgWireConnectionState::CopyInProgress(false));
                 }
-                Response::CopyOut(result) => copy::send_copy_out_response(client, result).await?,
+                Response::CopyOut(result) => crate::copy_out::send_copy_out(client, result).await?,
                 Response::CopyBoth(result) => {
                     copy::send_copy_both_response(client, result).await?;
                     client.set_state(PgWireConnectionState::CopyInProgress(false));

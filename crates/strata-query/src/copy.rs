@@ -42,7 +42,10 @@ pub struct CopyOptions {
 }
 
 impl CopyOptions {
-    fn parse(options: &[ast::CopyOption], legacy: &[ast::CopyLegacyOption]) -> Result<Self> {
+    pub(crate) fn parse(
+        options: &[ast::CopyOption],
+        legacy: &[ast::CopyLegacyOption],
+    ) -> Result<Self> {
         let mut format = CopyFormat::Text;
         let (mut delimiter, mut null, mut header, mut quote, mut escape) =
             (None, None, false, None, None);

@@ -193,6 +193,7 @@ pub async fn execute_strata(session: &QueryContext, stmt: &Statement) -> Result<
         | Statement::DropStorage { .. }
         | Statement::ShowStorages
         | Statement::AlterUserStorage { .. } => crate::storages::execute(session, stmt).await,
+        Statement::Subscribe { .. } => crate::live::subscribe(session, stmt).await,
         Statement::CreateUser { .. }
         | Statement::AlterUser { .. }
         | Statement::DropUser { .. }

@@ -17,6 +17,7 @@ pub mod copy;
 pub mod ddl;
 pub mod dml;
 mod engine;
+mod live;
 mod merged;
 pub mod output;
 mod overlay;

@@ -69,8 +69,11 @@ pub(crate) async fn write_rows(
     }
     let txn = session.txn();
     if !txn.in_block() {
+        let before = crate::live::before_commit(session, table, partition, puts, deletes).await?;
         session.mark_committing();
-        let cold_changed = commit(session.engine.store(), table, partition, puts, deletes)?;
+        let (first, cold_changed) =
+            commit(session.engine.store(), table, partition, puts, deletes)?;
+        crate::live::after_commit(&session.engine.tiers, table, partition, puts, before, first);
         let tiers = &session.engine.tiers;
         tiers.counter(table.id).add(puts.len() as u64);
         if cold_changed {
@@ -153,17 +156,18 @@ impl<'a> Group<'a> {
 }
 
 /// Writes new row versions and deletes keys of one partition in one batch;
-/// returns whether that superseded cold rows.
+/// returns the first `_seq` it numbered and whether it superseded cold rows.
 fn commit(
     store: &Store,
     table: &TableDef,
     partition: &str,
     puts: &[Put],
     deletes: &[Vec<u8>],
-) -> Result<bool> {
+) -> Result<(u64, bool)> {
     let group = Group::new(store, table, partition, puts, deletes)?;
-    store.commit_with_seqs(puts.len() as u64, |first, wb| group.fill(store, wb, first))?;
-    Ok(!group.superseded.is_empty())
+    let first =
+        store.commit_with_seqs(puts.len() as u64, |first, wb| group.fill(store, wb, first))?;
+    Ok((first, !group.superseded.is_empty()))
 }
 
 /// Asks for a partition's `manifest.json` to be rewritten after its
@@ -215,15 +219,21 @@ pub(crate) async fn commit_block(session: &QueryContext, block: Block) -> Result
                 None => deletes.push(k.clone()),
             }
         }
-        parts.push((table.as_ref(), partition.as_str(), puts, deletes));
+        parts.push((table, partition.as_str(), puts, deletes));
     }
     let groups = parts
         .iter()
         .map(|(table, partition, puts, deletes)| Group::new(store, table, partition, puts, deletes))
         .collect::<Result<Vec<_>>>()?;
     let total: u64 = groups.iter().map(|g| g.puts.len() as u64).sum();
+    let mut befores = Vec::with_capacity(parts.len());
+    for (table, partition, puts, deletes) in &parts {
+        befores.push(
+            crate::live::before_commit_of(&engine.tiers, table, partition, puts, deletes).await?,
+        );
+    }
     session.mark_committing();
-    store.commit_with_seqs(total, |first, wb| {
+    let first = store.commit_with_seqs(total, |first, wb| {
         let mut next = first;
         for g in &groups {
             g.fill(store, wb, next)?;
@@ -231,6 +241,11 @@ pub(crate) async fn commit_block(session: &QueryContext, block: Block) -> Result
         }
         Ok(())
     })?;
+    let mut next = first;
+    for ((g, (_, _, puts, _)), before) in groups.iter().zip(&parts).zip(befores) {
+        crate::live::after_commit(&engine.tiers, g.table, g.partition, puts, before, next);
+        next += g.puts.len() as u64;
+    }
     for g in &groups {
         engine.tiers.counter(g.table.id).add(g.puts.len() as u64);
         if !g.superseded.is_empty() {

@@ -25,6 +25,15 @@ impl Cursor {
         self.toks.get(self.pos)
     }
 
+    /// Takes the next token, whatever it is.
+    pub(crate) fn next_token(&mut self) -> Option<Token> {
+        let t = self.toks.get(self.pos).cloned();
+        if t.is_some() {
+            self.pos += 1;
+        }
+        t
+    }
+
     fn word_at(&self, i: usize) -> Option<&Word> {
         match self.toks.get(i) {
             Some(Token::Word(w)) => Some(w),

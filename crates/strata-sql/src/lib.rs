@@ -8,6 +8,7 @@ mod cursor;
 mod cursors;
 pub mod like_escape;
 pub mod limits;
+mod live;
 mod options;
 mod parse;
 pub mod pgtext;
@@ -97,6 +98,14 @@ pub enum Statement {
         if_exists: bool,
     },
     ShowStorages,
+    /// `SUBSCRIBE TO [SELECT cols FROM] t [WHERE …] [OPTIONS (last_rows = N)]`:
+    /// the filter is the condition's SQL text.
+    Subscribe {
+        table: ObjectRef,
+        columns: Option<Vec<String>>,
+        filter: Option<String>,
+        last_rows: u64,
+    },
     /// `DROP USER [IF EXISTS] name [, name ...]`.
     DropUser {
         names: Vec<String>,

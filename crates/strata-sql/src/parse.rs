@@ -173,6 +173,9 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
     if let Some(stmt) = crate::storages::parse(&mut c) {
         return stmt;
     }
+    if let Some(stmt) = crate::live::parse(&mut c) {
+        return stmt;
+    }
     if let Some(name) = later_milestone(&c) {
         return Ok(Statement::NotYetSupported(name));
     }
@@ -181,10 +184,7 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
 
 /// Strata statements whose parsers arrive with their features.
 fn later_milestone(c: &Cursor) -> Option<&'static str> {
-    const LATER: &[(&[&str], &str)] = &[
-        (&["KILL", "LIVE"], "KILL LIVE QUERY"),
-        (&["SUBSCRIBE"], "SUBSCRIBE"),
-    ];
+    const LATER: &[(&[&str], &str)] = &[(&["KILL", "LIVE"], "KILL LIVE QUERY")];
     LATER
         .iter()
         .find(|(words, _)| c.peek_words(words))
@@ -470,7 +470,7 @@ mod tests {
         assert_eq!(parse_one("FLUSH t").unwrap_err().sqlstate(), "42601");
         assert!(matches!(
             one("SUBSCRIBE TO app.t"),
-            Statement::NotYetSupported(_)
+            Statement::Subscribe { .. }
         ));
     }
 

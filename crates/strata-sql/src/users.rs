@@ -106,7 +106,7 @@ fn options(c: &mut Cursor, alter: bool) -> Result<(Option<Secret>, Option<String
 
 /// A token as SQL text. sqlparser prints string literals without escaping
 /// their quotes, which would change the statement re-planned from this text.
-fn sql_text(t: &Token) -> String {
+pub(crate) fn sql_text(t: &Token) -> String {
     match t {
         Token::SingleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
         Token::EscapedStringLiteral(s) => {

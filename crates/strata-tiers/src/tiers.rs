@@ -73,6 +73,8 @@ pub struct Tiers {
     pub catalog: Arc<Catalog>,
     /// The open storages; a file is read from the one its entry names.
     pub storages: Storages,
+    /// Committed changes for live queries.
+    pub changes: crate::changes::ChangeBus,
     jobs: OnceLock<Arc<dyn JobControl>>,
     counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
     /// One async lock per table: a DML statement holds it from reading the
@@ -89,6 +91,7 @@ impl Tiers {
             store,
             catalog,
             storages: Storages::new(local),
+            changes: Default::default(),
             jobs: OnceLock::new(),
             counters: Mutex::new(HashMap::new()),
             write_locks: Mutex::new(HashMap::new()),

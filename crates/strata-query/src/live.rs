@@ -1,0 +1,334 @@
+//! Live queries: `SUBSCRIBE TO …` answered as a COPY OUT stream of
+//! `_op, _seq, columns…` rows — first up to `last_rows` current rows
+//! (`snapshot`), then one row per committed change of the subscriber's rows.
+//!
+//! Writers collect what a commit changed only while someone subscribes (an
+//! existence check per written key, the old row per deleted key), and
+//! publish it after the commit, so a block's changes appear at COMMIT and
+//! never on ROLLBACK. Each subscriber reads a bounded queue; one that falls
+//! behind is cut off with an error instead of slowing writers.
+
+use crate::context::QueryContext;
+use crate::copy::CopyOptions;
+use crate::merged::{live_row, row_exists};
+use crate::output::QueryOutput;
+use crate::tiers::Tiers;
+use crate::write::Put;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::error::DataFusionError;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
+use std::sync::Arc;
+use strata_catalog::TableDef;
+use strata_common::{Result, StrataError};
+use strata_sql::{ObjectRef, Statement, TableKind};
+use strata_tiers::changes::{Change, ChangeOp, ChangeSet};
+use tokio::sync::broadcast::error::RecvError;
+
+/// What a commit needs from before it to describe its changes.
+pub(crate) struct Before {
+    /// Per put: whether the key had a live version (an update) or not.
+    existed: Vec<bool>,
+    /// The rows the deletes remove (keys with no live row are left out).
+    deleted: Vec<Vec<ScalarValue>>,
+}
+
+pub(crate) async fn before_commit(
+    session: &QueryContext,
+    table: &Arc<TableDef>,
+    partition: &str,
+    puts: &[Put],
+    deletes: &[Vec<u8>],
+) -> Result<Option<Before>> {
+    before_commit_of(&session.engine.tiers, table, partition, puts, deletes).await
+}
+
+/// Reads what the changes replace, if any live query listens.
+pub(crate) async fn before_commit_of(
+    tiers: &Tiers,
+    table: &Arc<TableDef>,
+    partition: &str,
+    puts: &[Put],
+    deletes: &[Vec<u8>],
+) -> Result<Option<Before>> {
+    if !tiers.changes.listened() || table.kind == TableKind::Stream && puts.is_empty() {
+        return Ok(None);
+    }
+    let mut existed = Vec::with_capacity(puts.len());
+    for (k, _) in puts {
+        existed.push(row_exists(tiers, table, partition, k)?);
+    }
+    let mut deleted = vec![];
+    for k in deletes {
+        if let Some(row) = live_row(tiers, table, partition, k).await? {
+            deleted.push(row);
+        }
+    }
+    Ok(Some(Before { existed, deleted }))
+}
+
+/// Publishes a commit's changes; `first` is the first `_seq` it numbered.
+pub(crate) fn after_commit(
+    tiers: &Tiers,
+    table: &TableDef,
+    partition: &str,
+    puts: &[Put],
+    before: Option<Before>,
+    first: u64,
+) {
+    let Some(before) = before else { return };
+    let mut changes = Vec::with_capacity(puts.len() + before.deleted.len());
+    let last = first + (puts.len() as u64).max(1) - 1;
+    for row in before.deleted {
+        changes.push(Change {
+            op: ChangeOp::Delete,
+            seq: last,
+            row,
+        });
+    }
+    for (i, ((_, row), existed)) in puts.iter().zip(before.existed).enumerate() {
+        changes.push(Change {
+            op: if existed {
+                ChangeOp::Update
+            } else {
+                ChangeOp::Insert
+            },
+            seq: first + i as u64,
+            row: row.clone(),
+        });
+    }
+    tiers.changes.publish(ChangeSet {
+        table_id: table.id,
+        user: partition.to_string(),
+        changes,
+    });
+}
+
+/// `SUBSCRIBE TO …`.
+pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<QueryOutput> {
+    let Statement::Subscribe {
+        table,
+        columns,
+        filter,
+        last_rows,
+    } = stmt
+    else {
+        return Err(StrataError::internal("not a subscription"));
+    };
+    let def = resolve(session, table)?;
+    let projection: Vec<usize> = match columns {
+        None => (0..def.columns.len()).collect(),
+        Some(cols) => cols
+            .iter()
+            .map(|c| {
+                def.columns
+                    .iter()
+                    .position(|d| &d.name == c)
+                    .ok_or_else(|| {
+                        StrataError::UndefinedColumn(format!(
+                            "column \"{c}\" of relation \"{}\" does not exist",
+                            def.name
+                        ))
+                    })
+            })
+            .collect::<Result<_>>()?,
+    };
+    // Listen first, then read the snapshot: a change committed in between
+    // may arrive twice (snapshot and change), never not at all.
+    let receiver = session.engine.tiers.changes.subscribe();
+    let snapshot = snapshot(session, &def, &projection, filter.as_deref(), *last_rows).await?;
+    let table_schema = def.arrow_schema(false);
+    let predicate = match filter {
+        Some(f) => Some(compile(session, &table_schema, f)?),
+        None => None,
+    };
+    let schema = output_schema(&table_schema, &projection);
+    let user = if def.kind == TableKind::User {
+        session.user().to_string()
+    } else {
+        String::new()
+    };
+    let live = Live {
+        table_id: def.id,
+        user,
+        table_schema,
+        schema: schema.clone(),
+        projection,
+        predicate,
+    };
+    let changes = futures::stream::unfold((receiver, live), |(mut rx, live)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(set) => match live.batch(&set) {
+                    Ok(Some(b)) => return Some((Ok(b), (rx, live))),
+                    Ok(None) => continue,
+                    Err(e) => return Some((Err(e), (rx, live))),
+                },
+                Err(RecvError::Lagged(n)) => {
+                    let e = DataFusionError::External(Box::new(StrataError::LimitExceeded(
+                        format!(
+                            "the subscription fell {n} commits behind and was cut off; subscribe again"
+                        ),
+                    )));
+                    return Some((Err(e), (rx, live)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = futures::stream::iter(snapshot.into_iter().map(Ok)).chain(changes);
+    Ok(QueryOutput::CopyOut {
+        schema: schema.clone(),
+        stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+        options: CopyOptions::parse(&[], &[])?,
+    })
+}
+
+fn resolve(session: &QueryContext, table: &ObjectRef) -> Result<Arc<TableDef>> {
+    let (ns, name) = session.resolve(table);
+    if !session.engine.catalog.namespace_exists(&ns) {
+        return Err(StrataError::UndefinedNamespace(ns));
+    }
+    session.engine.catalog.require_table(&ns, &name)
+}
+
+fn output_schema(table: &Schema, projection: &[usize]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("_op", DataType::Utf8, false),
+        Field::new("_seq", DataType::Int64, false),
+    ];
+    fields.extend(
+        projection
+            .iter()
+            .map(|&i| table.field(i).clone().with_nullable(true)),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// The WHERE condition as an expression over the table's columns.
+fn compile(session: &QueryContext, schema: &Schema, filter: &str) -> Result<Arc<dyn PhysicalExpr>> {
+    let df_schema = DFSchema::try_from(schema.clone())?;
+    let expr = session.df().parse_sql_expr(filter, &df_schema)?;
+    Ok(session.df().create_physical_expr(expr, &df_schema)?)
+}
+
+/// Up to `last_rows` current rows, oldest first, through the session's own
+/// SELECT (so row scoping and access levels apply exactly as to a query).
+async fn snapshot(
+    session: &QueryContext,
+    def: &TableDef,
+    projection: &[usize],
+    filter: Option<&str>,
+    last_rows: u64,
+) -> Result<Vec<RecordBatch>> {
+    let cols: Vec<String> = projection
+        .iter()
+        .map(|&i| quote(&def.columns[i].name))
+        .collect();
+    let mut sql = format!(
+        "SELECT '{op}' AS _op, _seq, {} FROM {}.{}",
+        cols.join(", "),
+        quote(&def.namespace),
+        quote(&def.name),
+        op = "snapshot"
+    );
+    if let Some(f) = filter {
+        sql.push_str(&format!(" WHERE {f}"));
+    }
+    sql.push_str(&format!(" ORDER BY _seq DESC LIMIT {last_rows}"));
+    let stmt = strata_sql::parse_one(&sql)?
+        .ok_or_else(|| StrataError::internal("empty snapshot query"))?;
+    let Statement::Sql(ast) = stmt else {
+        return Err(StrataError::internal("snapshot query"));
+    };
+    let plan = session.plan(*ast, &sql).await?;
+    let batches = session
+        .df()
+        .execute_logical_plan(plan)
+        .await?
+        .collect()
+        .await?;
+    // Newest first from the query; the stream is oldest first.
+    let mut rows: Vec<RecordBatch> = vec![];
+    for b in batches.iter().rev() {
+        let n = b.num_rows();
+        let idx = datafusion::arrow::array::UInt32Array::from_iter_values((0..n as u32).rev());
+        let cols = b
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::compute::take(c, &idx, None))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| StrataError::internal(e.to_string()))?;
+        rows.push(
+            RecordBatch::try_new(b.schema(), cols)
+                .map_err(|e| StrataError::internal(e.to_string()))?,
+        );
+    }
+    Ok(rows)
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// One subscription's view of the change bus.
+struct Live {
+    table_id: u32,
+    user: String,
+    table_schema: SchemaRef,
+    schema: SchemaRef,
+    projection: Vec<usize>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl Live {
+    /// The rows of a change set this subscriber sees, if any.
+    fn batch(&self, set: &ChangeSet) -> datafusion::error::Result<Option<RecordBatch>> {
+        if set.table_id != self.table_id || set.user != self.user {
+            return Ok(None);
+        }
+        let n = set.changes.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.table_schema.fields().len());
+        for (i, f) in self.table_schema.fields().iter().enumerate() {
+            let values = set.changes.iter().map(|c| {
+                c.row.get(i).cloned().unwrap_or_else(|| {
+                    ScalarValue::try_from(f.data_type()).unwrap_or(ScalarValue::Null)
+                })
+            });
+            columns.push(ScalarValue::iter_to_array(values)?);
+        }
+        let rows = RecordBatch::try_new(self.table_schema.clone(), columns)?;
+        let mask = match &self.predicate {
+            Some(p) => {
+                let v = p.evaluate(&rows)?.into_array(n)?;
+                let b = v
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Plan("WHERE is not a condition".into()))?;
+                // The filter kernel takes NULL as not true.
+                b
+            }
+            None => BooleanArray::from(vec![true; n]),
+        };
+        let mut out: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                set.changes.iter().map(|c| c.op.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                set.changes.iter().map(|c| c.seq as i64),
+            )),
+        ];
+        for &i in &self.projection {
+            out.push(rows.column(i).clone());
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), out)?;
+        let batch = filter_record_batch(&batch, &mask)?;
+        Ok((batch.num_rows() > 0).then_some(batch))
+    }
+}
