@@ -194,6 +194,7 @@ pub async fn execute_strata(session: &QueryContext, stmt: &Statement) -> Result<
         | Statement::ShowStorages
         | Statement::AlterUserStorage { .. } => crate::storages::execute(session, stmt).await,
         Statement::Subscribe { .. } => crate::live::subscribe(session, stmt).await,
+        Statement::KillLiveQuery { live_id } => crate::live::kill(session, live_id).await,
         Statement::CreateUser { .. }
         | Statement::AlterUser { .. }
         | Statement::DropUser { .. }

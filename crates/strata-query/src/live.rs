@@ -121,6 +121,8 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
         return Err(StrataError::internal("not a subscription"));
     };
     let def = resolve(session, table)?;
+    // Checked here, not left to the snapshot's scan: `LIMIT 0` reads nothing.
+    crate::privileges::check_table_access(&session.engine.catalog, session.user(), &def, false)?;
     let projection: Vec<usize> = match columns {
         None => (0..def.columns.len()).collect(),
         Some(cols) => cols
@@ -153,7 +155,18 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
     } else {
         String::new()
     };
+    let guard = session.engine.tiers.live.register(
+        session.user(),
+        &def.namespace,
+        &def.name,
+        &describe(stmt),
+        strata_catalog::now_micros(),
+    );
+    let killed = guard.query.killed();
     let live = Live {
+        guard,
+        catalog: session.engine.catalog.clone(),
+        def: def.clone(),
         table_id: def.id,
         user,
         table_schema,
@@ -161,26 +174,42 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
         projection,
         predicate,
     };
-    let changes = futures::stream::unfold((receiver, live), |(mut rx, live)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(set) => match live.batch(&set) {
-                    Ok(Some(b)) => return Some((Ok(b), (rx, live))),
-                    Ok(None) => continue,
-                    Err(e) => return Some((Err(e), (rx, live))),
-                },
-                Err(RecvError::Lagged(n)) => {
-                    let e = DataFusionError::External(Box::new(StrataError::LimitExceeded(
-                        format!(
-                            "the subscription fell {n} commits behind and was cut off; subscribe again"
-                        ),
-                    )));
-                    return Some((Err(e), (rx, live)));
-                }
-                Err(RecvError::Closed) => return None,
+    let changes = futures::stream::unfold(
+        (receiver, live, killed, false),
+        |(mut rx, live, mut killed, done)| async move {
+            if done {
+                return None;
             }
-        }
-    });
+            loop {
+                let got = tokio::select! {
+                    got = rx.recv() => got,
+                    // KILL LIVE QUERY: the stream ends, the COPY completes.
+                    _ = killed.changed() => return None,
+                };
+                match got {
+                    Ok(set) => match live.batch(&set) {
+                        Ok(Some(b)) => {
+                            live.guard
+                                .query
+                                .sent(b.num_rows(), strata_catalog::now_micros());
+                            return Some((Ok(b), (rx, live, killed, false)));
+                        }
+                        Ok(None) => continue,
+                        Err(e) => return Some((Err(e), (rx, live, killed, true))),
+                    },
+                    Err(RecvError::Lagged(n)) => {
+                        let e = DataFusionError::External(Box::new(StrataError::LimitExceeded(
+                            format!(
+                                "the subscription fell {n} commits behind and was cut off; subscribe again"
+                            ),
+                        )));
+                        return Some((Err(e), (rx, live, killed, true)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
     let stream = futures::stream::iter(snapshot.into_iter().map(Ok)).chain(changes);
     Ok(QueryOutput::CopyOut {
         schema: schema.clone(),
@@ -276,8 +305,57 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The statement as `system.live_queries` shows it.
+fn describe(stmt: &Statement) -> String {
+    let Statement::Subscribe {
+        table,
+        columns,
+        filter,
+        last_rows,
+    } = stmt
+    else {
+        return String::new();
+    };
+    let name = match &table.namespace {
+        Some(ns) => format!("{ns}.{}", table.name),
+        None => table.name.clone(),
+    };
+    let mut out = match columns {
+        Some(c) => format!("SUBSCRIBE TO SELECT {} FROM {name}", c.join(", ")),
+        None => format!("SUBSCRIBE TO {name}"),
+    };
+    if let Some(f) = filter {
+        out.push_str(&format!(" WHERE {f}"));
+    }
+    if *last_rows > 0 {
+        out.push_str(&format!(" OPTIONS (last_rows = {last_rows})"));
+    }
+    out
+}
+
+/// `KILL LIVE QUERY 'LQ-…'`: the subscriber's own, or any for dba and system.
+pub async fn kill(session: &QueryContext, live_id: &str) -> Result<QueryOutput> {
+    let live = &session.engine.tiers.live;
+    let Some(q) = live.get(live_id) else {
+        return Err(StrataError::UndefinedObject(format!(
+            "live query \"{live_id}\" does not exist"
+        )));
+    };
+    if q.user != session.user() && session.role() < strata_catalog::Role::Dba {
+        return Err(StrataError::InsufficientPrivilege(format!(
+            "permission denied to kill live query \"{live_id}\" of another user"
+        )));
+    }
+    live.kill(live_id);
+    Ok(QueryOutput::command("KILL LIVE QUERY"))
+}
+
 /// One subscription's view of the change bus.
 struct Live {
+    /// Keeps the subscription listed until the stream goes.
+    guard: strata_tiers::changes::LiveGuard,
+    catalog: Arc<strata_catalog::Catalog>,
+    def: Arc<TableDef>,
     table_id: u32,
     user: String,
     table_schema: SchemaRef,
@@ -292,6 +370,18 @@ impl Live {
         if set.table_id != self.table_id || set.user != self.user {
             return Ok(None);
         }
+        // Re-checked at every change: a user dropped or demoted since the
+        // subscription started sees nothing more.
+        let subscriber = &self.guard.query.user;
+        if self.catalog.user(subscriber).is_none() {
+            return Err(DataFusionError::External(Box::new(
+                StrataError::InsufficientPrivilege(format!(
+                    "user \"{subscriber}\" no longer exists"
+                )),
+            )));
+        }
+        crate::privileges::check_table_access(&self.catalog, subscriber, &self.def, false)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let n = set.changes.len();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.table_schema.fields().len());
         for (i, f) in self.table_schema.fields().iter().enumerate() {

@@ -21,6 +21,7 @@ const TABLES: &[&str] = &[
     "users",
     "storages",
     "stats",
+    "live_queries",
 ];
 
 #[derive(Debug)]
@@ -225,6 +226,54 @@ impl SystemSchema {
                         opt_strings(users.iter().map(|u| u.storage_id.clone()).collect()),
                         ts_array(users.iter().map(|u| u.created_at).collect()),
                         ts_array(users.iter().map(|u| u.updated_at).collect()),
+                    ],
+                )?
+            }
+            "live_queries" => {
+                use std::sync::atomic::Ordering;
+                let open = self.tiers.live.list();
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("live_id", DataType::Utf8, false),
+                    Field::new("user_id", DataType::Utf8, false),
+                    Field::new("namespace_id", DataType::Utf8, false),
+                    Field::new("table_name", DataType::Utf8, false),
+                    Field::new("query", DataType::Utf8, false),
+                    ts_field("created_at"),
+                    Field::new("changes_sent", DataType::Int64, false),
+                    Field::new(
+                        "last_change_at",
+                        DataType::Timestamp(
+                            TimeUnit::Microsecond,
+                            Some(Arc::from(strata_catalog::UTC)),
+                        ),
+                        true,
+                    ),
+                ]));
+                RecordBatch::try_new(
+                    schema,
+                    vec![
+                        strings(open.iter().map(|q| q.live_id.clone()).collect()),
+                        strings(open.iter().map(|q| q.user.clone()).collect()),
+                        strings(open.iter().map(|q| q.namespace.clone()).collect()),
+                        strings(open.iter().map(|q| q.table.clone()).collect()),
+                        strings(open.iter().map(|q| q.query.clone()).collect()),
+                        ts_array(open.iter().map(|q| q.created_at).collect()),
+                        Arc::new(Int64Array::from(
+                            open.iter()
+                                .map(|q| q.changes_sent.load(Ordering::Relaxed) as i64)
+                                .collect::<Vec<_>>(),
+                        )),
+                        Arc::new(
+                            TimestampMicrosecondArray::from(
+                                open.iter()
+                                    .map(|q| {
+                                        let at = q.last_change_at.load(Ordering::Relaxed);
+                                        (at > 0).then_some(at)
+                                    })
+                                    .collect::<Vec<_>>(),
+                            )
+                            .with_timezone(strata_catalog::UTC),
+                        ),
                     ],
                 )?
             }

@@ -179,3 +179,78 @@ async fn bad_subscriptions_are_clear_errors() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_listed_and_killed() {
+    timed("live queries", TEST_TIMEOUT, async {
+        let server = TestServer::start().await;
+        let root = server.client().await;
+        exec(
+            &root,
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'PUBLIC');
+             CREATE TABLE secret (id BIGINT PRIMARY KEY, v TEXT);
+             CREATE USER alice WITH PASSWORD 'a' ROLE user;
+             CREATE USER bob WITH PASSWORD 'b' ROLE user;",
+        )
+        .await;
+        let alice = server.client_as("alice", Some("a")).await;
+        // A table the user may not read cannot be subscribed to either.
+        let e = match alice.copy_out("SUBSCRIBE TO secret").await {
+            Ok(_) => panic!("a PRIVATE table was subscribed to by a user"),
+            Err(e) => e,
+        };
+        assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e:?}");
+        // The COPY form, as COPY APIs send it.
+        let mut rows = subscribe(&alice, "COPY (SUBSCRIBE TO t WHERE id > 1) TO STDOUT").await;
+        let listed = common::text_rows(
+            &root,
+            "SELECT live_id, user_id, table_name, query, changes_sent FROM system.live_queries",
+        )
+        .await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0][1], "alice");
+        assert_eq!(listed[0][2], "t");
+        assert_eq!(listed[0][3], "SUBSCRIBE TO t WHERE id > 1");
+        assert_eq!(listed[0][4], "0");
+        let id = listed[0][0].clone();
+        assert!(id.starts_with("LQ-"), "{id}");
+
+        exec(&root, "INSERT INTO t VALUES (2, 'x')").await;
+        assert_eq!(next(&mut rows).await[0], "insert");
+        let sent = common::text_rows(
+            &root,
+            "SELECT changes_sent, last_change_at IS NOT NULL FROM system.live_queries",
+        )
+        .await;
+        assert_eq!(sent, vec![vec!["1".to_string(), "t".into()]]);
+
+        // Another user may not end it; its owner (or a dba) may.
+        let bob = server.client_as("bob", Some("b")).await;
+        let e = bob
+            .batch_execute(&format!("KILL LIVE QUERY '{id}'"))
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some("42501"), "{e:?}");
+        let e = root
+            .batch_execute("KILL LIVE QUERY 'LQ-000000000000'")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some("42704"), "{e:?}");
+        exec(&root, &format!("KILL LIVE QUERY '{id}'")).await;
+        let end = tokio::time::timeout(Duration::from_secs(10), rows.next())
+            .await
+            .expect("the stream ends within 10 s");
+        assert!(end.is_none(), "the COPY completes: {end:?}");
+        assert!(
+            common::text_rows(&root, "SELECT * FROM system.live_queries")
+                .await
+                .is_empty()
+        );
+        // The connection goes on.
+        assert_eq!(
+            common::text_rows(&alice, "SELECT count(*) FROM t").await[0][0],
+            "1"
+        );
+    })
+    .await;
+}

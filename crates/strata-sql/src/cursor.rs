@@ -25,6 +25,11 @@ impl Cursor {
         self.toks.get(self.pos)
     }
 
+    /// The token `n` places ahead of the next one.
+    pub(crate) fn peek_nth(&self, n: usize) -> Option<&Token> {
+        self.toks.get(self.pos + n)
+    }
+
     /// Takes the next token, whatever it is.
     pub(crate) fn next_token(&mut self) -> Option<Token> {
         let t = self.toks.get(self.pos).cloned();

@@ -98,6 +98,10 @@ pub enum Statement {
         if_exists: bool,
     },
     ShowStorages,
+    /// `KILL LIVE QUERY 'LQ-…'`.
+    KillLiveQuery {
+        live_id: String,
+    },
     /// `SUBSCRIBE TO [SELECT cols FROM] t [WHERE …] [OPTIONS (last_rows = N)]`:
     /// the filter is the condition's SQL text.
     Subscribe {

@@ -11,13 +11,53 @@ use strata_common::{Result, StrataError};
 pub const MAX_LAST_ROWS: u64 = 100_000;
 
 pub(crate) fn parse(c: &mut Cursor) -> Option<Result<Statement>> {
-    if !c.peek_words(&["SUBSCRIBE"]) {
-        return None;
+    if c.peek_words(&["SUBSCRIBE"]) {
+        return Some(body(c).and_then(|s| c.expect_end().map(|()| s)));
     }
-    Some(subscribe(c))
+    if c.peek_words(&["COPY"])
+        && c.peek_nth(1) == Some(&Token::LParen)
+        && matches!(c.peek_nth(2), Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("SUBSCRIBE"))
+    {
+        return Some(copy_form(c));
+    }
+    if c.eat_words(&["KILL", "LIVE", "QUERY"]) {
+        return Some((|| {
+            let live_id = c.literal()?;
+            c.expect_end()?;
+            Ok(Statement::KillLiveQuery { live_id })
+        })());
+    }
+    None
 }
 
-fn subscribe(c: &mut Cursor) -> Result<Statement> {
+/// `COPY (SUBSCRIBE …) TO STDOUT [[WITH] (FORMAT text)]`, the form COPY APIs send.
+fn copy_form(c: &mut Cursor) -> Result<Statement> {
+    c.expect_words(&["COPY"])?;
+    c.expect(&Token::LParen)?;
+    let inner = body(c)?;
+    c.expect(&Token::RParen)?;
+    c.expect_words(&["TO", "STDOUT"])?;
+    c.eat_words(&["WITH"]);
+    if c.eat(&Token::LParen) {
+        loop {
+            let key = c.ident()?;
+            let value = c.literal()?;
+            if !(key == "format" && value.eq_ignore_ascii_case("text")) {
+                return Err(StrataError::unsupported(format!(
+                    "COPY (SUBSCRIBE …) supports FORMAT text only (got {key} {value})"
+                )));
+            }
+            if !c.eat(&Token::Comma) {
+                break;
+            }
+        }
+        c.expect(&Token::RParen)?;
+    }
+    c.expect_end()?;
+    Ok(inner)
+}
+
+fn body(c: &mut Cursor) -> Result<Statement> {
     c.expect_words(&["SUBSCRIBE"])?;
     c.eat_words(&["TO"]);
     let mut columns = None;
@@ -44,7 +84,7 @@ fn subscribe(c: &mut Cursor) -> Result<Statement> {
         let mut text = vec![];
         let mut depth = 0i32;
         while let Some(t) = c.peek() {
-            if depth == 0 && c.peek_words(&["OPTIONS"]) {
+            if depth == 0 && (c.peek_words(&["OPTIONS"]) || t == &Token::RParen) {
                 break;
             }
             match t {
@@ -92,7 +132,6 @@ fn subscribe(c: &mut Cursor) -> Result<Statement> {
         }
         c.expect(&Token::RParen)?;
     }
-    c.expect_end()?;
     Ok(Statement::Subscribe {
         table,
         columns,
@@ -128,7 +167,19 @@ mod tests {
             parse_one("SUBSCRIBE TO SELECT id, body FROM msgs").unwrap().unwrap(),
             Statement::Subscribe { columns: Some(c), .. } if c == ["id", "body"]
         ));
+        assert!(matches!(
+            parse_one("COPY (SUBSCRIBE TO t WHERE (a = 1) OPTIONS (last_rows = 2)) TO STDOUT")
+                .unwrap()
+                .unwrap(),
+            Statement::Subscribe { filter: Some(f), last_rows: 2, .. } if f == "( a = 1 )"
+        ));
+        assert!(matches!(
+            parse_one("KILL LIVE QUERY 'LQ-1'").unwrap().unwrap(),
+            Statement::KillLiveQuery { live_id } if live_id == "LQ-1"
+        ));
         for bad in [
+            "COPY (SUBSCRIBE TO t) TO STDOUT (FORMAT csv)",
+            "COPY (SUBSCRIBE TO t) TO 'file'",
             "SUBSCRIBE TO",
             "SUBSCRIBE TO t WHERE",
             "SUBSCRIBE TO t OPTIONS (last_rows = 1000001)",

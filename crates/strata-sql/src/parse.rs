@@ -184,7 +184,7 @@ pub(crate) fn parse_statement(toks: Vec<TokenWithSpan>) -> Result<Statement> {
 
 /// Strata statements whose parsers arrive with their features.
 fn later_milestone(c: &Cursor) -> Option<&'static str> {
-    const LATER: &[(&[&str], &str)] = &[(&["KILL", "LIVE"], "KILL LIVE QUERY")];
+    const LATER: &[(&[&str], &str)] = &[];
     LATER
         .iter()
         .find(|(words, _)| c.peek_words(words))

@@ -75,6 +75,8 @@ pub struct Tiers {
     pub storages: Storages,
     /// Committed changes for live queries.
     pub changes: crate::changes::ChangeBus,
+    /// The open live queries.
+    pub live: Arc<crate::changes::LiveQueries>,
     jobs: OnceLock<Arc<dyn JobControl>>,
     counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
     /// One async lock per table: a DML statement holds it from reading the
@@ -92,6 +94,7 @@ impl Tiers {
             catalog,
             storages: Storages::new(local),
             changes: Default::default(),
+            live: Default::default(),
             jobs: OnceLock::new(),
             counters: Mutex::new(HashMap::new()),
             write_locks: Mutex::new(HashMap::new()),
