@@ -14,7 +14,9 @@ use crate::merged::{live_row, row_exists};
 use crate::output::QueryOutput;
 use crate::tiers::Tiers;
 use crate::write::Put;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
@@ -32,8 +34,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// What a commit needs from before it to describe its changes.
 pub(crate) struct Before {
-    /// Per put: whether the key had a live version (an update) or not.
-    existed: Vec<bool>,
+    /// Per put: the key's live version before (an update) or None (an insert).
+    existed: Vec<Option<Vec<ScalarValue>>>,
     /// The rows the deletes remove (keys with no live row are left out).
     deleted: Vec<Vec<ScalarValue>>,
 }
@@ -61,7 +63,11 @@ pub(crate) async fn before_commit_of(
     }
     let mut existed = Vec::with_capacity(puts.len());
     for (k, _) in puts {
-        existed.push(row_exists(tiers, table, partition, k)?);
+        existed.push(if row_exists(tiers, table, partition, k)? {
+            live_row(tiers, table, partition, k).await?
+        } else {
+            None
+        });
     }
     let mut deleted = vec![];
     for k in deletes {
@@ -89,17 +95,19 @@ pub(crate) fn after_commit(
             op: ChangeOp::Delete,
             seq: last,
             row,
+            old: None,
         });
     }
     for (i, ((_, row), existed)) in puts.iter().zip(before.existed).enumerate() {
         changes.push(Change {
-            op: if existed {
+            op: if existed.is_some() {
                 ChangeOp::Update
             } else {
                 ChangeOp::Insert
             },
             seq: first + i as u64,
             row: row.clone(),
+            old: existed,
         });
     }
     tiers.changes.publish(ChangeSet {
@@ -365,6 +373,36 @@ struct Live {
 }
 
 impl Live {
+    /// Rows as a batch of the table's columns.
+    fn rows<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a Vec<ScalarValue>> + Clone,
+    ) -> datafusion::error::Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.table_schema.fields().len());
+        for (i, f) in self.table_schema.fields().iter().enumerate() {
+            let values = rows.clone().map(|r| {
+                r.get(i).cloned().unwrap_or_else(|| {
+                    ScalarValue::try_from(f.data_type()).unwrap_or(ScalarValue::Null)
+                })
+            });
+            columns.push(ScalarValue::iter_to_array(values)?);
+        }
+        Ok(RecordBatch::try_new(self.table_schema.clone(), columns)?)
+    }
+
+    /// Per row, whether it passes the WHERE condition (NULL does not).
+    fn passes(&self, rows: &RecordBatch) -> datafusion::error::Result<Vec<bool>> {
+        let Some(p) = &self.predicate else {
+            return Ok(vec![true; rows.num_rows()]);
+        };
+        let v = p.evaluate(rows)?.into_array(rows.num_rows())?;
+        let b = v
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| DataFusionError::Plan("WHERE is not a condition".into()))?;
+        Ok((0..b.len()).map(|i| b.is_valid(i) && b.value(i)).collect())
+    }
+
     /// The rows of a change set this subscriber sees, if any.
     fn batch(&self, set: &ChangeSet) -> datafusion::error::Result<Option<RecordBatch>> {
         if set.table_id != self.table_id || set.user != self.user {
@@ -383,32 +421,43 @@ impl Live {
         crate::privileges::check_table_access(&self.catalog, subscriber, &self.def, false)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let n = set.changes.len();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.table_schema.fields().len());
-        for (i, f) in self.table_schema.fields().iter().enumerate() {
-            let values = set.changes.iter().map(|c| {
-                c.row.get(i).cloned().unwrap_or_else(|| {
-                    ScalarValue::try_from(f.data_type()).unwrap_or(ScalarValue::Null)
-                })
-            });
-            columns.push(ScalarValue::iter_to_array(values)?);
+        let rows = self.rows(set.changes.iter().map(|c| &c.row))?;
+        let passes = self.passes(&rows)?;
+        // An update whose new row fails the filter but whose old row passed
+        // leaves the subscriber's view: it is sent as a delete of the old row.
+        let olds: Vec<&Vec<ScalarValue>> = set
+            .changes
+            .iter()
+            .map(|c| c.old.as_ref().unwrap_or(&c.row))
+            .collect();
+        let old_rows = self.rows(olds.iter().copied())?;
+        let old_passes = self.passes(&old_rows)?;
+        let mut keep = Vec::with_capacity(n);
+        let mut ops = Vec::with_capacity(n);
+        let mut leaving = Vec::with_capacity(n);
+        for (i, c) in set.changes.iter().enumerate() {
+            let leaves = c.op == ChangeOp::Update && !passes[i] && old_passes[i];
+            keep.push(passes[i] || leaves);
+            leaving.push(leaves);
+            ops.push(if leaves { ChangeOp::Delete } else { c.op });
         }
-        let rows = RecordBatch::try_new(self.table_schema.clone(), columns)?;
-        let mask = match &self.predicate {
-            Some(p) => {
-                let v = p.evaluate(&rows)?.into_array(n)?;
-                let b = v
-                    .as_any()
-                    .downcast_ref::<BooleanArray>()
-                    .cloned()
-                    .ok_or_else(|| DataFusionError::Plan("WHERE is not a condition".into()))?;
-                // The filter kernel takes NULL as not true.
-                b
-            }
-            None => BooleanArray::from(vec![true; n]),
+        let rows = if leaving.iter().any(|l| *l) {
+            // Each column: the old value where the row leaves, else the new one.
+            let mask = BooleanArray::from(leaving);
+            let cols = rows
+                .columns()
+                .iter()
+                .zip(old_rows.columns())
+                .map(|(new, old)| datafusion::arrow::compute::kernels::zip::zip(&mask, old, new))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(self.table_schema.clone(), cols)?
+        } else {
+            rows
         };
+        let mask = BooleanArray::from(keep);
         let mut out: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
-                set.changes.iter().map(|c| c.op.as_str()),
+                ops.iter().map(|o| o.as_str()),
             )),
             Arc::new(Int64Array::from_iter_values(
                 set.changes.iter().map(|c| c.seq as i64),

@@ -94,6 +94,12 @@ async fn a_subscription_sends_the_snapshot_then_each_committed_change() {
         common::wait_job(&w, &id).await;
         exec(&w, "UPDATE msgs SET body = 'cold' WHERE id = 4").await;
         assert_eq!(fields(&next(&mut rows).await), ("update".into(), vec!["4".into(), "cold".into(), "4".into()]));
+        // A row that leaves the filter by an update arrives as a delete of the old row.
+        exec(&w, "UPDATE msgs SET n = 99 WHERE id = 4").await;
+        assert_eq!(
+            fields(&next(&mut rows).await),
+            ("delete".into(), vec!["4".into(), "cold".into(), "4".into()])
+        );
         // The writer is not held up by the subscriber, and the server answers.
         assert_eq!(common::text_rows(&w, "SELECT count(*) FROM msgs").await[0][0], "6");
     })

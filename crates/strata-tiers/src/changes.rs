@@ -35,6 +35,9 @@ pub struct Change {
     pub seq: u64,
     /// The new row; for a delete, the row that was deleted.
     pub row: Vec<ScalarValue>,
+    /// For an update, the row it replaced (a filter it no longer passes
+    /// makes it a delete for that subscriber).
+    pub old: Option<Vec<ScalarValue>>,
 }
 
 /// One commit's changes to one partition of one table.
