@@ -40,18 +40,8 @@ pub(crate) struct Before {
     deleted: Vec<Vec<ScalarValue>>,
 }
 
-pub(crate) async fn before_commit(
-    session: &QueryContext,
-    table: &Arc<TableDef>,
-    partition: &str,
-    puts: &[Put],
-    deletes: &[Vec<u8>],
-) -> Result<Option<Before>> {
-    before_commit_of(&session.engine.tiers, table, partition, puts, deletes).await
-}
-
 /// Reads what the changes replace, if any live query listens.
-pub(crate) async fn before_commit_of(
+pub(crate) async fn before_commit(
     tiers: &Tiers,
     table: &Arc<TableDef>,
     partition: &str,

@@ -69,7 +69,9 @@ pub(crate) async fn write_rows(
     }
     let txn = session.txn();
     if !txn.in_block() {
-        let before = crate::live::before_commit(session, table, partition, puts, deletes).await?;
+        let before =
+            crate::live::before_commit(&session.engine.tiers, table, partition, puts, deletes)
+                .await?;
         session.mark_committing();
         let (first, cold_changed) =
             commit(session.engine.store(), table, partition, puts, deletes)?;
@@ -229,7 +231,7 @@ pub(crate) async fn commit_block(session: &QueryContext, block: Block) -> Result
     let mut befores = Vec::with_capacity(parts.len());
     for (table, partition, puts, deletes) in &parts {
         befores.push(
-            crate::live::before_commit_of(&engine.tiers, table, partition, puts, deletes).await?,
+            crate::live::before_commit(&engine.tiers, table, partition, puts, deletes).await?,
         );
     }
     session.mark_committing();
