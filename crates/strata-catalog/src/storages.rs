@@ -463,13 +463,7 @@ impl Catalog {
                 )))
             };
         }
-        self.store.put(
-            CF_CATALOG,
-            &storage_key(&def.id),
-            &serde_json::to_vec(&def)?,
-        )?;
-        st.storages.insert(def.id.clone(), Arc::new(def));
-        self.version.fetch_add(1, Ordering::SeqCst);
+        self.put_storage(&mut st, def)?;
         Ok(true)
     }
 
@@ -484,6 +478,12 @@ impl Catalog {
         if !st.storages.contains_key(&def.id) {
             return Err(undefined_storage(&def.id));
         }
+        self.put_storage(&mut st, def)?;
+        Ok(())
+    }
+
+    /// Writes a storage's record and caches it (under the catalog lock).
+    fn put_storage(&self, st: &mut crate::State, def: StorageDef) -> Result<()> {
         self.store.put(
             CF_CATALOG,
             &storage_key(&def.id),

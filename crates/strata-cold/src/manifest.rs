@@ -517,20 +517,37 @@ pub fn pending_uploads(store: &Store) -> Result<Vec<(StoredObject, i64)>> {
 /// How many objects the cold records place on a storage: live files, objects
 /// waiting for deletion and uploads under way (DROP STORAGE refuses while any).
 pub fn objects_on_storage(store: &Store, storage: &str) -> Result<u64> {
-    let mut n = 0u64;
-    store.scan(CF_COLD, b"f", b"g", |_, v| {
-        // A corrupt entry might be on this storage: count it, be safe.
-        if parse_meta(v).map(|m| m.storage == storage).unwrap_or(true) {
-            n += 1;
+    Ok(ObjectCounts::read(store)?.on(storage))
+}
+
+/// Objects the cold records place on each storage, read in one pass.
+#[derive(Debug, Default)]
+pub struct ObjectCounts {
+    by_storage: std::collections::HashMap<String, u64>,
+    /// Entries that do not parse: they might be on any storage.
+    corrupt: u64,
+}
+
+impl ObjectCounts {
+    pub fn read(store: &Store) -> Result<ObjectCounts> {
+        let mut out = ObjectCounts::default();
+        store.scan(CF_COLD, b"f", b"g", |_, v| {
+            match parse_meta(v) {
+                Ok(m) => *out.by_storage.entry(m.storage).or_default() += 1,
+                Err(_) => out.corrupt += 1,
+            }
+            Ok(true)
+        })?;
+        for (object, _) in garbage(store)?.into_iter().chain(pending_uploads(store)?) {
+            *out.by_storage.entry(object.storage).or_default() += 1;
         }
-        Ok(true)
-    })?;
-    for (object, _) in garbage(store)?.into_iter().chain(pending_uploads(store)?) {
-        if object.storage == storage {
-            n += 1;
-        }
+        Ok(out)
     }
-    Ok(n)
+
+    /// The count for one storage; a corrupt entry counts for every storage.
+    pub fn on(&self, storage: &str) -> u64 {
+        self.by_storage.get(storage).copied().unwrap_or(0) + self.corrupt
+    }
 }
 
 /// Every file referenced by any manifest (to tell orphans apart at startup), as

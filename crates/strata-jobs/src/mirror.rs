@@ -65,11 +65,7 @@ async fn write(tiers: &Tiers, table: &TableDef, user: &str, bytes: Vec<u8>) -> R
 
 /// Removes a mirror object; a failure is logged (the object is only a listing).
 pub(crate) async fn remove(tiers: &Tiers, object: &StoredObject) {
-    let removed = match tiers.storage(&object.storage) {
-        Ok(store) => store.delete_stored(&object.path).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = removed {
+    if let Err(e) = tiers.delete_object(object).await {
         tracing::warn!(path = %object.path, storage = %object.storage, error = %e, "could not remove an old manifest.json");
     }
 }

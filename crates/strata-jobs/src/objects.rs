@@ -67,11 +67,7 @@ pub(crate) fn committed(tiers: &Tiers, meta: &FileMeta) {
 /// Removes an object that never made it into a manifest, then its upload
 /// record; if the removal fails the record stays for startup's cleanup.
 pub(crate) async fn discard(tiers: &Tiers, object: &StoredObject) {
-    let removed = match tiers.storage(&object.storage) {
-        Ok(store) => store.delete_stored(&object.path).await,
-        Err(e) => Err(e),
-    };
-    match removed {
+    match tiers.delete_object(object).await {
         Ok(()) => {
             if let Err(e) = manifest::end_upload(&tiers.store, object) {
                 tracing::warn!(path = %object.path, error = %e, "could not clear an upload record");

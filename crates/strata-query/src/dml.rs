@@ -36,7 +36,8 @@ pub(crate) fn partition(session: &QueryContext, table: &TableDef) -> String {
     crate::provider::partition_of(table, session.user())
 }
 
-fn quote(name: &str) -> String {
+/// An identifier quoted for SQL text.
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -10,7 +10,8 @@
 
 use crate::context::QueryContext;
 use crate::copy::CopyOptions;
-use crate::merged::{live_row, row_exists};
+use crate::dml::quote;
+use crate::merged::live_row;
 use crate::output::QueryOutput;
 use crate::tiers::Tiers;
 use crate::write::Put;
@@ -53,11 +54,7 @@ pub(crate) async fn before_commit(
     }
     let mut existed = Vec::with_capacity(puts.len());
     for (k, _) in puts {
-        existed.push(if row_exists(tiers, table, partition, k)? {
-            live_row(tiers, table, partition, k).await?
-        } else {
-            None
-        });
+        existed.push(live_row(tiers, table, partition, k).await?);
     }
     let mut deleted = vec![];
     for k in deletes {
@@ -297,10 +294,6 @@ async fn snapshot(
         );
     }
     Ok(rows)
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The statement as `system.live_queries` shows it.

@@ -43,6 +43,7 @@ pub fn batch(tiers: &Tiers) -> Result<RecordBatch> {
             defs.iter().map(|d| f(d)).collect::<Vec<_>>(),
         ))
     };
+    let counts = strata_cold::manifest::ObjectCounts::read(&tiers.store)?;
     let mut tables = vec![];
     let mut users = vec![];
     let mut files = vec![];
@@ -50,7 +51,7 @@ pub fn batch(tiers: &Tiers) -> Result<RecordBatch> {
         let using = tiers.catalog.storage_users(&d.id);
         tables.push(using.tables.len() as i64);
         users.push(using.users.len() as i64);
-        files.push(strata_cold::manifest::objects_on_storage(&tiers.store, &d.id)? as i64);
+        files.push(counts.on(&d.id) as i64);
     }
     let columns: Vec<ArrayRef> = vec![
         text(&|d| d.id.clone()),

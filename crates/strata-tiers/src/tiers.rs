@@ -132,6 +132,14 @@ impl Tiers {
         self.storage(&self.placement_id(table, user))
     }
 
+    /// Deletes a recorded object from the storage it is on (a missing object
+    /// is not an error).
+    pub async fn delete_object(&self, object: &StoredObject) -> Result<()> {
+        self.storage(&object.storage)?
+            .delete_stored(&object.path)
+            .await
+    }
+
     /// Removes a partition's `manifest.json` (a dropped table or user):
     /// wherever it was last written, and at the built-in default place where
     /// mirrors went before their place was recorded. Failures are logged:
@@ -149,11 +157,7 @@ impl Tiers {
             }
         }
         for object in objects {
-            let removed = match self.storage(&object.storage) {
-                Ok(store) => store.delete_stored(&object.path).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = removed {
+            if let Err(e) = self.delete_object(&object).await {
                 tracing::debug!(path = %object.path, error = %e, "no manifest.json to remove");
             }
         }
