@@ -22,6 +22,33 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub query: QueryConfig,
     pub admin: AdminConfig,
+    pub live: LiveConfig,
+}
+
+/// Live queries (`SUBSCRIBE`): how long a table's change log is kept for
+/// subscribers to resume from (`OPTIONS (from_seq = S)`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Changes older than this are dropped from the log, and a table's log
+    /// is dropped this long after its last subscriber left.
+    pub retention_seconds: u64,
+    /// The most changes kept per table; older ones are dropped first.
+    pub max_entries: u64,
+    /// How many commits a subscriber may fall behind before it is cut off
+    /// (SQLSTATE 53400, with the `from_seq` to resume from). The queue is
+    /// shared: its memory does not grow with the number of subscribers.
+    pub queue_size: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            retention_seconds: 3600,
+            max_entries: 100_000,
+            queue_size: 4096,
+        }
+    }
 }
 
 /// The admin HTTP port (`/metrics`, `/health`): off unless `listen` is set or
@@ -156,6 +183,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             query: QueryConfig::default(),
             admin: AdminConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }

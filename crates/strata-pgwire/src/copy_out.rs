@@ -230,7 +230,7 @@ where
 {
     use futures::{FutureExt, SinkExt};
     use pgwire::messages::PgWireBackendMessage as Msg;
-    use pgwire::messages::copy::{CopyDone, CopyFail, CopyOutResponse};
+    use pgwire::messages::copy::{CopyDone, CopyOutResponse};
     use pgwire::messages::response::CommandComplete;
     let column_formats = resp.column_formats();
     let (format, columns) = (resp.format, resp.columns);
@@ -262,12 +262,8 @@ where
                 }
                 client.feed(Msg::CopyData(data)).await?;
             }
-            Some(Err(e)) => {
-                client
-                    .send(Msg::CopyFail(CopyFail::new(e.to_string())))
-                    .await?;
-                return Err(e);
-            }
+            // The ErrorResponse ends the COPY (a backend never sends CopyFail).
+            Some(Err(e)) => return Err(e),
             None => break,
         }
     }

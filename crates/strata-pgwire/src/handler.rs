@@ -213,6 +213,18 @@ impl Handler {
                 schema,
                 tag,
             },
+            (
+                QueryOutput::CopyOut {
+                    schema,
+                    stream,
+                    options,
+                },
+                Some(c),
+            ) => QueryOutput::CopyOut {
+                stream: until_cancelled(schema.clone(), stream, c.clone()),
+                schema,
+                options,
+            },
             (other, _) => other,
         };
         // Counted after the cancel wrapping, so a cancel counts as an error.

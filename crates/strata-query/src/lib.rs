@@ -45,5 +45,6 @@ pub use output::QueryOutput;
 pub use prepared::Prepared;
 pub use privileges::require_role;
 pub use strata_catalog::{Role, UserDef};
+pub use strata_tiers::change_log::Retention;
 pub use strata_tiers::{JobControl, Tiers, WriteCounter};
 pub use txn::TxnStatus;

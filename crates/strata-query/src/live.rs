@@ -41,7 +41,8 @@ pub(crate) struct Before {
     deleted: Vec<Vec<ScalarValue>>,
 }
 
-/// Reads what the changes replace, if any live query listens.
+/// Reads what the changes replace, if any live query listens or the
+/// table's changes are logged for resuming. Call holding `changes.writing()`.
 pub(crate) async fn before_commit(
     tiers: &Tiers,
     table: &Arc<TableDef>,
@@ -49,7 +50,8 @@ pub(crate) async fn before_commit(
     puts: &[Put],
     deletes: &[Vec<u8>],
 ) -> Result<Option<Before>> {
-    if !tiers.changes.listened() || table.kind == TableKind::Stream && puts.is_empty() {
+    let wanted = tiers.changes.listened() || tiers.change_log.logging(table.id);
+    if !wanted || table.kind == TableKind::Stream && puts.is_empty() {
         return Ok(None);
     }
     let mut existed = Vec::with_capacity(puts.len());
@@ -65,26 +67,28 @@ pub(crate) async fn before_commit(
     Ok(Some(Before { existed, deleted }))
 }
 
-/// Publishes a commit's changes; `first` is the first `_seq` it numbered.
-pub(crate) fn after_commit(
+/// How many `_seq` numbers a commit of `puts` uses: one per put and, when
+/// its changes are described, one per deleted row, so that every change
+/// has its own `_seq` to resume after.
+pub(crate) fn seq_count(before: Option<&Before>, puts: usize) -> u64 {
+    (puts + before.map_or(0, |b| b.deleted.len())) as u64
+}
+
+/// A commit's changes numbered from `first` (puts, then deletes), added to
+/// the change log in the commit's batch when the table's log is on.
+pub(crate) fn describe(
     tiers: &Tiers,
+    batch: &mut strata_store::Batch,
     table: &TableDef,
     partition: &str,
     puts: &[Put],
     before: Option<Before>,
     first: u64,
-) {
-    let Some(before) = before else { return };
+) -> Result<Option<Vec<Change>>> {
+    let Some(before) = before else {
+        return Ok(None);
+    };
     let mut changes = Vec::with_capacity(puts.len() + before.deleted.len());
-    let last = first + (puts.len() as u64).max(1) - 1;
-    for row in before.deleted {
-        changes.push(Change {
-            op: ChangeOp::Delete,
-            seq: last,
-            row,
-            old: None,
-        });
-    }
     for (i, ((_, row), existed)) in puts.iter().zip(before.existed).enumerate() {
         changes.push(Change {
             op: if existed.is_some() {
@@ -97,11 +101,38 @@ pub(crate) fn after_commit(
             old: existed,
         });
     }
-    tiers.changes.publish(ChangeSet {
-        table_id: table.id,
-        user: partition.to_string(),
-        changes,
-    });
+    let after_puts = first + puts.len() as u64;
+    for (j, row) in before.deleted.into_iter().enumerate() {
+        changes.push(Change {
+            op: ChangeOp::Delete,
+            seq: after_puts + j as u64,
+            row,
+            old: None,
+        });
+    }
+    if tiers.change_log.logging(table.id) {
+        let now = strata_catalog::now_micros();
+        tiers
+            .change_log
+            .append(&tiers.store, batch, table, partition, &changes, now)?;
+    }
+    Ok(Some(changes))
+}
+
+/// Publishes a committed partition's changes (called in commit order).
+pub(crate) fn publish(
+    tiers: &Tiers,
+    table: &TableDef,
+    partition: &str,
+    changes: Option<Vec<Change>>,
+) {
+    if let Some(changes) = changes {
+        tiers.changes.publish(ChangeSet {
+            table_id: table.id,
+            user: partition.to_string(),
+            changes,
+        });
+    }
 }
 
 /// `SUBSCRIBE TO …`.
@@ -111,10 +142,13 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
         columns,
         filter,
         last_rows,
+        from_seq,
+        copy_options,
     } = stmt
     else {
         return Err(StrataError::internal("not a subscription"));
     };
+    let options = copy_format(copy_options.as_deref())?;
     let def = resolve(session, table)?;
     // Checked here, not left to the snapshot's scan: `LIMIT 0` reads nothing.
     crate::privileges::check_table_access(&session.engine.catalog, session.user(), &def, false)?;
@@ -135,14 +169,40 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
             })
             .collect::<Result<_>>()?,
     };
-    // Listen first, then read the snapshot: a change committed in between
-    // may arrive twice (snapshot and change), never not at all.
-    let receiver = session.engine.tiers.changes.subscribe();
-    let snapshot = snapshot(session, &def, &projection, filter.as_deref(), *last_rows).await?;
     let table_schema = def.arrow_schema(false);
     let predicate = match filter {
         Some(f) => Some(compile(session, &table_schema, f)?),
         None => None,
+    };
+    let tiers = session.engine.tiers.clone();
+    // Listen and start the table's change log while no writer is between
+    // deciding how to describe its changes and publishing them: every commit
+    // after `start` reaches the receiver, and is in the log.
+    let (receiver, start, log, published) = {
+        let _settled = tiers.changes.settle().await;
+        let receiver = tiers.changes.subscribe();
+        let published = tiers.changes.published();
+        tiers.change_log.subscribe(&tiers.store, def.id)?;
+        let log = LogGuard {
+            tiers: tiers.clone(),
+            table_id: def.id,
+        };
+        (receiver, tiers.store.last_seq(), log, published)
+    };
+    // Resuming: the log must still reach back to `from_seq` (checked again
+    // as it is read).
+    if let Some(s) = from_seq {
+        tiers.change_log.read(&tiers.store, &def, *s, 0)?;
+    }
+    let snapshot = match from_seq {
+        Some(_) => vec![],
+        None => snapshot(session, &def, &projection, filter.as_deref(), *last_rows).await?,
+    };
+    // Changes up to here are in the snapshot (see `max_seq`), or were
+    // received before the resumed-from `_seq`.
+    let sent_upto = match from_seq {
+        Some(s) => *s,
+        None => start.max(max_seq(&snapshot)),
     };
     let schema = output_schema(&table_schema, &projection);
     let user = if def.kind == TableKind::User {
@@ -150,67 +210,211 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
     } else {
         String::new()
     };
-    let guard = session.engine.tiers.live.register(
+    let guard = tiers.live.register(
+        published,
         session.user(),
         &def.namespace,
         &def.name,
-        &describe(stmt),
+        &describe_statement(stmt),
         strata_catalog::now_micros(),
     );
     let killed = guard.query.killed();
-    let live = Live {
-        guard,
-        catalog: session.engine.catalog.clone(),
-        def: def.clone(),
-        table_id: def.id,
-        user,
-        table_schema,
-        schema: schema.clone(),
-        projection,
-        predicate,
-    };
-    let changes = futures::stream::unfold(
-        (receiver, live, killed, false),
-        |(mut rx, live, mut killed, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let got = tokio::select! {
-                    got = rx.recv() => got,
-                    // KILL LIVE QUERY: the stream ends, the COPY completes.
-                    _ = killed.changed() => return None,
-                };
-                match got {
-                    Ok(set) => match live.batch(&set) {
-                        Ok(Some(b)) => {
-                            live.guard
-                                .query
-                                .sent(b.num_rows(), strata_catalog::now_micros());
-                            return Some((Ok(b), (rx, live, killed, false)));
-                        }
-                        Ok(None) => continue,
-                        Err(e) => return Some((Err(e), (rx, live, killed, true))),
-                    },
-                    Err(RecvError::Lagged(n)) => {
-                        let e = DataFusionError::External(Box::new(StrataError::LimitExceeded(
-                            format!(
-                                "the subscription fell {n} commits behind and was cut off; subscribe again"
-                            ),
-                        )));
-                        return Some((Err(e), (rx, live, killed, true)));
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
+    let feed = Feed {
+        rx: receiver,
+        killed,
+        live: Live {
+            guard,
+            catalog: session.engine.catalog.clone(),
+            def: def.clone(),
+            table_id: def.id,
+            user,
+            table_schema,
+            schema: schema.clone(),
+            projection,
+            predicate,
         },
-    );
+        _log: log,
+        tiers,
+        sent_upto,
+        replay: from_seq.map(|_| sent_upto),
+    };
+    let changes = futures::stream::unfold(Some(feed), |feed| async move {
+        let mut feed = feed?;
+        match feed.next().await {
+            Ok(Some(batch)) => Some((Ok(batch), Some(feed))),
+            Ok(None) => None,
+            Err(e) => Some((Err(DataFusionError::External(Box::new(e))), None)),
+        }
+    });
     let stream = futures::stream::iter(snapshot.into_iter().map(Ok)).chain(changes);
     Ok(QueryOutput::CopyOut {
         schema: schema.clone(),
         stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
-        options: CopyOptions::parse(&[], &[])?,
+        options,
     })
+}
+
+/// The COPY options after `TO STDOUT`, read by COPY's own option parser.
+fn copy_format(text: Option<&str>) -> Result<CopyOptions> {
+    let Some(text) = text else {
+        return CopyOptions::parse(&[], &[]);
+    };
+    let sql = format!("COPY subscription TO STDOUT {text}");
+    let bad = || StrataError::Syntax(format!("invalid COPY options: {text}"));
+    match strata_sql::parse_one(&sql).map_err(|_| bad())? {
+        Some(Statement::Sql(ast)) => match *ast {
+            datafusion::sql::sqlparser::ast::Statement::Copy {
+                options,
+                legacy_options,
+                ..
+            } => CopyOptions::parse(&options, &legacy_options),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// The largest `_seq` among snapshot rows (column 1), 0 without rows.
+fn max_seq(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column(1).as_any().downcast_ref::<Int64Array>())
+        .flat_map(|a| a.iter().flatten())
+        .max()
+        .unwrap_or(0)
+        .max(0) as u64
+}
+
+/// Keeps a table's change log on while a subscription is open.
+struct LogGuard {
+    tiers: Arc<Tiers>,
+    table_id: u32,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        self.tiers
+            .change_log
+            .unsubscribe(self.table_id, strata_catalog::now_micros());
+    }
+}
+
+/// Logged changes read per step while resuming.
+const REPLAY_CHUNK: usize = 1024;
+
+/// A subscription's changes after its snapshot: first those of the change
+/// log after `from_seq` (resuming), then those of the bus, each `_seq` once.
+struct Feed {
+    rx: tokio::sync::broadcast::Receiver<Arc<ChangeSet>>,
+    killed: tokio::sync::watch::Receiver<bool>,
+    live: Live,
+    _log: LogGuard,
+    tiers: Arc<Tiers>,
+    /// The last `_seq` the client has (or has seen reflected in the snapshot).
+    sent_upto: u64,
+    /// While resuming, where the next log read starts after.
+    replay: Option<u64>,
+}
+
+impl Feed {
+    /// The next batch of changes; None when the subscription is killed.
+    async fn next(&mut self) -> Result<Option<RecordBatch>> {
+        while let Some(after) = self.replay {
+            let (entries, next) = self.tiers.change_log.read(
+                &self.tiers.store,
+                &self.live.def,
+                after,
+                REPLAY_CHUNK,
+            )?;
+            if entries.is_empty() {
+                // Caught up: whatever committed since is on the bus.
+                self.replay = None;
+                break;
+            }
+            self.replay = Some(next);
+            let set = ChangeSet {
+                table_id: self.live.table_id,
+                user: self.live.user.clone(),
+                changes: entries
+                    .into_iter()
+                    .filter(|e| e.user == self.live.user)
+                    .map(|e| e.change)
+                    .collect(),
+            };
+            if let Some(b) = self.deliver(&set)? {
+                return Ok(Some(b));
+            }
+        }
+        loop {
+            let got = tokio::select! {
+                got = self.rx.recv() => got,
+                // KILL LIVE QUERY: the stream ends, the COPY completes.
+                _ = self.killed.changed() => return Ok(None),
+            };
+            match got {
+                Ok(set) => {
+                    self.live.guard.query.took(1);
+                    if set.table_id != self.live.table_id || set.user != self.live.user {
+                        continue;
+                    }
+                    let fresh = set.changes.iter().any(|c| c.seq > self.sent_upto);
+                    let batch = if fresh && set.changes[0].seq <= self.sent_upto {
+                        // Partly delivered already (from the log or the snapshot).
+                        let rest = ChangeSet {
+                            table_id: set.table_id,
+                            user: set.user.clone(),
+                            changes: set
+                                .changes
+                                .iter()
+                                .filter(|c| c.seq > self.sent_upto)
+                                .cloned()
+                                .collect(),
+                        };
+                        self.deliver(&rest)?
+                    } else if fresh {
+                        self.deliver(&set)?
+                    } else {
+                        None
+                    };
+                    if let Some(b) = batch {
+                        return Ok(Some(b));
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    self.live.guard.query.took(n);
+                    return Err(StrataError::LimitExceeded(format!(
+                        "the subscription fell {n} commits behind and was cut off; resume with OPTIONS (from_seq = {})",
+                        self.sent_upto
+                    )));
+                }
+                Err(RecvError::Closed) => return Ok(None),
+            }
+        }
+    }
+
+    /// The rows of `set` this subscriber sees; moves `sent_upto` past it.
+    fn deliver(&mut self, set: &ChangeSet) -> Result<Option<RecordBatch>> {
+        let batch = self
+            .live
+            .batch(set)
+            .map_err(|e| match e {
+                DataFusionError::External(e) => match e.downcast::<StrataError>() {
+                    Ok(e) => *e,
+                    Err(e) => StrataError::internal(e.to_string()),
+                },
+                e => StrataError::from(e),
+            })?;
+        if let Some(last) = set.changes.last() {
+            self.sent_upto = self.sent_upto.max(last.seq);
+        }
+        if let Some(b) = &batch {
+            self.live
+                .guard
+                .query
+                .sent(b.num_rows(), strata_catalog::now_micros());
+        }
+        Ok(batch)
+    }
 }
 
 fn resolve(session: &QueryContext, table: &ObjectRef) -> Result<Arc<TableDef>> {
@@ -297,12 +501,14 @@ async fn snapshot(
 }
 
 /// The statement as `system.live_queries` shows it.
-fn describe(stmt: &Statement) -> String {
+fn describe_statement(stmt: &Statement) -> String {
     let Statement::Subscribe {
         table,
         columns,
         filter,
         last_rows,
+        from_seq,
+        ..
     } = stmt
     else {
         return String::new();
@@ -320,6 +526,9 @@ fn describe(stmt: &Statement) -> String {
     }
     if *last_rows > 0 {
         out.push_str(&format!(" OPTIONS (last_rows = {last_rows})"));
+    }
+    if let Some(s) = from_seq {
+        out.push_str(&format!(" OPTIONS (from_seq = {s})"));
     }
     out
 }

@@ -248,6 +248,7 @@ impl SystemSchema {
                         ),
                         true,
                     ),
+                    Field::new("lag", DataType::Int64, false),
                 ]));
                 RecordBatch::try_new(
                     schema,
@@ -274,6 +275,11 @@ impl SystemSchema {
                             )
                             .with_timezone(strata_catalog::UTC),
                         ),
+                        Arc::new(Int64Array::from(
+                            open.iter()
+                                .map(|q| q.lag(&self.tiers.changes) as i64)
+                                .collect::<Vec<_>>(),
+                        )),
                     ],
                 )?
             }

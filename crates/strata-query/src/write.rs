@@ -9,6 +9,7 @@
 use crate::codec::encode_row;
 use crate::context::QueryContext;
 use crate::merged::{live_row, row_exists};
+use crate::live::Before;
 use crate::txn::{Block, TxnState};
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
@@ -69,14 +70,11 @@ pub(crate) async fn write_rows(
     }
     let txn = session.txn();
     if !txn.in_block() {
-        let before =
-            crate::live::before_commit(&session.engine.tiers, table, partition, puts, deletes)
-                .await?;
-        session.mark_committing();
-        let (first, cold_changed) =
-            commit(session.engine.store(), table, partition, puts, deletes)?;
-        crate::live::after_commit(&session.engine.tiers, table, partition, puts, before, first);
         let tiers = &session.engine.tiers;
+        let _pass = tiers.changes.writing().await;
+        let before = crate::live::before_commit(tiers, table, partition, puts, deletes).await?;
+        session.mark_committing();
+        let cold_changed = commit(tiers, table, partition, puts, deletes, before)?;
         tiers.counter(table.id).add(puts.len() as u64);
         if cold_changed {
             republish(tiers, table.id, partition);
@@ -157,19 +155,32 @@ impl<'a> Group<'a> {
     }
 }
 
-/// Writes new row versions and deletes keys of one partition in one batch;
-/// returns the first `_seq` it numbered and whether it superseded cold rows.
+/// Writes new row versions and deletes keys of one partition in one batch,
+/// with their change-log entries, and publishes the changes to live queries;
+/// returns whether it superseded cold rows.
 fn commit(
-    store: &Store,
+    tiers: &crate::Tiers,
     table: &TableDef,
     partition: &str,
     puts: &[Put],
     deletes: &[Vec<u8>],
-) -> Result<(u64, bool)> {
+    before: Option<Before>,
+) -> Result<bool> {
+    let store = tiers.store.as_ref();
     let group = Group::new(store, table, partition, puts, deletes)?;
-    let first =
-        store.commit_with_seqs(puts.len() as u64, |first, wb| group.fill(store, wb, first))?;
-    Ok((first, !group.superseded.is_empty()))
+    let count = crate::live::seq_count(before.as_ref(), puts.len());
+    let described = std::cell::RefCell::new(None);
+    store.commit_with_seqs_then(
+        count,
+        |first, wb| {
+            group.fill(store, wb, first)?;
+            *described.borrow_mut() =
+                crate::live::describe(tiers, wb, table, partition, puts, before, first)?;
+            Ok(())
+        },
+        |_| crate::live::publish(tiers, table, partition, described.take()),
+    )?;
+    Ok(!group.superseded.is_empty())
 }
 
 /// Asks for a partition's `manifest.json` to be rewritten after its
@@ -227,27 +238,46 @@ pub(crate) async fn commit_block(session: &QueryContext, block: Block) -> Result
         .iter()
         .map(|(table, partition, puts, deletes)| Group::new(store, table, partition, puts, deletes))
         .collect::<Result<Vec<_>>>()?;
-    let total: u64 = groups.iter().map(|g| g.puts.len() as u64).sum();
+    let _pass = engine.tiers.changes.writing().await;
     let mut befores = Vec::with_capacity(parts.len());
     for (table, partition, puts, deletes) in &parts {
         befores.push(
             crate::live::before_commit(&engine.tiers, table, partition, puts, deletes).await?,
         );
     }
+    let counts: Vec<u64> = groups
+        .iter()
+        .zip(&befores)
+        .map(|(g, b)| crate::live::seq_count(b.as_ref(), g.puts.len()))
+        .collect();
     session.mark_committing();
-    let first = store.commit_with_seqs(total, |first, wb| {
-        let mut next = first;
-        for g in &groups {
-            g.fill(store, wb, next)?;
-            next += g.puts.len() as u64;
-        }
-        Ok(())
-    })?;
-    let mut next = first;
-    for ((g, (_, _, puts, _)), before) in groups.iter().zip(&parts).zip(befores) {
-        crate::live::after_commit(&engine.tiers, g.table, g.partition, puts, before, next);
-        next += g.puts.len() as u64;
-    }
+    let described = std::cell::RefCell::new(Vec::with_capacity(groups.len()));
+    store.commit_with_seqs_then(
+        counts.iter().sum(),
+        |first, wb| {
+            let mut next = first;
+            for ((g, before), count) in groups.iter().zip(befores).zip(&counts) {
+                g.fill(store, wb, next)?;
+                let changes = crate::live::describe(
+                    &engine.tiers,
+                    wb,
+                    g.table,
+                    g.partition,
+                    g.puts,
+                    before,
+                    next,
+                )?;
+                described.borrow_mut().push(changes);
+                next += count;
+            }
+            Ok(())
+        },
+        |_| {
+            for (g, changes) in groups.iter().zip(described.take()) {
+                crate::live::publish(&engine.tiers, g.table, g.partition, changes);
+            }
+        },
+    )?;
     for g in &groups {
         engine.tiers.counter(g.table.id).add(g.puts.len() as u64);
         if !g.superseded.is_empty() {

@@ -61,6 +61,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!(error = %e, "could not clear the spill directory");
     }
     let tiers = Tiers::new(store.clone(), catalog, cold);
+    tiers
+        .change_log
+        .set_retention(strata_query::Retention {
+            seconds: config.live.retention_seconds,
+            max_entries: config.live.max_entries,
+        });
+    tiers.changes.set_capacity(config.live.queue_size);
+    trim_change_logs(tiers.clone());
     let engine = Engine::new(tiers.clone(), engine_options(&config))
         .map_err(|e| format!("cannot start the query runtime: {e}"))?;
     let jobs = JobManager::new(engine.tiers().clone(), &config.jobs)
@@ -157,8 +165,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
 /// Watches a second descriptor of the client's socket for the client going
 /// away (EOF or a reset) while the connection is busy: pgwire reads the socket
 /// only between statements, so without this a query would run to its end for
-/// nobody. Pending bytes (the client's next message) mean it is still there;
-/// they are looked at again after a pause instead of in a busy loop.
+/// nobody. The peer's close is seen even behind unread bytes (a pipelined
+/// Sync); a CopyFail among them ends the running statement too (the way a
+/// client ends a live query's COPY OUT). Pending bytes are looked at again after a
+/// pause, not in a busy loop.
 fn watch_disconnect(
     socket: &tokio::net::TcpStream,
     hook: strata_pgwire::DisconnectHook,
@@ -169,21 +179,71 @@ fn watch_disconnect(
     std_socket.set_nonblocking(true).ok()?;
     let probe = tokio::net::TcpStream::from_std(std_socket).ok()?;
     Some(tokio::spawn(async move {
-        let mut byte = [0u8; 1];
+        let mut pending = vec![0u8; 8192];
         loop {
-            match probe.peek(&mut byte).await {
-                Ok(0) | Err(_) => {
-                    if hook.fire().await {
-                        tracing::info!(
-                            "client went away while a statement ran: statement cancelled"
-                        );
-                    }
+            let closed = match probe.ready(tokio::io::Interest::READABLE).await {
+                Ok(ready) => ready.is_read_closed(),
+                Err(_) => true,
+            };
+            let ending = match probe.peek(&mut pending).await {
+                Ok(0) | Err(_) => true,
+                Ok(n) => closed || ends_statement(&pending[..n]),
+            };
+            if ending {
+                if hook.fire().await {
+                    tracing::info!("the client went away or ended a running statement: statement cancelled");
+                }
+                if closed {
                     return;
                 }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }))
+}
+
+/// Whether unread client messages include a CopyFail. TLS records (content
+/// types 20–23) are not looked into.
+fn ends_statement(mut bytes: &[u8]) -> bool {
+    if matches!(bytes.first(), Some(20..=23)) {
+        return false;
+    }
+    while bytes.len() >= 5 {
+        if bytes[0] == b'f' {
+            return true;
+        }
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        if len < 4 || len + 1 > bytes.len() {
+            return false;
+        }
+        bytes = &bytes[len + 1..];
+    }
+    false
+}
+
+/// Trims the live-query change logs to their retention, once a second.
+fn trim_change_logs(tiers: std::sync::Arc<Tiers>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let t = tiers.clone();
+            let trimmed = tokio::task::spawn_blocking(move || {
+                let catalog = t.catalog.clone();
+                t.change_log.trim(
+                    &t.store,
+                    |id| catalog.table_by_id(id).is_some(),
+                    strata_catalog::now_micros(),
+                )
+            })
+            .await;
+            match trimmed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "trimming the change log failed"),
+                Err(e) => tracing::error!(error = %e, "trimming the change log panicked"),
+            }
+        }
+    });
 }
 
 fn engine_options(config: &Config) -> EngineOptions {

@@ -166,14 +166,15 @@ async fn bad_subscriptions_are_clear_errors() {
     timed("subscribe errors", TEST_TIMEOUT, async {
         let server = TestServer::start().await;
         let c = server.client().await;
-        exec(&c, "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)").await;
+        exec(&c, "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b')").await;
         for (sql, code) in [
             ("SUBSCRIBE TO nope", "42P01"),
             ("SUBSCRIBE TO nons.t", "3F000"),
             ("SUBSCRIBE TO SELECT missing FROM t", "42703"),
             ("SUBSCRIBE TO t WHERE", "42601"),
             ("SUBSCRIBE TO t WHERE missing = 1", "42703"),
-            ("SUBSCRIBE TO t OPTIONS (from_seq = 1)", "0A000"),
+            ("SUBSCRIBE TO t OPTIONS (from_seq = 1)", "55000"),
+            ("SUBSCRIBE TO t OPTIONS (from_seq = 1, last_rows = 1)", "22023"),
         ] {
             let e = match c.copy_out(sql).await {
                 Ok(_) => panic!("{sql} was accepted"),

@@ -102,13 +102,16 @@ pub enum Statement {
     KillLiveQuery {
         live_id: String,
     },
-    /// `SUBSCRIBE TO [SELECT cols FROM] t [WHERE …] [OPTIONS (last_rows = N)]`:
-    /// the filter is the condition's SQL text.
+    /// `SUBSCRIBE TO [SELECT cols FROM] t [WHERE …] [OPTIONS (last_rows = N | from_seq = S)]`,
+    /// or inside `COPY (…) TO STDOUT [options]`: the filter is the
+    /// condition's SQL text, `copy_options` the text after `TO STDOUT`.
     Subscribe {
         table: ObjectRef,
         columns: Option<Vec<String>>,
         filter: Option<String>,
         last_rows: u64,
+        from_seq: Option<u64>,
+        copy_options: Option<String>,
     },
     /// `DROP USER [IF EXISTS] name [, name ...]`.
     DropUser {

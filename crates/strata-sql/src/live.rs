@@ -1,4 +1,4 @@
-//! `SUBSCRIBE TO ns.t [WHERE …] [OPTIONS (last_rows = N)]` and
+//! `SUBSCRIBE TO ns.t [WHERE …] [OPTIONS (last_rows = N | from_seq = S)]` and
 //! `SUBSCRIBE TO SELECT cols FROM ns.t [WHERE …] [OPTIONS (…)]`.
 
 use crate::Statement;
@@ -30,30 +30,29 @@ pub(crate) fn parse(c: &mut Cursor) -> Option<Result<Statement>> {
     None
 }
 
-/// `COPY (SUBSCRIBE …) TO STDOUT [[WITH] (FORMAT text)]`, the form COPY APIs send.
+/// `COPY (SUBSCRIBE …) TO STDOUT [[WITH] (options)]`, the form COPY APIs send.
+/// The options are kept as text for the COPY option parser.
 fn copy_form(c: &mut Cursor) -> Result<Statement> {
     c.expect_words(&["COPY"])?;
     c.expect(&Token::LParen)?;
-    let inner = body(c)?;
+    let mut inner = body(c)?;
     c.expect(&Token::RParen)?;
     c.expect_words(&["TO", "STDOUT"])?;
-    c.eat_words(&["WITH"]);
-    if c.eat(&Token::LParen) {
-        loop {
-            let key = c.ident()?;
-            let value = c.literal()?;
-            if !(key == "format" && value.eq_ignore_ascii_case("text")) {
-                return Err(StrataError::unsupported(format!(
-                    "COPY (SUBSCRIBE …) supports FORMAT text only (got {key} {value})"
-                )));
-            }
-            if !c.eat(&Token::Comma) {
-                break;
-            }
+    let mut text = vec![];
+    while let Some(t) = c.peek() {
+        if t == &Token::SemiColon {
+            break;
         }
-        c.expect(&Token::RParen)?;
+        if let Some(t) = c.next_token() {
+            text.push(sql_text(&t));
+        }
     }
     c.expect_end()?;
+    if let Statement::Subscribe { copy_options, .. } = &mut inner
+        && !text.is_empty()
+    {
+        *copy_options = Some(text.join(" "));
+    }
     Ok(inner)
 }
 
@@ -102,6 +101,7 @@ fn body(c: &mut Cursor) -> Result<Statement> {
         filter = Some(text.join(" "));
     }
     let mut last_rows = 0;
+    let mut from_seq = None;
     if c.eat_words(&["OPTIONS"]) {
         c.expect(&Token::LParen)?;
         loop {
@@ -115,14 +115,10 @@ fn body(c: &mut Cursor) -> Result<Statement> {
                         "last_rows must be at most {MAX_LAST_ROWS}"
                     )));
                 }
-                "from_seq" => {
-                    return Err(StrataError::unsupported(
-                        "from_seq (resuming a subscription) is not supported yet; resubscribe with last_rows",
-                    ));
-                }
+                "from_seq" => from_seq = Some(value),
                 other => {
                     return Err(StrataError::InvalidParameterValue(format!(
-                        "unknown subscription option \"{other}\" (expected last_rows)"
+                        "unknown subscription option \"{other}\" (expected last_rows or from_seq)"
                     )));
                 }
             }
@@ -132,11 +128,18 @@ fn body(c: &mut Cursor) -> Result<Statement> {
         }
         c.expect(&Token::RParen)?;
     }
+    if from_seq.is_some() && last_rows > 0 {
+        return Err(StrataError::InvalidParameterValue(
+            "last_rows and from_seq cannot be combined: from_seq resumes after rows the client already has".into(),
+        ));
+    }
     Ok(Statement::Subscribe {
         table,
         columns,
         filter,
         last_rows,
+        from_seq,
+        copy_options: None,
     })
 }
 
@@ -151,6 +154,7 @@ mod tests {
             columns,
             filter,
             last_rows,
+            ..
         } = parse_one(
             "SUBSCRIBE TO app.msgs WHERE conv = 'a''b' AND (n > 1) OPTIONS (last_rows = 5)",
         )
@@ -177,8 +181,16 @@ mod tests {
             parse_one("KILL LIVE QUERY 'LQ-1'").unwrap().unwrap(),
             Statement::KillLiveQuery { live_id } if live_id == "LQ-1"
         ));
+        assert!(matches!(
+            parse_one("COPY (SUBSCRIBE TO t OPTIONS (from_seq = 7)) TO STDOUT WITH (FORMAT csv, HEADER)")
+                .unwrap()
+                .unwrap(),
+            Statement::Subscribe { from_seq: Some(7), copy_options: Some(o), .. }
+                if o == "WITH ( FORMAT csv , HEADER )"
+        ));
         for bad in [
-            "COPY (SUBSCRIBE TO t) TO STDOUT (FORMAT csv)",
+            "SUBSCRIBE TO t OPTIONS (from_seq = 1, last_rows = 2)",
+            "SUBSCRIBE TO t OPTIONS (from_seq = -1)",
             "COPY (SUBSCRIBE TO t) TO 'file'",
             "SUBSCRIBE TO",
             "SUBSCRIBE TO t WHERE",

@@ -28,8 +28,18 @@ pub const CF_PK_INDEX: &str = "pk_index";
 pub const CF_COLD: &str = "cold";
 /// Column family of job records (`system.jobs`).
 pub const CF_JOBS: &str = "jobs";
+/// Column family of the live-query change log: (table id, `_seq`) → change.
+pub const CF_CHANGES: &str = "changes";
 
-const ALL_CFS: [&str; 6] = [CF_DATA, CF_CATALOG, CF_META, CF_PK_INDEX, CF_COLD, CF_JOBS];
+const ALL_CFS: [&str; 7] = [
+    CF_DATA,
+    CF_CATALOG,
+    CF_META,
+    CF_PK_INDEX,
+    CF_COLD,
+    CF_JOBS,
+    CF_CHANGES,
+];
 
 const LAST_SEQ_KEY: &[u8] = b"last_seq";
 
@@ -99,6 +109,17 @@ impl Store {
     where
         F: FnOnce(u64, &mut WriteBatch) -> Result<()>,
     {
+        self.commit_with_seqs_then(count, fill, |_| {})
+    }
+
+    /// `commit_with_seqs`, then `after(first)` once the batch is written and
+    /// before the next commit may start: what it does (publishing the changes
+    /// to live queries) happens in `_seq` order.
+    pub fn commit_with_seqs_then<F, A>(&self, count: u64, fill: F, after: A) -> Result<u64>
+    where
+        F: FnOnce(u64, &mut WriteBatch) -> Result<()>,
+        A: FnOnce(u64),
+    {
         let _guard = self.commit_lock.lock();
         let first = self.last_seq.load(Ordering::SeqCst) + 1;
         let mut batch = WriteBatch::default();
@@ -107,7 +128,14 @@ impl Store {
         batch.put_cf(self.cf(CF_META)?, LAST_SEQ_KEY, last.to_be_bytes());
         self.write(batch)?;
         self.last_seq.store(last, Ordering::SeqCst);
+        after(first);
         Ok(first)
+    }
+
+    /// Runs `f` with the last committed `_seq` while no commit is in progress.
+    pub fn between_commits<R>(&self, f: impl FnOnce(u64) -> R) -> R {
+        let _guard = self.commit_lock.lock();
+        f(self.last_seq.load(Ordering::SeqCst))
     }
 
     /// Commits a batch that needs no sequence numbers (catalog changes).

@@ -6,9 +6,11 @@
 
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio::sync::broadcast;
 
-/// How many committed change sets a subscriber may fall behind.
+/// How many committed change sets a subscriber may fall behind, unless
+/// `[live] queue_size` says otherwise.
 pub const CHANGE_QUEUE: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,31 +52,68 @@ pub struct ChangeSet {
 
 #[derive(Debug)]
 pub struct ChangeBus {
-    tx: broadcast::Sender<Arc<ChangeSet>>,
+    /// Made at first use, with the capacity set by then.
+    tx: std::sync::OnceLock<broadcast::Sender<Arc<ChangeSet>>>,
+    capacity: std::sync::atomic::AtomicUsize,
+    /// Held shared by each writer from deciding whether to describe its
+    /// changes until it has published them; a new subscriber takes it
+    /// exclusively once, so no writer that decided before it started can
+    /// commit after its snapshot unseen.
+    gate: tokio::sync::RwLock<()>,
+    published: AtomicU64,
 }
 
 impl Default for ChangeBus {
     fn default() -> Self {
         ChangeBus {
-            tx: broadcast::channel(CHANGE_QUEUE).0,
+            tx: std::sync::OnceLock::new(),
+            capacity: CHANGE_QUEUE.into(),
+            gate: Default::default(),
+            published: AtomicU64::new(0),
         }
     }
 }
 
 impl ChangeBus {
+    /// A writer's pass; see `gate`.
+    pub async fn writing(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
+    }
+
+    /// Waits until every writer that may have missed a new subscriber is done.
+    pub async fn settle(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().await
+    }
+
+    /// How many change sets a subscriber may fall behind; takes effect
+    /// only before the first subscription (the server sets it at startup).
+    pub fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity.clamp(1, 1 << 20), Ordering::Relaxed);
+    }
+
+    fn tx(&self) -> &broadcast::Sender<Arc<ChangeSet>> {
+        self.tx
+            .get_or_init(|| broadcast::channel(self.capacity.load(Ordering::Relaxed)).0)
+    }
+
     /// Whether any live query listens (writers skip the work otherwise).
     pub fn listened(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.tx.get().is_some_and(|tx| tx.receiver_count() > 0)
     }
 
     pub fn publish(&self, set: ChangeSet) {
-        if !set.changes.is_empty() {
-            let _ = self.tx.send(Arc::new(set));
+        if !set.changes.is_empty() && self.tx().send(Arc::new(set)).is_ok() {
+            self.published.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    /// How many change sets have been published (for subscribers' lag).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeSet>> {
-        self.tx.subscribe()
+        self.tx().subscribe()
     }
 }
 
@@ -87,9 +126,12 @@ pub struct LiveQuery {
     pub table: String,
     pub query: String,
     pub created_at: i64,
-    pub changes_sent: std::sync::atomic::AtomicU64,
+    pub changes_sent: AtomicU64,
     /// µs of the last change sent; 0 before the first.
-    pub last_change_at: std::sync::atomic::AtomicI64,
+    pub last_change_at: AtomicI64,
+    /// How many of the bus's change sets this subscriber has taken (it
+    /// started at the count published then); the difference is its lag.
+    pub consumed: AtomicU64,
     kill: tokio::sync::watch::Sender<bool>,
 }
 
@@ -99,8 +141,18 @@ impl LiveQuery {
         self.kill.subscribe()
     }
 
+    /// Change sets published that this subscriber has not taken yet.
+    pub fn lag(&self, bus: &ChangeBus) -> u64 {
+        bus.published()
+            .saturating_sub(self.consumed.load(Ordering::Relaxed))
+    }
+
+    /// The subscriber took `n` change sets off the bus (or lost them).
+    pub fn took(&self, n: u64) {
+        self.consumed.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn sent(&self, rows: usize, at: i64) {
-        use std::sync::atomic::Ordering;
         self.changes_sent.fetch_add(rows as u64, Ordering::Relaxed);
         self.last_change_at.store(at, Ordering::Relaxed);
     }
@@ -126,8 +178,11 @@ impl Drop for LiveGuard {
 }
 
 impl LiveQueries {
+    /// `published` is the bus's count when the subscriber started listening.
+    #[allow(clippy::too_many_arguments)]
     pub fn register(
         self: &Arc<Self>,
+        published: u64,
         user: &str,
         namespace: &str,
         table: &str,
@@ -144,6 +199,7 @@ impl LiveQueries {
             created_at: now,
             changes_sent: Default::default(),
             last_change_at: Default::default(),
+            consumed: AtomicU64::new(published),
             kill: tokio::sync::watch::channel(false).0,
         });
         self.open.lock().insert(id, query.clone());

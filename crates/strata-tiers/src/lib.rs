@@ -6,6 +6,7 @@
 //! over them; `strata-jobs` flushes, compacts and evicts through them without
 //! depending on the planner's session or DML code.
 
+pub mod change_log;
 pub mod changes;
 pub mod codec;
 pub mod scan;

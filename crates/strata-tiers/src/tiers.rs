@@ -77,6 +77,8 @@ pub struct Tiers {
     pub changes: crate::changes::ChangeBus,
     /// The open live queries.
     pub live: Arc<crate::changes::LiveQueries>,
+    /// What live queries resume from.
+    pub change_log: crate::change_log::ChangeLog,
     jobs: OnceLock<Arc<dyn JobControl>>,
     counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
     /// One async lock per table: a DML statement holds it from reading the
@@ -89,7 +91,15 @@ pub struct Tiers {
 impl Tiers {
     /// `local` is the built-in storage; others open when first used.
     pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, local: Arc<ColdStore>) -> Arc<Tiers> {
+        let change_log =
+            crate::change_log::ChangeLog::load(&store, strata_catalog::now_micros())
+                .unwrap_or_else(|e| {
+                    // Subscriptions start afresh; only resuming is lost.
+                    tracing::warn!(error = %e, "cannot read the live-query change log");
+                    Default::default()
+                });
         Arc::new(Tiers {
+            change_log,
             store,
             catalog,
             storages: Storages::new(local),
