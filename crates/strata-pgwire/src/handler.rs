@@ -34,7 +34,7 @@ use pgwire::messages::simplequery::Query;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use strata_session::{CancelSignal, Engine, Prepared, QueryOutput, Session};
+use strata_session::{CancelSignal, Engine, Notification, Prepared, QueryOutput, Session};
 use tracing::Instrument;
 
 /// State shared by every connection.
@@ -69,8 +69,11 @@ impl Frontend {
     pub fn connection(self: &Arc<Self>, over_limit: bool) -> ConnectionHandlers {
         // Closed again when the handler is dropped with the connection.
         strata_common::stats::connection_opened();
+        let (mailbox, notifications) = strata_session::mailbox();
         ConnectionHandlers {
+            notifications: parking_lot::Mutex::new(Some(notifications)),
             inner: Arc::new(Handler {
+                mailbox,
                 frontend: self.clone(),
                 over_limit,
                 login: parking_lot::Mutex::new(Login::Start),
@@ -86,9 +89,16 @@ impl Frontend {
 
 pub struct ConnectionHandlers {
     inner: Arc<Handler>,
+    notifications: parking_lot::Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
 }
 
 impl ConnectionHandlers {
+    /// The connection's LISTEN notifications, for its socket loop to
+    /// deliver while the connection is idle (taken once).
+    pub fn take_notifications(&self) -> Option<tokio::sync::mpsc::Receiver<Notification>> {
+        self.notifications.lock().take()
+    }
+
     /// Whether the connection has logged in; the accept loop closes one that
     /// has not within the auth timeout.
     pub fn logged_in(&self) -> Arc<AtomicBool> {
@@ -163,6 +173,8 @@ pub struct Handler {
     pub(crate) suspended: parking_lot::Mutex<std::collections::HashSet<String>>,
     /// The statements and portals this connection named (see `named.rs`).
     pub(crate) names: parking_lot::Mutex<crate::named::Names>,
+    /// Where LISTEN notifications for this connection go.
+    pub(crate) mailbox: strata_session::Mailbox,
 }
 
 impl Drop for Handler {

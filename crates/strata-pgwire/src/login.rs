@@ -343,6 +343,7 @@ impl Handler {
         client.session_extensions().insert(guard);
         let session = Session::new(&self.frontend.engine, &user);
         session.apply_startup_parameters(client.metadata().iter());
+        session.attach_mailbox(pid, self.mailbox.clone());
         client
             .session_extensions()
             .insert::<Arc<Session>>(Arc::new(session));

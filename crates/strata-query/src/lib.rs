@@ -19,6 +19,7 @@ pub mod dml;
 mod engine;
 mod live;
 mod merged;
+pub mod notify;
 pub mod output;
 mod overlay;
 pub mod panics;

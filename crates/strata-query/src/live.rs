@@ -394,16 +394,13 @@ impl Feed {
 
     /// The rows of `set` this subscriber sees; moves `sent_upto` past it.
     fn deliver(&mut self, set: &ChangeSet) -> Result<Option<RecordBatch>> {
-        let batch = self
-            .live
-            .batch(set)
-            .map_err(|e| match e {
-                DataFusionError::External(e) => match e.downcast::<StrataError>() {
-                    Ok(e) => *e,
-                    Err(e) => StrataError::internal(e.to_string()),
-                },
-                e => StrataError::from(e),
-            })?;
+        let batch = self.live.batch(set).map_err(|e| match e {
+            DataFusionError::External(e) => match e.downcast::<StrataError>() {
+                Ok(e) => *e,
+                Err(e) => StrataError::internal(e.to_string()),
+            },
+            e => StrataError::from(e),
+        })?;
         if let Some(last) = set.changes.last() {
             self.sent_upto = self.sent_upto.max(last.seq);
         }

@@ -8,8 +8,8 @@
 
 use crate::codec::encode_row;
 use crate::context::QueryContext;
-use crate::merged::{live_row, row_exists};
 use crate::live::Before;
+use crate::merged::{live_row, row_exists};
 use crate::txn::{Block, TxnState};
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;

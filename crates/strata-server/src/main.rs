@@ -4,6 +4,7 @@
 
 mod admin;
 mod cli;
+mod connection;
 mod server;
 mod tls;
 

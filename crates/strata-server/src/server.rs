@@ -61,12 +61,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tracing::warn!(error = %e, "could not clear the spill directory");
     }
     let tiers = Tiers::new(store.clone(), catalog, cold);
-    tiers
-        .change_log
-        .set_retention(strata_query::Retention {
-            seconds: config.live.retention_seconds,
-            max_entries: config.live.max_entries,
-        });
+    tiers.change_log.set_retention(strata_query::Retention {
+        seconds: config.live.retention_seconds,
+        max_entries: config.live.max_entries,
+    });
     tiers.changes.set_capacity(config.live.queue_size);
     trim_change_logs(tiers.clone());
     let engine = Engine::new(tiers.clone(), engine_options(&config))
@@ -129,7 +127,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 let tls = tls.clone();
                 let span = tracing::info_span!("connection", %peer);
                 tokio::spawn(async move {
-                    let conn = pgwire::tokio::process_socket(socket, tls, handlers);
+                    let conn = crate::connection::serve(socket, tls, handlers);
                     tokio::pin!(conn);
                     let result = tokio::select! {
                         r = &mut conn => Some(r),
@@ -191,7 +189,9 @@ fn watch_disconnect(
             };
             if ending {
                 if hook.fire().await {
-                    tracing::info!("the client went away or ended a running statement: statement cancelled");
+                    tracing::info!(
+                        "the client went away or ended a running statement: statement cancelled"
+                    );
                 }
                 if closed {
                     return;

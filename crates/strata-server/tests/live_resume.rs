@@ -111,7 +111,9 @@ impl Writer {
         let ops = 1 + rng.next() % 3;
         for _ in 0..ops {
             let pick = rng.next() % 10;
-            let existing = live.keys().nth((rng.next() % live.len().max(1) as u64) as usize);
+            let existing = live
+                .keys()
+                .nth((rng.next() % live.len().max(1) as u64) as usize);
             match (pick, existing.copied()) {
                 (0..=1, Some(id)) => {
                     touched.insert(id);
@@ -139,7 +141,11 @@ impl Writer {
         match rng.next() % 4 {
             // A rolled-back block: nothing of it is sent.
             0 => {
-                exec(&self.client, &format!("BEGIN; {}; ROLLBACK", sql.join("; "))).await;
+                exec(
+                    &self.client,
+                    &format!("BEGIN; {}; ROLLBACK", sql.join("; ")),
+                )
+                .await;
                 return;
             }
             1 => {
@@ -191,7 +197,11 @@ impl Received {
     async fn read(&mut self, rows: &mut Rows, n: usize) {
         for _ in 0..n {
             let r = next(rows).await;
-            assert!(r.seq > self.last_seq, "_seq goes up: {r:?} after {}", self.last_seq);
+            assert!(
+                r.seq > self.last_seq,
+                "_seq goes up: {r:?} after {}",
+                self.last_seq
+            );
             self.last_seq = r.seq;
             self.rows.push((r.op, r.id, r.body));
         }
@@ -274,7 +284,11 @@ async fn the_log_survives_a_restart_and_is_trimmed_to_its_retention() {
         exec(&c, "CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT)").await;
         let mut rows = subscribe(&c, "SUBSCRIBE TO t").await;
         let w = server.client().await;
-        exec(&w, "INSERT INTO t VALUES (1, 'a'); INSERT INTO t VALUES (2, 'b')").await;
+        exec(
+            &w,
+            "INSERT INTO t VALUES (1, 'a'); INSERT INTO t VALUES (2, 'b')",
+        )
+        .await;
         let first = next(&mut rows).await;
         assert_eq!((first.op.as_str(), first.id.as_str()), ("insert", "1"));
         drop(rows);
@@ -290,7 +304,10 @@ async fn the_log_survives_a_restart_and_is_trimmed_to_its_retention() {
         )
         .await;
         let second = next(&mut rows).await;
-        assert_eq!((second.op.as_str(), second.id.as_str(), second.body.as_str()), ("insert", "2", "b"));
+        assert_eq!(
+            (second.op.as_str(), second.id.as_str(), second.body.as_str()),
+            ("insert", "2", "b")
+        );
 
         // Past `max_entries` the oldest changes go: resuming before them is 55000.
         let w = server.client().await;
@@ -357,7 +374,9 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_writers_and_resumes() {
         exec(&w, "CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT)").await;
         // A subscriber that stops reading: its socket fills, then its queue.
         let mut raw = RawConn::login(server.port(), "root").await.unwrap();
-        raw.send(&common::raw::query("SUBSCRIBE TO t")).await.unwrap();
+        raw.send(&common::raw::query("SUBSCRIBE TO t"))
+            .await
+            .unwrap();
         let copy = raw.next(Duration::from_secs(10)).await.unwrap();
         assert_eq!(copy.0, b'H', "CopyOutResponse");
         // More than the socket buffers hold, then more than the queue.
@@ -395,10 +414,22 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_writers_and_resumes() {
             .unwrap_or_else(|| panic!("no from_seq in {message}"));
         assert_eq!(resume_from, last_seq, "{message}");
         // The connection is usable again.
-        assert_eq!(raw.until_ready(Duration::from_secs(10)).await.unwrap().last().unwrap().0, b'Z');
+        assert_eq!(
+            raw.until_ready(Duration::from_secs(10))
+                .await
+                .unwrap()
+                .last()
+                .unwrap()
+                .0,
+            b'Z'
+        );
         // Resuming delivers the rest, once each.
         let c = server.client().await;
-        let mut rows = subscribe(&c, &format!("SUBSCRIBE TO t OPTIONS (from_seq = {resume_from})")).await;
+        let mut rows = subscribe(
+            &c,
+            &format!("SUBSCRIBE TO t OPTIONS (from_seq = {resume_from})"),
+        )
+        .await;
         while ids.len() < total {
             ids.push(next(&mut rows).await.id.parse().unwrap());
         }
@@ -430,7 +461,9 @@ async fn cancel_and_disconnect_end_a_subscription() {
         // A subscriber that vanishes is removed without waiting for a change.
         let (client, handle) = common::connect_with_handle(server.port()).await.unwrap();
         let rows = subscribe(&client, "SUBSCRIBE TO t").await;
-        let listed = || async { common::text_rows(&c, "SELECT live_id, lag FROM system.live_queries").await };
+        let listed = || async {
+            common::text_rows(&c, "SELECT live_id, lag FROM system.live_queries").await
+        };
         let open = listed().await;
         assert_eq!(open.len(), 1, "{open:?}");
         assert_eq!(open[0][1], "0");
@@ -439,7 +472,11 @@ async fn cancel_and_disconnect_end_a_subscription() {
         handle.abort();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !listed().await.is_empty() {
-            assert!(tokio::time::Instant::now() < deadline, "still listed: {}", server.log_tail());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still listed: {}",
+                server.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
@@ -466,9 +503,15 @@ async fn csv_and_binary_formats() {
         let first = read_text(&mut rows).await;
         let lines: Vec<&str> = first.lines().collect();
         assert_eq!(lines[0], "_op,_seq,id,body");
-        assert!(lines[1].starts_with("snapshot,") && lines[1].ends_with(",1,\"a,b\""), "{first}");
+        assert!(
+            lines[1].starts_with("snapshot,") && lines[1].ends_with(",1,\"a,b\""),
+            "{first}"
+        );
         let line = read_text(&mut rows).await;
-        assert!(line.starts_with("snapshot,") && line.ends_with(",2,\n"), "{line:?}");
+        assert!(
+            line.starts_with("snapshot,") && line.ends_with(",2,\n"),
+            "{line:?}"
+        );
         drop(rows);
 
         let c2 = server.client().await;
@@ -519,7 +562,10 @@ async fn stream_tables_and_concurrent_subscriptions() {
         }
         // Expiry by TTL sends nothing, not even after eviction runs.
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert_eq!(common::text_rows(&w, "SELECT count(*) FROM events").await[0][0], "0");
+        assert_eq!(
+            common::text_rows(&w, "SELECT count(*) FROM events").await[0][0],
+            "0"
+        );
         let (_, rows) = &mut subs[0];
         if let Ok(extra) = tokio::time::timeout(Duration::from_millis(500), rows.next()).await {
             panic!("TTL expiry was sent: {extra:?}");

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use strata_common::{Result, StrataError};
+use strata_query::notify::Listening;
 use strata_query::output::{QueryOutput, batch_output, batch_stream};
 use strata_query::prepared::{
     PlanKind, Prepared, ValueSrc, bind_params, ends_block, note_param, note_wire_types,
@@ -32,6 +33,8 @@ pub struct Session {
     pub(crate) sql_prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// Open SQL cursors (shared with EXECUTE AS delegates).
     pub(crate) cursors: Arc<crate::cursors::Cursors>,
+    /// LISTEN channels and the block's NOTIFYs (shared with delegates).
+    listening: Arc<Listening>,
 }
 
 /// Resolves when the running statement should stop (a CancelRequest, the
@@ -71,11 +74,14 @@ impl Session {
         settings::register_functions(cx.df(), cx.vars());
         let cursors = Arc::default();
         crate::cursor_list::register(cx.df(), &cursors);
+        let listening = Listening::new(engine.tiers().clone());
+        strata_query::notify::register_functions(cx.df(), &listening, cx.txn());
         Session {
             cx,
             reset_values,
             sql_prepared: Mutex::new(HashMap::new()),
             cursors,
+            listening,
         }
     }
 
@@ -94,12 +100,19 @@ impl Session {
             self.committing_flag(),
         );
         settings::register_functions(cx.df(), cx.vars());
+        strata_query::notify::register_functions(cx.df(), &self.listening, cx.txn());
         Session {
             cx,
             reset_values: Mutex::new(self.reset_values.lock().clone()),
             sql_prepared: Mutex::new(HashMap::new()),
             cursors: self.cursors.clone(),
+            listening: self.listening.clone(),
         }
+    }
+
+    /// Where this session's notifications go (its connection, once logged in).
+    pub fn attach_mailbox(&self, pid: i32, mailbox: strata_query::notify::Mailbox) {
+        self.listening.attach(pid, mailbox);
     }
 
     /// The columns of the open SQL cursor `name` (a portal, for Describe).
@@ -646,6 +659,20 @@ impl Session {
                         in_block: true,
                     })
                 }
+                ast::Statement::LISTEN { channel } => {
+                    self.listening.listen(self, &channel.value).await?;
+                    Ok(QueryOutput::command("LISTEN"))
+                }
+                ast::Statement::UNLISTEN { channel } => {
+                    self.listening.unlisten(&channel.value);
+                    Ok(QueryOutput::command("UNLISTEN"))
+                }
+                ast::Statement::NOTIFY { channel, payload } => {
+                    let in_block = self.txn().in_block();
+                    let payload = payload.as_deref().unwrap_or("");
+                    self.listening.notify(in_block, &channel.value, payload)?;
+                    Ok(QueryOutput::command("NOTIFY"))
+                }
                 ast::Statement::Commit { .. } => self.end_block(true).await,
                 ast::Statement::Rollback {
                     savepoint: None, ..
@@ -698,8 +725,9 @@ impl Session {
             }
         }
         let result = strata_query::write::end_block(self, commit).await;
-        self.cursors
-            .end_transaction(committing && matches!(result, Ok("COMMIT")));
+        let committed = committing && matches!(result, Ok("COMMIT"));
+        self.cursors.end_transaction(committed);
+        self.listening.end_block(committed);
         Ok(QueryOutput::Transaction {
             tag: result?.into(),
             in_block: false,

@@ -270,16 +270,21 @@ impl ChangeLog {
             }
             // The prefix to drop: entries past the count, then those too old.
             let (mut dropped, mut last, mut oldest) = (0u64, None, 0i64);
-            store.scan(CF_CHANGES, &key(id, 1), &key(id.wrapping_add(1), 0), |k, v| {
-                let at = entry_time(v)?;
-                if dropped < over || at < cutoff {
-                    dropped += 1;
-                    last = k.get(4..12).and_then(|b| b.try_into().ok());
-                    return Ok(true);
-                }
-                oldest = at;
-                Ok(false)
-            })?;
+            store.scan(
+                CF_CHANGES,
+                &key(id, 1),
+                &key(id.wrapping_add(1), 0),
+                |k, v| {
+                    let at = entry_time(v)?;
+                    if dropped < over || at < cutoff {
+                        dropped += 1;
+                        last = k.get(4..12).and_then(|b| b.try_into().ok());
+                        return Ok(true);
+                    }
+                    oldest = at;
+                    Ok(false)
+                },
+            )?;
             let Some(last) = last.map(u64::from_be_bytes) else {
                 continue;
             };

@@ -88,7 +88,8 @@ impl ChangeBus {
     /// How many change sets a subscriber may fall behind; takes effect
     /// only before the first subscription (the server sets it at startup).
     pub fn set_capacity(&self, capacity: usize) {
-        self.capacity.store(capacity.clamp(1, 1 << 20), Ordering::Relaxed);
+        self.capacity
+            .store(capacity.clamp(1, 1 << 20), Ordering::Relaxed);
     }
 
     fn tx(&self) -> &broadcast::Sender<Arc<ChangeSet>> {

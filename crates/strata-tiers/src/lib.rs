@@ -9,6 +9,7 @@
 pub mod change_log;
 pub mod changes;
 pub mod codec;
+pub mod notify;
 pub mod scan;
 pub mod tiers;
 

@@ -79,6 +79,8 @@ pub struct Tiers {
     pub live: Arc<crate::changes::LiveQueries>,
     /// What live queries resume from.
     pub change_log: crate::change_log::ChangeLog,
+    /// LISTEN/NOTIFY channels.
+    pub notifier: crate::notify::Notifier,
     jobs: OnceLock<Arc<dyn JobControl>>,
     counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
     /// One async lock per table: a DML statement holds it from reading the
@@ -91,15 +93,15 @@ pub struct Tiers {
 impl Tiers {
     /// `local` is the built-in storage; others open when first used.
     pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, local: Arc<ColdStore>) -> Arc<Tiers> {
-        let change_log =
-            crate::change_log::ChangeLog::load(&store, strata_catalog::now_micros())
-                .unwrap_or_else(|e| {
-                    // Subscriptions start afresh; only resuming is lost.
-                    tracing::warn!(error = %e, "cannot read the live-query change log");
-                    Default::default()
-                });
+        let change_log = crate::change_log::ChangeLog::load(&store, strata_catalog::now_micros())
+            .unwrap_or_else(|e| {
+                // Subscriptions start afresh; only resuming is lost.
+                tracing::warn!(error = %e, "cannot read the live-query change log");
+                Default::default()
+            });
         Arc::new(Tiers {
             change_log,
+            notifier: Default::default(),
             store,
             catalog,
             storages: Storages::new(local),
