@@ -3,13 +3,13 @@
 # PGDATABASE (install first with install.sh). Each client uses its own namespace,
 # ${STRATA_NS:-strata_clients}_<client>, which it drops and creates again.
 #   tests/clients/run.sh                     # all clients
-#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql pg_dump
+#   tests/clients/run.sh psycopg3 pgjdbc     # a subset: psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql pg_dump live
 # Exits non-zero if any client failed.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${STRATA_CLIENTS_CACHE:-$HOME/.cache/strata-clients}"
 PREFIX="${STRATA_NS:-strata_clients}"
-ALL=(psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql pg_dump)
+ALL=(psycopg3 psycopg2 asyncpg sqlalchemy django node-pg node-postgres pgjdbc psql pg_dump live)
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-root}" PGDATABASE="${PGDATABASE:-strata}"
 export PGPASSWORD="${PGPASSWORD:-}"
 PY="$CACHE/venv/bin/python"
@@ -27,6 +27,7 @@ cmd_for() {
     pgjdbc|jdbc|java) echo "java -cp $JAR:$CACHE/java ClientTest" ;;
     psql) echo "bash $HERE/psql/test.sh" ;;
     pg_dump) echo "bash $HERE/pg_dump/test.sh" ;;
+    live) echo "$PY $HERE/python/test_live.py" ;;
     *) return 1 ;;
   esac
 }

@@ -192,6 +192,11 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
     // Resuming: the log must still reach back to `from_seq` (checked again
     // as it is read).
     if let Some(s) = from_seq {
+        if *s > start {
+            return Err(StrataError::InvalidParameterValue(format!(
+                "from_seq {s} is past the last committed _seq ({start})"
+            )));
+        }
         tiers.change_log.read(&tiers.store, &def, *s, 0)?;
     }
     let snapshot = match from_seq {
@@ -237,6 +242,10 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
         tiers,
         sent_upto,
         replay: from_seq.map(|_| sent_upto),
+        tick: tokio::time::interval_at(
+            tokio::time::Instant::now() + std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(1),
+        ),
     };
     let changes = futures::stream::unfold(Some(feed), |feed| async move {
         let mut feed = feed?;
@@ -314,6 +323,8 @@ struct Feed {
     sent_upto: u64,
     /// While resuming, where the next log read starts after.
     replay: Option<u64>,
+    /// How often a quiet subscription checks its table is still there.
+    tick: tokio::time::Interval,
 }
 
 impl Feed {
@@ -350,6 +361,11 @@ impl Feed {
                 got = self.rx.recv() => got,
                 // KILL LIVE QUERY: the stream ends, the COPY completes.
                 _ = self.killed.changed() => return Ok(None),
+                // A quiet table may have been dropped or altered meanwhile.
+                _ = self.tick.tick() => {
+                    self.check_table()?;
+                    continue;
+                }
             };
             match got {
                 Ok(set) => {
@@ -392,8 +408,27 @@ impl Feed {
         }
     }
 
+    /// Ends the subscription when its table is gone or altered: rows of the
+    /// new definition cannot go out under the columns already announced.
+    fn check_table(&self) -> Result<()> {
+        let def = &self.live.def;
+        match self.tiers.catalog.table_by_id(def.id) {
+            Some(now) if now.version == def.version => Ok(()),
+            Some(_) => Err(StrataError::SerializationFailure(format!(
+                "table {} was altered; subscribe again (OPTIONS (from_seq = {}) resumes where this ended)",
+                def.qualified_name(),
+                self.sent_upto
+            ))),
+            None => Err(StrataError::UndefinedTable(format!(
+                "{} (dropped while subscribed)",
+                def.qualified_name()
+            ))),
+        }
+    }
+
     /// The rows of `set` this subscriber sees; moves `sent_upto` past it.
     fn deliver(&mut self, set: &ChangeSet) -> Result<Option<RecordBatch>> {
+        self.check_table()?;
         let batch = self.live.batch(set).map_err(|e| match e {
             DataFusionError::External(e) => match e.downcast::<StrataError>() {
                 Ok(e) => *e,

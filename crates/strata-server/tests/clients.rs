@@ -2,7 +2,8 @@
 //! psycopg 3, psycopg2, asyncpg, node-postgres, pgjdbc and psql scripts, each
 //! connecting with a password to a real server. `install.sh` puts the drivers
 //! in a cache outside the repository first (pip, npm, Debian packages; quick
-//! when they are there already), so this runs on a fresh machine.
+//! when they are there already), so this runs on a fresh machine. The same
+//! suite runs against a throwaway PostgreSQL too (`reference.sh`).
 
 mod common;
 
@@ -15,6 +16,13 @@ const PASSWORD: &str = "clients-pw";
 
 fn clients_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
+}
+
+/// The drivers' installation, once at a time (both tests need it).
+fn install() {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    run("install.sh", &[]);
 }
 
 /// Runs a script, printing what it printed; panics with it when it fails.
@@ -39,7 +47,7 @@ fn run(script: &str, envs: &[(&str, String)]) {
 
 #[tokio::test]
 async fn real_drivers_pass_the_client_suite() {
-    run("install.sh", &[]);
+    install();
     let server = TestServer::start_with(ServerOptions {
         env: vec![("STRATA_ROOT_PASSWORD".into(), PASSWORD.into())],
         ..Default::default()
@@ -62,4 +70,12 @@ async fn real_drivers_pass_the_client_suite() {
     .await
     .expect("client suite task");
     drop(server);
+}
+
+/// Every check of the suite also passes against PostgreSQL (a throwaway
+/// cluster from the installed server binaries), so a wrong expectation shows.
+#[test]
+fn the_client_suite_passes_on_postgres_too() {
+    install();
+    run("reference.sh", &[]);
 }

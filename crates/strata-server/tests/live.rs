@@ -175,6 +175,7 @@ async fn bad_subscriptions_are_clear_errors() {
             ("SUBSCRIBE TO t WHERE missing = 1", "42703"),
             ("SUBSCRIBE TO t OPTIONS (from_seq = 1)", "55000"),
             ("SUBSCRIBE TO t OPTIONS (from_seq = 1, last_rows = 1)", "22023"),
+            ("SUBSCRIBE TO t OPTIONS (from_seq = 999999999)", "22023"),
         ] {
             let e = match c.copy_out(sql).await {
                 Ok(_) => panic!("{sql} was accepted"),

@@ -573,3 +573,115 @@ async fn stream_tables_and_concurrent_subscriptions() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_stalled_subscribers_and_a_write_burst_keep_memory_bounded() {
+    timed("1000 subscribers", TEST_TIMEOUT, async {
+        let server = TestServer::start_with(ServerOptions {
+            config: "max_connections = 1100\n[limits]\nmax_pending_logins = 1100\n".into(),
+            ..Default::default()
+        })
+        .await;
+        let w = server.client().await;
+        exec(&w, "CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT)").await;
+        // One subscriber that reads everything, and 1,000 that never read.
+        let c = server.client().await;
+        let mut reader = subscribe(&c, "SUBSCRIBE TO t").await;
+        let mut stalled = vec![];
+        for _ in 0..1000 {
+            let mut raw = RawConn::login(server.port(), "root").await.unwrap();
+            raw.send(&common::raw::query("SUBSCRIBE TO t")).await.unwrap();
+            stalled.push(raw);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed = common::one(&w, "SELECT count(*) FROM system.live_queries").await;
+            if listed == "1001" {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{listed} subscriptions open");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let before = server.rss_kib().unwrap();
+        // The burst: 400 commits of 10 rows of ~200 bytes.
+        let body = "b".repeat(200);
+        let started = std::time::Instant::now();
+        for batch in 0..40 {
+            let sql: Vec<String> = (0..10)
+                .map(|s| {
+                    let first = (batch * 10 + s) * 10;
+                    let rows: Vec<String> =
+                        (first..first + 10).map(|i| format!("({i}, '{body}')")).collect();
+                    format!("INSERT INTO t VALUES {}", rows.join(", "))
+                })
+                .collect();
+            exec(&w, &sql.join(";")).await;
+        }
+        let burst = started.elapsed();
+        let mut got = 0;
+        while got < 4000 {
+            next(&mut reader).await;
+            got += 1;
+        }
+        let after = server.rss_kib().unwrap();
+        println!("1,000 stalled subscribers: burst of 400 commits in {burst:?}; server RSS {before} KiB -> {after} KiB");
+        assert!(
+            after.saturating_sub(before) < 256 * 1024,
+            "server memory grew from {before} KiB to {after} KiB"
+        );
+        drop(stalled);
+        assert_eq!(common::one(&w, "SELECT count(*) FROM t").await, "4000");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altering_or_dropping_the_table_ends_its_subscriptions() {
+    timed("ddl", TEST_TIMEOUT, async {
+        let server = TestServer::start().await;
+        let w = server.client().await;
+        exec(&w, "CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT)").await;
+        let c = server.client().await;
+        let mut rows = subscribe(&c, "SUBSCRIBE TO t").await;
+        exec(&w, "INSERT INTO t VALUES (1, 'a')").await;
+        let first = next(&mut rows).await;
+        exec(
+            &w,
+            "ALTER TABLE t ADD COLUMN n INT; INSERT INTO t VALUES (2, 'b', 2)",
+        )
+        .await;
+        let end = tokio::time::timeout(Duration::from_secs(10), rows.next())
+            .await
+            .expect("the stream ends");
+        match end {
+            Some(Err(e)) => {
+                assert_eq!(sqlstate(&e).as_deref(), Some("40001"), "{e:?}");
+                let msg = e.as_db_error().unwrap().message().to_string();
+                assert!(msg.contains(&format!("from_seq = {}", first.seq)), "{msg}");
+            }
+            other => panic!("expected 40001, got {other:?}"),
+        }
+        // Resuming after the ALTER reads the logged change with the new columns.
+        let c2 = server.client().await;
+        let mut rows = subscribe(
+            &c2,
+            &format!("SUBSCRIBE TO t OPTIONS (from_seq = {})", first.seq),
+        )
+        .await;
+        let line = read_text(&mut rows).await;
+        assert!(
+            line.starts_with("insert\t") && line.ends_with("\t2\tb\t2\n"),
+            "{line:?}"
+        );
+        // A dropped table ends it with 42P01, even with no change to send.
+        exec(&w, "DROP TABLE t").await;
+        let end = tokio::time::timeout(Duration::from_secs(10), rows.next())
+            .await
+            .expect("the stream ends");
+        match end {
+            Some(Err(e)) => assert_eq!(sqlstate(&e).as_deref(), Some("42P01"), "{e:?}"),
+            other => panic!("expected 42P01, got {other:?}"),
+        }
+    })
+    .await;
+}

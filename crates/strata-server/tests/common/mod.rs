@@ -142,6 +142,16 @@ impl TestServer {
         conn_string(self.port)
     }
 
+    /// The server's resident memory in KiB (VmRSS), if it is running.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Whether the server process is currently alive.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
