@@ -200,7 +200,6 @@ async fn main() {
     for w in 0..a.writers {
         let c = plain(&a, &a.user, &a.password).await;
         let (users, stop, written) = (users.clone(), stop.clone(), written.clone());
-        let strata = strata;
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
