@@ -30,8 +30,7 @@ use std::sync::Arc;
 use strata_catalog::TableDef;
 use strata_common::{Result, StrataError};
 use strata_sql::{ObjectRef, Statement, TableKind};
-use strata_tiers::changes::{Change, ChangeOp, ChangeSet};
-use tokio::sync::broadcast::error::RecvError;
+use strata_tiers::changes::{Change, ChangeOp, ChangeReceiver, ChangeSet, RecvEnd};
 
 /// What a commit needs from before it to describe its changes.
 pub(crate) struct Before {
@@ -50,7 +49,7 @@ pub(crate) async fn before_commit(
     puts: &[Put],
     deletes: &[Vec<u8>],
 ) -> Result<Option<Before>> {
-    let wanted = tiers.changes.listened() || tiers.change_log.logging(table.id);
+    let wanted = tiers.changes.listened(table.id) || tiers.change_log.logging(table.id);
     if !wanted || table.kind == TableKind::Stream && puts.is_empty() {
         return Ok(None);
     }
@@ -178,16 +177,20 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
     // Listen and start the table's change log while no writer is between
     // deciding how to describe its changes and publishing them: every commit
     // after `start` reaches the receiver, and is in the log.
-    let (receiver, start, log, published) = {
+    let user = if def.kind == TableKind::User {
+        session.user().to_string()
+    } else {
+        String::new()
+    };
+    let (receiver, start, log) = {
         let _settled = tiers.changes.settle().await;
-        let receiver = tiers.changes.subscribe();
-        let published = tiers.changes.published();
+        let receiver = tiers.changes.subscribe(def.id, &user);
         tiers.change_log.subscribe(&tiers.store, def.id)?;
         let log = LogGuard {
             tiers: tiers.clone(),
             table_id: def.id,
         };
-        (receiver, tiers.store.last_seq(), log, published)
+        (receiver, tiers.store.last_seq(), log)
     };
     // Resuming: the log must still reach back to `from_seq` (checked again
     // as it is read).
@@ -210,13 +213,8 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
         None => start.max(max_seq(&snapshot)),
     };
     let schema = output_schema(&table_schema, &projection);
-    let user = if def.kind == TableKind::User {
-        session.user().to_string()
-    } else {
-        String::new()
-    };
     let guard = tiers.live.register(
-        published,
+        receiver.depth(),
         session.user(),
         &def.namespace,
         &def.name,
@@ -226,6 +224,7 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
     let killed = guard.query.killed();
     let feed = Feed {
         rx: receiver,
+        queue_size: tiers.changes.capacity(),
         killed,
         live: Live {
             guard,
@@ -314,7 +313,9 @@ const REPLAY_CHUNK: usize = 1024;
 /// A subscription's changes after its snapshot: first those of the change
 /// log after `from_seq` (resuming), then those of the bus, each `_seq` once.
 struct Feed {
-    rx: tokio::sync::broadcast::Receiver<Arc<ChangeSet>>,
+    rx: ChangeReceiver,
+    /// The queue's size, for the message when it overflows.
+    queue_size: usize,
     killed: tokio::sync::watch::Receiver<bool>,
     live: Live,
     _log: LogGuard,
@@ -369,7 +370,6 @@ impl Feed {
             };
             match got {
                 Ok(set) => {
-                    self.live.guard.query.took(1);
                     if set.table_id != self.live.table_id || set.user != self.live.user {
                         continue;
                     }
@@ -396,14 +396,13 @@ impl Feed {
                         return Ok(Some(b));
                     }
                 }
-                Err(RecvError::Lagged(n)) => {
-                    self.live.guard.query.took(n);
+                Err(RecvEnd::Lagged) => {
                     return Err(StrataError::LimitExceeded(format!(
-                        "the subscription fell {n} commits behind and was cut off; resume with OPTIONS (from_seq = {})",
-                        self.sent_upto
+                        "the subscription fell more than {} commits behind and was cut off; resume with OPTIONS (from_seq = {})",
+                        self.queue_size, self.sent_upto
                     )));
                 }
-                Err(RecvError::Closed) => return Ok(None),
+                Err(RecvEnd::Closed) => return Ok(None),
             }
         }
     }

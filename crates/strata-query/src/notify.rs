@@ -23,9 +23,8 @@ use std::sync::Arc;
 use strata_catalog::TableDef;
 use strata_common::{Result, StrataError};
 use strata_sql::TableKind;
-use strata_tiers::changes::ChangeSet;
+use strata_tiers::changes::{ChangeReceiver, RecvEnd};
 pub use strata_tiers::notify::{Mailbox, Notification, mailbox};
-use tokio::sync::broadcast::error::RecvError;
 
 /// Longest payload, as in Postgres.
 pub const MAX_PAYLOAD: usize = 7999;
@@ -109,7 +108,9 @@ impl Listening {
                 // after LISTEN returns is heard.
                 let rx = {
                     let _settled = self.tiers.changes.settle().await;
-                    self.tiers.changes.subscribe()
+                    self.tiers
+                        .changes
+                        .subscribe(def.id, &partition(&def, session.user()))
                 };
                 let task = tokio::spawn(forward(
                     self.tiers.clone(),
@@ -213,6 +214,15 @@ fn table_channel(tiers: &Tiers, channel: &str) -> Option<Arc<TableDef>> {
         .find_map(|(i, _)| tiers.catalog.table(&channel[..i], &channel[i + 1..]))
 }
 
+/// The partition a user follows: theirs in a USER table, the only one else.
+fn partition(def: &TableDef, user: &str) -> String {
+    if def.kind == TableKind::User {
+        user.to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// Sends a table's changes the listener may see to its mailbox, until the
 /// connection goes or UNLISTEN aborts it.
 async fn forward(
@@ -221,20 +231,15 @@ async fn forward(
     user: String,
     channel: String,
     mailbox: Mailbox,
-    mut rx: tokio::sync::broadcast::Receiver<Arc<ChangeSet>>,
+    mut rx: ChangeReceiver,
 ) {
-    let partition = if def.kind == TableKind::User {
-        user.clone()
-    } else {
-        String::new()
-    };
     loop {
         let got = tokio::select! {
             _ = mailbox.closed() => return,
             got = rx.recv() => got,
         };
         let payloads = match got {
-            Ok(set) if set.table_id == def.id && set.user == partition => {
+            Ok(set) => {
                 let allowed = tiers.catalog.user(&user).is_some()
                     && crate::privileges::check_table_access(&tiers.catalog, &user, &def, false)
                         .is_ok();
@@ -254,11 +259,12 @@ async fn forward(
                     })
                     .collect()
             }
-            Ok(_) => continue,
-            Err(RecvError::Lagged(n)) => {
-                vec![serde_json::json!({"op": "lagged", "missed": n}).to_string()]
+            // The queue overflowed: say so, and follow from a fresh one.
+            Err(RecvEnd::Lagged) => {
+                rx = tiers.changes.subscribe(def.id, &partition(&def, &user));
+                vec![serde_json::json!({"op": "lagged"}).to_string()]
             }
-            Err(RecvError::Closed) => return,
+            Err(RecvEnd::Closed) => return,
         };
         for payload in payloads {
             tiers.notifier.send_to(

@@ -276,9 +276,7 @@ impl SystemSchema {
                             .with_timezone(strata_catalog::UTC),
                         ),
                         Arc::new(Int64Array::from(
-                            open.iter()
-                                .map(|q| q.lag(&self.tiers.changes) as i64)
-                                .collect::<Vec<_>>(),
+                            open.iter().map(|q| q.lag() as i64).collect::<Vec<_>>(),
                         )),
                     ],
                 )?

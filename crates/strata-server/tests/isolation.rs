@@ -14,26 +14,12 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
+use common::live::Rng;
 use common::{TestServer, sqlstate, text_rows, timed, wait_job};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(900);
 const USERS: [&str; 4] = ["ann", "bob", "cyd", "dee"];
 const KEYS: i64 = 30;
-
-/// Deterministic pseudo-random numbers (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 type Model = BTreeMap<i64, (String, i64)>;
 

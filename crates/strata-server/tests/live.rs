@@ -6,35 +6,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio_postgres::{Client, CopyOutStream};
 
+use common::live::{Rows, next_line, subscribe};
 use common::{TestServer, exec, sqlstate, timed};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-type Rows = Pin<Box<CopyOutStream>>;
-
-async fn subscribe(client: &Client, sql: &str) -> Rows {
-    Box::pin(
-        client
-            .copy_out(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
-    )
-}
-
 /// The next row (one CopyData a row), as its tab-separated fields.
 async fn next(rows: &mut Rows) -> Vec<String> {
-    let data = tokio::time::timeout(Duration::from_secs(10), rows.next())
-        .await
-        .expect("a change within 10 s")
-        .expect("the stream goes on")
-        .expect("a row");
-    let line = String::from_utf8(data.to_vec()).unwrap();
+    let line = next_line(rows).await;
     line.trim_end_matches('\n')
         .split('\t')
         .map(str::to_string)

@@ -8,18 +8,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio_postgres::{Client, CopyOutStream, NoTls};
+use tokio_postgres::{Client, NoTls};
 
+use common::live::{Rng, Rows, next_line, subscribe};
 use common::raw::RawConn;
 use common::{ServerOptions, TestServer, exec, sqlstate, timed};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(240);
-
-type Rows = Pin<Box<CopyOutStream>>;
 
 /// One change as the subscriber reads it: op, _seq, id, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,32 +39,8 @@ fn parse_row(line: &[u8]) -> Row {
     }
 }
 
-async fn subscribe(client: &Client, sql: &str) -> Rows {
-    Box::pin(
-        client
-            .copy_out(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
-    )
-}
-
-/// The next CopyData as text.
-async fn read_text(rows: &mut Rows) -> String {
-    let d = tokio::time::timeout(Duration::from_secs(10), rows.next())
-        .await
-        .expect("a row within 10 s")
-        .expect("the stream goes on")
-        .expect("a row");
-    String::from_utf8(d.to_vec()).unwrap()
-}
-
 async fn next(rows: &mut Rows) -> Row {
-    let data = tokio::time::timeout(Duration::from_secs(20), rows.next())
-        .await
-        .expect("a change within 20 s")
-        .expect("the stream goes on")
-        .expect("a row");
-    parse_row(&data)
+    parse_row(next_line(rows).await.as_bytes())
 }
 
 /// A connection that can be dropped abruptly (the subscriber vanishing).
@@ -80,18 +54,6 @@ async fn connect_as(server: &TestServer, user: &str) -> (Client, tokio::task::Jo
         let _ = connection.await;
     });
     (client, handle)
-}
-
-/// xorshift: a fixed pseudo-random sequence, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// One user's writer and the model of what it committed.
@@ -500,14 +462,14 @@ async fn csv_and_binary_formats() {
         )
         .await;
         // The header goes out with the first row.
-        let first = read_text(&mut rows).await;
+        let first = next_line(&mut rows).await;
         let lines: Vec<&str> = first.lines().collect();
         assert_eq!(lines[0], "_op,_seq,id,body");
         assert!(
             lines[1].starts_with("snapshot,") && lines[1].ends_with(",1,\"a,b\""),
             "{first}"
         );
-        let line = read_text(&mut rows).await;
+        let line = next_line(&mut rows).await;
         assert!(
             line.starts_with("snapshot,") && line.ends_with(",2,\n"),
             "{line:?}"
@@ -668,7 +630,7 @@ async fn altering_or_dropping_the_table_ends_its_subscriptions() {
             &format!("SUBSCRIBE TO t OPTIONS (from_seq = {})", first.seq),
         )
         .await;
-        let line = read_text(&mut rows).await;
+        let line = next_line(&mut rows).await;
         assert!(
             line.starts_with("insert\t") && line.ends_with("\t2\tb\t2\n"),
             "{line:?}"

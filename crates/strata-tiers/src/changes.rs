@@ -1,13 +1,20 @@
-//! Committed changes, fanned out to live queries (`SUBSCRIBE`).
+//! Committed changes, fanned out to live queries (`SUBSCRIBE`) and table
+//! channels (`LISTEN ns_t`).
 //!
-//! Writers publish after their commit, only when someone listens; each
-//! subscriber reads from a bounded broadcast queue, so a slow subscriber never
-//! slows a writer: it falls behind and is cut off instead.
+//! Each subscriber has its own bounded queue, registered under the table
+//! and partition (user) it follows: a commit is handed only to the queues of
+//! its partition, so the cost of a commit does not grow with the number of
+//! subscribers elsewhere, and a queue holds only what is waiting in it.
+//! Writers publish after their commit and never wait: a subscriber whose
+//! queue is full is marked lagged and fed nothing more; it drains what it
+//! has (all in order) and is then cut off, naming where to resume.
 
 use datafusion::scalar::ScalarValue;
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use tokio::sync::broadcast;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::mpsc;
 
 /// How many committed change sets a subscriber may fall behind, unless
 /// `[live] queue_size` says otherwise.
@@ -33,7 +40,8 @@ impl ChangeOp {
 #[derive(Debug, Clone)]
 pub struct Change {
     pub op: ChangeOp,
-    /// The new version's `_seq`; for a delete, the commit's last `_seq`.
+    /// The change's own `_seq` (a put's new version's; a delete's is one
+    /// of the commit's numbers too).
     pub seq: u64,
     /// The new row; for a delete, the row that was deleted.
     pub row: Vec<ScalarValue>,
@@ -50,26 +58,71 @@ pub struct ChangeSet {
     pub changes: Vec<Change>,
 }
 
+type Key = (u32, String);
+
+/// One subscriber's end as the publisher sees it.
+#[derive(Debug)]
+struct Route {
+    id: u64,
+    tx: mpsc::Sender<Arc<ChangeSet>>,
+    lagged: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    by_key: HashMap<Key, Vec<Route>>,
+    /// Subscribers per table: writers describe their changes only for these.
+    tables: HashMap<u32, usize>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    routes: Mutex<Routes>,
+    next_id: AtomicU64,
+    capacity: AtomicUsize,
+}
+
+impl Inner {
+    fn remove(&self, key: &Key, id: u64) {
+        let mut routes = self.routes.lock();
+        if let Some(list) = routes.by_key.get_mut(key) {
+            let before = list.len();
+            list.retain(|r| r.id != id);
+            let removed = before - list.len();
+            if list.is_empty() {
+                routes.by_key.remove(key);
+            }
+            if removed > 0
+                && let Some(n) = routes.tables.get_mut(&key.0)
+            {
+                *n = n.saturating_sub(removed);
+                if *n == 0 {
+                    routes.tables.remove(&key.0);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ChangeBus {
-    /// Made at first use, with the capacity set by then.
-    tx: std::sync::OnceLock<broadcast::Sender<Arc<ChangeSet>>>,
-    capacity: std::sync::atomic::AtomicUsize,
+    inner: Arc<Inner>,
     /// Held shared by each writer from deciding whether to describe its
     /// changes until it has published them; a new subscriber takes it
     /// exclusively once, so no writer that decided before it started can
     /// commit after its snapshot unseen.
     gate: tokio::sync::RwLock<()>,
-    published: AtomicU64,
 }
 
 impl Default for ChangeBus {
     fn default() -> Self {
         ChangeBus {
-            tx: std::sync::OnceLock::new(),
-            capacity: CHANGE_QUEUE.into(),
+            inner: Arc::new(Inner {
+                routes: Mutex::new(Routes::default()),
+                next_id: AtomicU64::new(1),
+                capacity: AtomicUsize::new(CHANGE_QUEUE),
+            }),
             gate: Default::default(),
-            published: AtomicU64::new(0),
         }
     }
 }
@@ -85,36 +138,138 @@ impl ChangeBus {
         self.gate.write().await
     }
 
-    /// How many change sets a subscriber may fall behind; takes effect
-    /// only before the first subscription (the server sets it at startup).
+    /// How many change sets a subscriber may fall behind (for subscribers
+    /// that start after this).
     pub fn set_capacity(&self, capacity: usize) {
-        self.capacity
+        self.inner
+            .capacity
             .store(capacity.clamp(1, 1 << 20), Ordering::Relaxed);
     }
 
-    fn tx(&self) -> &broadcast::Sender<Arc<ChangeSet>> {
-        self.tx
-            .get_or_init(|| broadcast::channel(self.capacity.load(Ordering::Relaxed)).0)
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity.load(Ordering::Relaxed)
     }
 
-    /// Whether any live query listens (writers skip the work otherwise).
-    pub fn listened(&self) -> bool {
-        self.tx.get().is_some_and(|tx| tx.receiver_count() > 0)
+    /// Whether anyone follows `table_id` (writers skip the work otherwise).
+    pub fn listened(&self, table_id: u32) -> bool {
+        self.inner.routes.lock().tables.contains_key(&table_id)
     }
 
+    /// Hands a committed change set to the queues of its partition.
     pub fn publish(&self, set: ChangeSet) {
-        if !set.changes.is_empty() && self.tx().send(Arc::new(set)).is_ok() {
-            self.published.fetch_add(1, Ordering::Relaxed);
+        if set.changes.is_empty() {
+            return;
+        }
+        let key = (set.table_id, set.user.clone());
+        let set = Arc::new(set);
+        let mut gone = vec![];
+        {
+            let routes = self.inner.routes.lock();
+            let Some(list) = routes.by_key.get(&key) else {
+                return;
+            };
+            for r in list {
+                if r.lagged.load(Ordering::Relaxed) {
+                    continue;
+                }
+                match r.tx.try_send(set.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // Nothing more after a gap: the subscriber drains what
+                        // it has, then ends.
+                        r.lagged.store(true, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => gone.push(r.id),
+                }
+            }
+        }
+        for id in gone {
+            self.inner.remove(&key, id);
         }
     }
 
-    /// How many change sets have been published (for subscribers' lag).
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
+    /// A queue for the changes of one partition (`user` empty for SHARED
+    /// and STREAM tables).
+    pub fn subscribe(&self, table_id: u32, user: &str) -> ChangeReceiver {
+        let (tx, rx) = mpsc::channel(self.inner.capacity.load(Ordering::Relaxed));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let key = (table_id, user.to_string());
+        {
+            let mut routes = self.inner.routes.lock();
+            routes.by_key.entry(key.clone()).or_default().push(Route {
+                id,
+                tx: tx.clone(),
+                lagged: lagged.clone(),
+            });
+            *routes.tables.entry(table_id).or_default() += 1;
+        }
+        ChangeReceiver {
+            inner: self.inner.clone(),
+            key,
+            id,
+            rx,
+            queue: tx.downgrade(),
+            lagged,
+        }
+    }
+}
+
+/// Why a receiver has no more changes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvEnd {
+    /// Its queue overflowed: changes after what it received are missing.
+    Lagged,
+    Closed,
+}
+
+/// A subscriber's queue; leaving it unregisters the subscriber.
+#[derive(Debug)]
+pub struct ChangeReceiver {
+    inner: Arc<Inner>,
+    key: Key,
+    id: u64,
+    rx: mpsc::Receiver<Arc<ChangeSet>>,
+    queue: mpsc::WeakSender<Arc<ChangeSet>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Drop for ChangeReceiver {
+    fn drop(&mut self) {
+        self.inner.remove(&self.key, self.id);
+    }
+}
+
+impl ChangeReceiver {
+    /// The next change set, in commit order; after an overflow, what was
+    /// queued before it, then `Lagged`.
+    pub async fn recv(&mut self) -> Result<Arc<ChangeSet>, RecvEnd> {
+        match self.rx.try_recv() {
+            Ok(set) => return Ok(set),
+            Err(mpsc::error::TryRecvError::Disconnected) => return Err(RecvEnd::Closed),
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        if self.lagged.load(Ordering::Relaxed) {
+            return Err(RecvEnd::Lagged);
+        }
+        self.rx.recv().await.ok_or(RecvEnd::Closed)
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeSet>> {
-        self.tx().subscribe()
+    /// A handle that tells how many change sets wait in this queue.
+    pub fn depth(&self) -> QueueDepth {
+        QueueDepth(self.queue.clone())
+    }
+}
+
+/// How many change sets wait in a subscriber's queue.
+#[derive(Debug, Clone)]
+pub struct QueueDepth(mpsc::WeakSender<Arc<ChangeSet>>);
+
+impl QueueDepth {
+    pub fn get(&self) -> u64 {
+        self.0
+            .upgrade()
+            .map_or(0, |tx| (tx.max_capacity() - tx.capacity()) as u64)
     }
 }
 
@@ -130,9 +285,8 @@ pub struct LiveQuery {
     pub changes_sent: AtomicU64,
     /// µs of the last change sent; 0 before the first.
     pub last_change_at: AtomicI64,
-    /// How many of the bus's change sets this subscriber has taken (it
-    /// started at the count published then); the difference is its lag.
-    pub consumed: AtomicU64,
+    /// Its queue, for the lag: change sets waiting to be sent.
+    depth: Option<QueueDepth>,
     kill: tokio::sync::watch::Sender<bool>,
 }
 
@@ -142,15 +296,9 @@ impl LiveQuery {
         self.kill.subscribe()
     }
 
-    /// Change sets published that this subscriber has not taken yet.
-    pub fn lag(&self, bus: &ChangeBus) -> u64 {
-        bus.published()
-            .saturating_sub(self.consumed.load(Ordering::Relaxed))
-    }
-
-    /// The subscriber took `n` change sets off the bus (or lost them).
-    pub fn took(&self, n: u64) {
-        self.consumed.fetch_add(n, Ordering::Relaxed);
+    /// Committed change sets waiting in this subscriber's queue.
+    pub fn lag(&self) -> u64 {
+        self.depth.as_ref().map_or(0, QueueDepth::get)
     }
 
     pub fn sent(&self, rows: usize, at: i64) {
@@ -179,11 +327,10 @@ impl Drop for LiveGuard {
 }
 
 impl LiveQueries {
-    /// `published` is the bus's count when the subscriber started listening.
-    #[allow(clippy::too_many_arguments)]
+    /// `depth` tells how much waits in the subscriber's queue.
     pub fn register(
         self: &Arc<Self>,
-        published: u64,
+        depth: QueueDepth,
         user: &str,
         namespace: &str,
         table: &str,
@@ -200,7 +347,7 @@ impl LiveQueries {
             created_at: now,
             changes_sent: Default::default(),
             last_change_at: Default::default(),
-            consumed: AtomicU64::new(published),
+            depth: Some(depth),
             kill: tokio::sync::watch::channel(false).0,
         });
         self.open.lock().insert(id, query.clone());

@@ -15,6 +15,7 @@
 // subset of it.
 #![allow(dead_code)]
 
+pub mod live;
 pub mod raw;
 pub mod s3;
 
