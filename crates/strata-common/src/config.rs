@@ -35,9 +35,9 @@ pub struct LiveConfig {
     pub retention_seconds: u64,
     /// The most changes kept per table; older ones are dropped first.
     pub max_entries: u64,
-    /// How many commits a subscriber may fall behind before it is cut off
-    /// (SQLSTATE 53400, with the `from_seq` to resume from). The queue is
-    /// shared: its memory does not grow with the number of subscribers.
+    /// How many change sets (commits of its partition) may wait in a
+    /// subscriber's queue; past it the subscriber is cut off (SQLSTATE 53400,
+    /// with the `from_seq` to resume from). A queue's memory is what waits in it.
     pub queue_size: usize,
 }
 
