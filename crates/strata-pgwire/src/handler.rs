@@ -34,7 +34,7 @@ use pgwire::messages::simplequery::Query;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use strata_session::{CancelSignal, Engine, Notification, Prepared, QueryOutput, Session};
+use strata_session::{CancelSignal, Engine, MailboxReceiver, Prepared, QueryOutput, Session};
 use tracing::Instrument;
 
 /// State shared by every connection.
@@ -89,13 +89,13 @@ impl Frontend {
 
 pub struct ConnectionHandlers {
     inner: Arc<Handler>,
-    notifications: parking_lot::Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
+    notifications: parking_lot::Mutex<Option<MailboxReceiver>>,
 }
 
 impl ConnectionHandlers {
     /// The connection's LISTEN notifications, for its socket loop to
     /// deliver while the connection is idle (taken once).
-    pub fn take_notifications(&self) -> Option<tokio::sync::mpsc::Receiver<Notification>> {
+    pub fn take_notifications(&self) -> Option<MailboxReceiver> {
         self.notifications.lock().take()
     }
 

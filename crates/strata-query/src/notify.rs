@@ -24,7 +24,7 @@ use strata_catalog::TableDef;
 use strata_common::{Result, StrataError};
 use strata_sql::TableKind;
 use strata_tiers::changes::{ChangeReceiver, RecvEnd};
-pub use strata_tiers::notify::{Mailbox, Notification, mailbox};
+pub use strata_tiers::notify::{Mailbox, MailboxReceiver, Notification, mailbox};
 
 /// Longest payload, as in Postgres.
 pub const MAX_PAYLOAD: usize = 7999;
@@ -41,8 +41,19 @@ pub struct Listening {
     /// Channels listened on; a table channel's change forwarder with it.
     channels: Mutex<BTreeMap<String, Option<tokio::task::AbortHandle>>>,
     /// NOTIFYs of the open transaction block.
-    pending: Mutex<Vec<(String, String)>>,
+    pending: Mutex<Pending>,
 }
+
+/// A block's NOTIFYs, in order, each distinct one once.
+#[derive(Default)]
+struct Pending {
+    order: Vec<(String, String)>,
+    seen: std::collections::HashSet<(String, String)>,
+    bytes: usize,
+}
+
+/// Bytes of NOTIFYs one transaction block may hold until COMMIT.
+pub const MAX_PENDING_BYTES: usize = 16 << 20;
 
 impl std::fmt::Debug for Listening {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +78,7 @@ impl Listening {
             tiers,
             me: Mutex::new(None),
             channels: Mutex::new(BTreeMap::new()),
-            pending: Mutex::new(vec![]),
+            pending: Mutex::new(Pending::default()),
         })
     }
 
@@ -163,15 +174,20 @@ impl Listening {
         }
         if in_block {
             let mut pending = self.pending.lock();
+            let entry = (channel.to_string(), payload.to_string());
             // Postgres sends a block's identical notifications once.
-            if !pending.iter().any(|(c, p)| c == channel && p == payload) {
-                if pending.len() >= crate::notify::MAX_CHANNELS * 10 {
-                    return Err(StrataError::ProgramLimitExceeded(
-                        "too many notifications in one transaction block".into(),
-                    ));
-                }
-                pending.push((channel.to_string(), payload.to_string()));
+            if pending.seen.contains(&entry) {
+                return Ok(());
             }
+            let size = channel.len() + payload.len();
+            if pending.bytes + size > MAX_PENDING_BYTES {
+                return Err(StrataError::ProgramLimitExceeded(format!(
+                    "a transaction block may hold at most {MAX_PENDING_BYTES} bytes of notifications"
+                )));
+            }
+            pending.bytes += size;
+            pending.seen.insert(entry.clone());
+            pending.order.push(entry);
             return Ok(());
         }
         self.tiers.notifier.notify(channel, payload, self.pid());
@@ -183,7 +199,7 @@ impl Listening {
         let pending = std::mem::take(&mut *self.pending.lock());
         if committed {
             let pid = self.pid();
-            for (channel, payload) in pending {
+            for (channel, payload) in pending.order {
                 self.tiers.notifier.notify(&channel, &payload, pid);
             }
         }

@@ -164,3 +164,55 @@ async fn table_channels_carry_the_listeners_own_changes() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_never_reads_holds_up_nothing() {
+    timed("stalled listener", TEST_TIMEOUT, async {
+        let server = TestServer::start().await;
+        let mut raw = common::raw::RawConn::login(server.port(), "root")
+            .await
+            .unwrap();
+        assert_eq!(
+            raw.roundtrip(&common::raw::query("LISTEN flood"))
+                .await
+                .unwrap(),
+            None
+        );
+        let sender = server.client().await;
+        let before = server.rss_kib().unwrap();
+        // 8 MB of notifications for a client that reads none of them: more
+        // than its socket and its mailbox (1 MiB) hold.
+        let payload = "p".repeat(7000);
+        for _ in 0..20 {
+            let batch: Vec<String> = (0..60)
+                .map(|_| format!("NOTIFY flood, '{payload}'"))
+                .collect();
+            exec(&sender, &batch.join(";")).await;
+        }
+        let after = server.rss_kib().unwrap();
+        assert!(
+            after.saturating_sub(before) < 64 * 1024,
+            "server memory grew from {before} KiB to {after} KiB"
+        );
+        // The listener's connection still answers once it reads again; the
+        // notifications kept for it were bounded.
+        raw.send(&common::raw::query("SELECT 1")).await.unwrap();
+        let mut notes = 0;
+        let mut answered = false;
+        loop {
+            let (tag, _) = raw.next(Duration::from_secs(10)).await.unwrap();
+            match tag {
+                b'A' => notes += 1,
+                b'D' => answered = true,
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        assert!(answered, "SELECT 1 was answered");
+        assert!(
+            notes < 6000,
+            "{notes} notifications kept for a stalled listener"
+        );
+    })
+    .await;
+}

@@ -18,7 +18,7 @@ pub use session::{CancelSignal, Session};
 /// (`SELECT x.oid, x.*`); clients see the name after it.
 pub use strata_pgcatalog::compat::ALIAS_PREFIX;
 pub use strata_query::copy::{CopyFormat, CopyIn, CopyOptions};
-pub use strata_query::notify::{Mailbox, Notification, mailbox};
+pub use strata_query::notify::{Mailbox, MailboxReceiver, Notification, mailbox};
 pub use strata_query::output::QueryOutput;
 pub use strata_query::prepared::Prepared;
 pub use strata_query::txn::TxnStatus;

@@ -1,16 +1,20 @@
 //! LISTEN/NOTIFY between sessions: channels, each with the connections that
-//! listen on it. A connection's notifications go to its mailbox, a bounded
-//! queue its socket loop delivers from whenever the connection is idle; a
-//! notification for a full mailbox is dropped and counted, never waited for,
-//! so a listener that does not read cannot hold up a writer.
+//! listen on it. A connection's notifications go to its mailbox, a queue its
+//! socket loop delivers from whenever the connection is idle, bounded in
+//! count and in bytes; a notification for a full mailbox is dropped and
+//! counted, never waited for, so a listener that does not read can neither
+//! hold up a writer nor make the server hold its backlog.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
 /// Notifications a connection may have waiting for delivery.
 pub const MAILBOX: usize = 10_000;
+/// Bytes of channel names and payloads a connection may have waiting.
+pub const MAILBOX_BYTES: usize = 1 << 20;
 
 /// One NotificationResponse: the sending backend's pid, channel, payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +24,53 @@ pub struct Notification {
     pub payload: String,
 }
 
-pub type Mailbox = mpsc::Sender<Notification>;
+impl Notification {
+    fn bytes(&self) -> usize {
+        self.channel.len() + self.payload.len()
+    }
+}
+
+/// Where a connection's notifications go.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    tx: mpsc::Sender<Notification>,
+    /// Bytes waiting, shared with the receiving end.
+    bytes: Arc<AtomicUsize>,
+}
+
+impl Mailbox {
+    /// Resolves when the connection has gone.
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
+}
+
+/// The connection's end of its mailbox.
+#[derive(Debug)]
+pub struct MailboxReceiver {
+    rx: mpsc::Receiver<Notification>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl MailboxReceiver {
+    pub async fn recv(&mut self) -> Option<Notification> {
+        let n = self.rx.recv().await?;
+        self.bytes.fetch_sub(n.bytes(), Ordering::Relaxed);
+        Some(n)
+    }
+}
 
 /// A connection's mailbox, for its socket loop to deliver from.
-pub fn mailbox() -> (Mailbox, mpsc::Receiver<Notification>) {
-    mpsc::channel(MAILBOX)
+pub fn mailbox() -> (Mailbox, MailboxReceiver) {
+    let (tx, rx) = mpsc::channel(MAILBOX);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        Mailbox {
+            tx,
+            bytes: bytes.clone(),
+        },
+        MailboxReceiver { rx, bytes },
+    )
 }
 
 #[derive(Debug, Default)]
@@ -92,7 +138,17 @@ impl Notifier {
 }
 
 fn deliver(mailbox: &Mailbox, n: Notification, dropped: &AtomicU64) {
-    match mailbox.try_send(n) {
+    let size = n.bytes();
+    let waiting = mailbox.bytes.fetch_add(size, Ordering::Relaxed);
+    let result = if waiting + size > MAILBOX_BYTES {
+        Err(mpsc::error::TrySendError::Full(n))
+    } else {
+        mailbox.tx.try_send(n)
+    };
+    if result.is_err() {
+        mailbox.bytes.fetch_sub(size, Ordering::Relaxed);
+    }
+    match result {
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
         Err(mpsc::error::TrySendError::Full(n)) => {
             dropped.fetch_add(1, Ordering::Relaxed);
