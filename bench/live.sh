@@ -23,17 +23,7 @@ T="${CARGO_TARGET_DIR:-target}/$PROFILE"
 STRATA="$T/strata"
 BENCH="$T/examples/live_bench"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d)
-chmod 1777 "$WORK"
-SPORT=$(free_port)
-PPORT=$(free_port)
-cleanup() {
-  [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null || true
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
 ulimit -n 65536 2>/dev/null || true
 
 cat >"$WORK/strata.toml" <<TOML

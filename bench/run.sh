@@ -23,18 +23,7 @@ else
 fi
 STRATA="${CARGO_TARGET_DIR:-target}/$PROFILE/strata"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d)
-chmod 1777 "$WORK"  # the postgres user writes its socket and log here
-SPORT=$(free_port)
-PPORT=$(free_port)
-cleanup() {
-  # Wait for the server to exit, or it may still be writing while its dir is removed.
-  [ -n "${SPID:-}" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null || true
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/common.sh
 
 "$STRATA" serve --listen "127.0.0.1:$SPORT" --data-dir "$WORK/strata" >"$WORK/strata.log" 2>&1 &
 SPID=$!

@@ -177,11 +177,7 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
     // Listen and start the table's change log while no writer is between
     // deciding how to describe its changes and publishing them: every commit
     // after `start` reaches the receiver, and is in the log.
-    let user = if def.kind == TableKind::User {
-        session.user().to_string()
-    } else {
-        String::new()
-    };
+    let user = crate::provider::partition_of(&def, session.user());
     let (receiver, start, log) = {
         let _settled = tiers.changes.settle().await;
         let receiver = tiers.changes.subscribe(def.id, &user);
@@ -200,7 +196,7 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
                 "from_seq {s} is past the last committed _seq ({start})"
             )));
         }
-        tiers.change_log.read(&tiers.store, &def, *s, 0)?;
+        tiers.change_log.reaches(def.id, *s)?;
     }
     let snapshot = match from_seq {
         Some(_) => vec![],
@@ -230,7 +226,6 @@ pub async fn subscribe(session: &QueryContext, stmt: &Statement) -> Result<Query
             guard,
             catalog: session.engine.catalog.clone(),
             def: def.clone(),
-            table_id: def.id,
             user,
             table_schema,
             schema: schema.clone(),
@@ -345,7 +340,7 @@ impl Feed {
             }
             self.replay = Some(next);
             let set = ChangeSet {
-                table_id: self.live.table_id,
+                table_id: self.live.def.id,
                 user: self.live.user.clone(),
                 changes: entries
                     .into_iter()
@@ -370,27 +365,21 @@ impl Feed {
             };
             match got {
                 Ok(set) => {
-                    if set.table_id != self.live.table_id || set.user != self.live.user {
-                        continue;
-                    }
-                    let fresh = set.changes.iter().any(|c| c.seq > self.sent_upto);
-                    let batch = if fresh && set.changes[0].seq <= self.sent_upto {
-                        // Partly delivered already (from the log or the snapshot).
-                        let rest = ChangeSet {
+                    // Changes up to `sent_upto` came from the log or the
+                    // snapshot already; a set's `_seq`s grow.
+                    let sent = set
+                        .changes
+                        .iter()
+                        .take_while(|c| c.seq <= self.sent_upto)
+                        .count();
+                    let batch = match sent {
+                        0 => self.deliver(&set)?,
+                        n if n == set.changes.len() => None,
+                        n => self.deliver(&ChangeSet {
                             table_id: set.table_id,
                             user: set.user.clone(),
-                            changes: set
-                                .changes
-                                .iter()
-                                .filter(|c| c.seq > self.sent_upto)
-                                .cloned()
-                                .collect(),
-                        };
-                        self.deliver(&rest)?
-                    } else if fresh {
-                        self.deliver(&set)?
-                    } else {
-                        None
+                            changes: set.changes[n..].to_vec(),
+                        })?,
                     };
                     if let Some(b) = batch {
                         return Ok(Some(b));
@@ -446,6 +435,21 @@ impl Feed {
         }
         Ok(batch)
     }
+}
+
+/// Re-checked at every change a subscriber or a table channel's listener
+/// would get: a user dropped or demoted since it started gets nothing more.
+pub(crate) fn check_follower(
+    catalog: &strata_catalog::Catalog,
+    user: &str,
+    def: &TableDef,
+) -> Result<()> {
+    if catalog.user(user).is_none() {
+        return Err(StrataError::InsufficientPrivilege(format!(
+            "user \"{user}\" no longer exists"
+        )));
+    }
+    crate::privileges::check_table_access(catalog, user, def, false)
 }
 
 fn resolve(session: &QueryContext, table: &ObjectRef) -> Result<Arc<TableDef>> {
@@ -587,7 +591,6 @@ struct Live {
     guard: strata_tiers::changes::LiveGuard,
     catalog: Arc<strata_catalog::Catalog>,
     def: Arc<TableDef>,
-    table_id: u32,
     user: String,
     table_schema: SchemaRef,
     schema: SchemaRef,
@@ -628,20 +631,10 @@ impl Live {
 
     /// The rows of a change set this subscriber sees, if any.
     fn batch(&self, set: &ChangeSet) -> datafusion::error::Result<Option<RecordBatch>> {
-        if set.table_id != self.table_id || set.user != self.user {
+        if set.table_id != self.def.id || set.user != self.user {
             return Ok(None);
         }
-        // Re-checked at every change: a user dropped or demoted since the
-        // subscription started sees nothing more.
-        let subscriber = &self.guard.query.user;
-        if self.catalog.user(subscriber).is_none() {
-            return Err(DataFusionError::External(Box::new(
-                StrataError::InsufficientPrivilege(format!(
-                    "user \"{subscriber}\" no longer exists"
-                )),
-            )));
-        }
-        crate::privileges::check_table_access(&self.catalog, subscriber, &self.def, false)
+        check_follower(&self.catalog, &self.guard.query.user, &self.def)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let n = set.changes.len();
         let rows = self.rows(set.changes.iter().map(|c| &c.row))?;

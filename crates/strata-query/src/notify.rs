@@ -9,6 +9,7 @@
 //! and a listener that loses access to the table hears nothing more.
 
 use crate::context::QueryContext;
+use crate::provider::partition_of;
 use crate::tiers::Tiers;
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
@@ -22,7 +23,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata_catalog::TableDef;
 use strata_common::{Result, StrataError};
-use strata_sql::TableKind;
 use strata_tiers::changes::{ChangeReceiver, RecvEnd};
 pub use strata_tiers::notify::{Mailbox, MailboxReceiver, Notification, mailbox};
 
@@ -121,7 +121,7 @@ impl Listening {
                     let _settled = self.tiers.changes.settle().await;
                     self.tiers
                         .changes
-                        .subscribe(def.id, &partition(&def, session.user()))
+                        .subscribe(def.id, &partition_of(&def, session.user()))
                 };
                 let task = tokio::spawn(forward(
                     self.tiers.clone(),
@@ -230,15 +230,6 @@ fn table_channel(tiers: &Tiers, channel: &str) -> Option<Arc<TableDef>> {
         .find_map(|(i, _)| tiers.catalog.table(&channel[..i], &channel[i + 1..]))
 }
 
-/// The partition a user follows: theirs in a USER table, the only one else.
-fn partition(def: &TableDef, user: &str) -> String {
-    if def.kind == TableKind::User {
-        user.to_string()
-    } else {
-        String::new()
-    }
-}
-
 /// Sends a table's changes the listener may see to its mailbox, until the
 /// connection goes or UNLISTEN aborts it.
 async fn forward(
@@ -256,10 +247,7 @@ async fn forward(
         };
         let payloads = match got {
             Ok(set) => {
-                let allowed = tiers.catalog.user(&user).is_some()
-                    && crate::privileges::check_table_access(&tiers.catalog, &user, &def, false)
-                        .is_ok();
-                if !allowed {
+                if crate::live::check_follower(&tiers.catalog, &user, &def).is_err() {
                     return;
                 }
                 let pk = def.pk_index();
@@ -277,7 +265,7 @@ async fn forward(
             }
             // The queue overflowed: say so, and follow from a fresh one.
             Err(RecvEnd::Lagged) => {
-                rx = tiers.changes.subscribe(def.id, &partition(&def, &user));
+                rx = tiers.changes.subscribe(def.id, &partition_of(&def, &user));
                 vec![serde_json::json!({"op": "lagged"}).to_string()]
             }
             Err(RecvEnd::Closed) => return,

@@ -71,15 +71,11 @@ pub(crate) async fn write_rows(
     let txn = session.txn();
     if !txn.in_block() {
         let tiers = &session.engine.tiers;
+        let group = Group::new(&tiers.store, table, partition, puts, deletes)?;
         let _pass = tiers.changes.writing().await;
         let before = crate::live::before_commit(tiers, table, partition, puts, deletes).await?;
         session.mark_committing();
-        let cold_changed = commit(tiers, table, partition, puts, deletes, before)?;
-        tiers.counter(table.id).add(puts.len() as u64);
-        if cold_changed {
-            republish(tiers, table.id, partition);
-        }
-        return Ok(());
+        return commit_groups(tiers, &[group], vec![before]);
     }
     let mut fresh = vec![];
     for (k, _) in puts {
@@ -155,32 +151,47 @@ impl<'a> Group<'a> {
     }
 }
 
-/// Writes new row versions and deletes keys of one partition in one batch,
-/// with their change-log entries, and publishes the changes to live queries;
-/// returns whether it superseded cold rows.
-fn commit(
+/// Commits the groups' writes in one batch (numbered from one range of
+/// `_seq`), with their change-log entries, publishes their changes to live
+/// queries in commit order, and counts the writes for the flush policies.
+fn commit_groups(
     tiers: &crate::Tiers,
-    table: &TableDef,
-    partition: &str,
-    puts: &[Put],
-    deletes: &[Vec<u8>],
-    before: Option<Before>,
-) -> Result<bool> {
+    groups: &[Group<'_>],
+    befores: Vec<Option<Before>>,
+) -> Result<()> {
     let store = tiers.store.as_ref();
-    let group = Group::new(store, table, partition, puts, deletes)?;
-    let count = crate::live::seq_count(before.as_ref(), puts.len());
-    let described = std::cell::RefCell::new(None);
+    let counts: Vec<u64> = groups
+        .iter()
+        .zip(&befores)
+        .map(|(g, b)| crate::live::seq_count(b.as_ref(), g.puts.len()))
+        .collect();
+    let described = std::cell::RefCell::new(Vec::with_capacity(groups.len()));
     store.commit_with_seqs_then(
-        count,
+        counts.iter().sum(),
         |first, wb| {
-            group.fill(store, wb, first)?;
-            *described.borrow_mut() =
-                crate::live::describe(tiers, wb, table, partition, puts, before, first)?;
+            let mut next = first;
+            for ((g, before), count) in groups.iter().zip(befores).zip(&counts) {
+                g.fill(store, wb, next)?;
+                let changes =
+                    crate::live::describe(tiers, wb, g.table, g.partition, g.puts, before, next)?;
+                described.borrow_mut().push(changes);
+                next += count;
+            }
             Ok(())
         },
-        |_| crate::live::publish(tiers, table, partition, described.take()),
+        |_| {
+            for (g, changes) in groups.iter().zip(described.take()) {
+                crate::live::publish(tiers, g.table, g.partition, changes);
+            }
+        },
     )?;
-    Ok(!group.superseded.is_empty())
+    for g in groups {
+        tiers.counter(g.table.id).add(g.puts.len() as u64);
+        if !g.superseded.is_empty() {
+            republish(tiers, g.table.id, g.partition);
+        }
+    }
+    Ok(())
 }
 
 /// Asks for a partition's `manifest.json` to be rewritten after its
@@ -245,45 +256,8 @@ pub(crate) async fn commit_block(session: &QueryContext, block: Block) -> Result
             crate::live::before_commit(&engine.tiers, table, partition, puts, deletes).await?,
         );
     }
-    let counts: Vec<u64> = groups
-        .iter()
-        .zip(&befores)
-        .map(|(g, b)| crate::live::seq_count(b.as_ref(), g.puts.len()))
-        .collect();
     session.mark_committing();
-    let described = std::cell::RefCell::new(Vec::with_capacity(groups.len()));
-    store.commit_with_seqs_then(
-        counts.iter().sum(),
-        |first, wb| {
-            let mut next = first;
-            for ((g, before), count) in groups.iter().zip(befores).zip(&counts) {
-                g.fill(store, wb, next)?;
-                let changes = crate::live::describe(
-                    &engine.tiers,
-                    wb,
-                    g.table,
-                    g.partition,
-                    g.puts,
-                    before,
-                    next,
-                )?;
-                described.borrow_mut().push(changes);
-                next += count;
-            }
-            Ok(())
-        },
-        |_| {
-            for (g, changes) in groups.iter().zip(described.take()) {
-                crate::live::publish(&engine.tiers, g.table, g.partition, changes);
-            }
-        },
-    )?;
-    for g in &groups {
-        engine.tiers.counter(g.table.id).add(g.puts.len() as u64);
-        if !g.superseded.is_empty() {
-            republish(&engine.tiers, g.table.id, g.partition);
-        }
-    }
+    commit_groups(&engine.tiers, &groups, befores)?;
     drop(guards);
     Ok(())
 }

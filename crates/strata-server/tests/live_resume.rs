@@ -647,3 +647,47 @@ async fn altering_or_dropping_the_table_ends_its_subscriptions() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_names_and_values_survive_the_stream_and_the_log() {
+    timed("odd names", TEST_TIMEOUT, async {
+        let server = TestServer::start().await;
+        let w = server.client().await;
+        exec(
+            &w,
+            "CREATE NAMESPACE \"n s#%\";
+             CREATE TABLE \"n s#%\".\"tâble/..\" (id BIGINT PRIMARY KEY, x DOUBLE PRECISION, t TEXT);
+             INSERT INTO \"n s#%\".\"tâble/..\" VALUES (1, 'NaN', '')",
+        )
+        .await;
+        let c = server.client().await;
+        let mut rows = subscribe(
+            &c,
+            "SUBSCRIBE TO \"n s#%\".\"tâble/..\" OPTIONS (last_rows = 1)",
+        )
+        .await;
+        let snap = next_line(&mut rows).await;
+        assert!(snap.starts_with("snapshot\t") && snap.ends_with("\t1\tNaN\t\n"), "{snap:?}");
+        exec(
+            &w,
+            "INSERT INTO \"n s#%\".\"tâble/..\" VALUES (2, '-Infinity', NULL), (3, 'Infinity', 'ü#%/..')",
+        )
+        .await;
+        let live: Vec<String> = vec![next_line(&mut rows).await, next_line(&mut rows).await];
+        drop(rows);
+        drop(c);
+        // The same rows read back from the change log.
+        let from = snap.split('\t').nth(1).unwrap().to_string();
+        let c = server.client().await;
+        let mut rows = subscribe(
+            &c,
+            &format!("SUBSCRIBE TO \"n s#%\".\"tâble/..\" OPTIONS (from_seq = {from})"),
+        )
+        .await;
+        let logged: Vec<String> = vec![next_line(&mut rows).await, next_line(&mut rows).await];
+        assert_eq!(live, logged);
+        assert!(logged[0].ends_with("\t2\t-Infinity\t\\N\n"), "{logged:?}");
+        assert!(logged[1].ends_with("\t3\tInfinity\tü#%/..\n"), "{logged:?}");
+    })
+    .await;
+}

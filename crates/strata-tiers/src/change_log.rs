@@ -16,6 +16,7 @@ use crate::codec::{decode_row, encode_row};
 use datafusion::scalar::ScalarValue;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use strata_catalog::TableDef;
 use strata_common::{Result, StrataError};
 use strata_store::{Batch, CF_CHANGES, Store};
@@ -58,6 +59,8 @@ pub struct LoggedChange {
 pub struct ChangeLog {
     retention: Mutex<Retention>,
     tables: Mutex<HashMap<u32, TableLog>>,
+    /// `tables.len()`, read without the lock by every writer.
+    logged: AtomicUsize,
 }
 
 fn key(table_id: u32, seq: u64) -> [u8; 12] {
@@ -116,6 +119,7 @@ impl ChangeLog {
         tables.retain(|_, t| t.since != u64::MAX);
         Ok(ChangeLog {
             retention: Mutex::new(Retention::default()),
+            logged: AtomicUsize::new(tables.len()),
             tables: Mutex::new(tables),
         })
     }
@@ -126,7 +130,7 @@ impl ChangeLog {
 
     /// Whether a commit to `table_id` must be logged.
     pub fn logging(&self, table_id: u32) -> bool {
-        self.tables.lock().contains_key(&table_id)
+        self.logged.load(Ordering::Relaxed) > 0 && self.tables.lock().contains_key(&table_id)
     }
 
     /// A subscriber starts on `table_id`: the log starts (or goes on).
@@ -143,7 +147,8 @@ impl ChangeLog {
             batch.delete_range_cf(cf, key(table_id, 0), key(table_id.wrapping_add(1), 0));
             batch.put_cf(cf, key(table_id, 0), last.to_be_bytes());
             store.write(batch)?;
-            self.tables.lock().insert(
+            let mut tables = self.tables.lock();
+            tables.insert(
                 table_id,
                 TableLog {
                     since: last,
@@ -153,6 +158,7 @@ impl ChangeLog {
                     idle_since: 0,
                 },
             );
+            self.logged.store(tables.len(), Ordering::Relaxed);
             Ok(())
         })
     }
@@ -183,11 +189,11 @@ impl ChangeLog {
         now: i64,
     ) -> Result<()> {
         let cf = store.cf(CF_CHANGES)?;
+        let user_len = u16::try_from(user.len()).map_err(|_| corrupt())?;
         for c in changes {
             let mut v = Vec::with_capacity(64);
             v.push(op_code(c.op));
             v.extend_from_slice(&now.to_be_bytes());
-            let user_len = u16::try_from(user.len()).map_err(|_| corrupt())?;
             v.extend_from_slice(&user_len.to_le_bytes());
             v.extend_from_slice(user.as_bytes());
             put_row(&mut v, table, c.seq, &c.row)?;
@@ -215,7 +221,7 @@ impl ChangeLog {
         after: u64,
         max: usize,
     ) -> Result<(Vec<LoggedChange>, u64)> {
-        self.check_reaches(table.id, after)?;
+        self.reaches(table.id, after)?;
         let mut out = vec![];
         let mut next = after;
         let start = key(table.id, after.saturating_add(1));
@@ -231,11 +237,13 @@ impl ChangeLog {
             Ok(out.len() < max)
         })?;
         // Trimmed while it was read: what was read may have a gap.
-        self.check_reaches(table.id, after)?;
+        self.reaches(table.id, after)?;
         Ok((out, next))
     }
 
-    fn check_reaches(&self, table_id: u32, after: u64) -> Result<()> {
+    /// Whether the log holds every change of `table_id` after `after`
+    /// (55000 when it does not).
+    pub fn reaches(&self, table_id: u32, after: u64) -> Result<()> {
         match self.since(table_id) {
             Some(since) if after >= since => Ok(()),
             Some(since) => Err(StrataError::ObjectNotInPrerequisiteState(format!(
@@ -257,11 +265,23 @@ impl ChangeLog {
             self.tables.lock().iter().map(|(k, v)| (*k, *v)).collect();
         let cf = store.cf(CF_CHANGES)?;
         for (id, t) in snapshot {
-            if !exists(id) || t.subscribers == 0 && t.idle_since < cutoff {
+            // Decided and done under the lock: a subscriber arriving since
+            // the snapshot keeps the log.
+            let unused = {
+                let mut tables = self.tables.lock();
+                let unused = tables
+                    .get(&id)
+                    .is_some_and(|t| !exists(id) || t.subscribers == 0 && t.idle_since < cutoff);
+                if unused {
+                    tables.remove(&id);
+                    self.logged.store(tables.len(), Ordering::Relaxed);
+                }
+                unused
+            };
+            if unused {
                 let mut batch = Batch::default();
                 batch.delete_range_cf(cf, key(id, 0), key(id.wrapping_add(1), 0));
                 store.write(batch)?;
-                self.tables.lock().remove(&id);
                 continue;
             }
             let over = t.entries.saturating_sub(retention.max_entries);

@@ -78,6 +78,8 @@ struct Routes {
 #[derive(Debug)]
 struct Inner {
     routes: Mutex<Routes>,
+    /// How many receivers there are, read without the lock by every writer.
+    receivers: AtomicUsize,
     next_id: AtomicU64,
     capacity: AtomicUsize,
 }
@@ -92,6 +94,7 @@ impl Inner {
             if list.is_empty() {
                 routes.by_key.remove(key);
             }
+            self.receivers.fetch_sub(removed, Ordering::Relaxed);
             if removed > 0
                 && let Some(n) = routes.tables.get_mut(&key.0)
             {
@@ -119,6 +122,7 @@ impl Default for ChangeBus {
         ChangeBus {
             inner: Arc::new(Inner {
                 routes: Mutex::new(Routes::default()),
+                receivers: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 capacity: AtomicUsize::new(CHANGE_QUEUE),
             }),
@@ -152,7 +156,8 @@ impl ChangeBus {
 
     /// Whether anyone follows `table_id` (writers skip the work otherwise).
     pub fn listened(&self, table_id: u32) -> bool {
-        self.inner.routes.lock().tables.contains_key(&table_id)
+        self.inner.receivers.load(Ordering::Relaxed) > 0
+            && self.inner.routes.lock().tables.contains_key(&table_id)
     }
 
     /// Hands a committed change set to the queues of its partition.
@@ -203,6 +208,7 @@ impl ChangeBus {
                 lagged: lagged.clone(),
             });
             *routes.tables.entry(table_id).or_default() += 1;
+            self.inner.receivers.fetch_add(1, Ordering::Relaxed);
         }
         ChangeReceiver {
             inner: self.inner.clone(),
@@ -286,7 +292,7 @@ pub struct LiveQuery {
     /// µs of the last change sent; 0 before the first.
     pub last_change_at: AtomicI64,
     /// Its queue, for the lag: change sets waiting to be sent.
-    depth: Option<QueueDepth>,
+    depth: QueueDepth,
     kill: tokio::sync::watch::Sender<bool>,
 }
 
@@ -298,7 +304,7 @@ impl LiveQuery {
 
     /// Committed change sets waiting in this subscriber's queue.
     pub fn lag(&self) -> u64 {
-        self.depth.as_ref().map_or(0, QueueDepth::get)
+        self.depth.get()
     }
 
     pub fn sent(&self, rows: usize, at: i64) {
@@ -347,7 +353,7 @@ impl LiveQueries {
             created_at: now,
             changes_sent: Default::default(),
             last_change_at: Default::default(),
-            depth: Some(depth),
+            depth,
             kill: tokio::sync::watch::channel(false).0,
         });
         self.open.lock().insert(id, query.clone());
