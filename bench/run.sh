@@ -1,84 +1,47 @@
 #!/usr/bin/env bash
-# Strata against PostgreSQL 15 on the same work, with pgbench as the client for both.
-# Prints transactions per second for each workload and the Strata/PostgreSQL ratio.
+# The benchmark: Strata (release) against a throw-away PostgreSQL 15 with the same durability, the same
+# work and the same clients; DataFusion and DuckDB read Strata's own Parquet files for the cold-scan
+# limit. Prints one table (workload, Strata, PostgreSQL, ratio, target); the full mode also writes
+# docs/benchmarks.json, docs/benchmarks.svg and the table in docs/benchmarks.md. See bench/README.md.
 #
-#   bench/run.sh                  # release build, 10 s per workload, 4 clients
-#   DURATION=30 CLIENTS=8 bench/run.sh
-#   PROFILE=debug bench/run.sh    # quick check of the script itself
+#   bench/run.sh                 # full mode: 10M-row scan, 8 clients, 10 s per pgbench run (~30 min)
+#   bench/run.sh --quick         # small sizes, a few seconds each, no targets checked (the test suite runs it)
+#   bench/run.sh --durability sync   # fsync per commit on both sides (default: on neither)
+#   STRATA=path/to/strata bench/run.sh --quick   # use this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10}
-CLIENTS=${CLIENTS:-4}
-ROWS=${ROWS:-10000}
-COPY_ROWS=${COPY_ROWS:-200000}
-PROFILE=${PROFILE:-release}
+quick=0
+for a in "$@"; do [ "$a" = --quick ] && quick=1; done
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 
 ./scripts/ensure-deps.sh
-. ./scripts/target-dir.sh
-if [ "$PROFILE" = release ]; then
+if [ -z "${STRATA:-}" ]; then
+  . ./scripts/target-dir.sh
   cargo build --release --bin strata
-else
-  cargo build --bin strata
+  STRATA="${CARGO_TARGET_DIR:-target}/release/strata"
 fi
-STRATA="${CARGO_TARGET_DIR:-target}/$PROFILE/strata"
+command -v pgbench >/dev/null || { echo "pgbench not found (PostgreSQL's client tools)" >&2; exit 1; }
 
-. bench/common.sh
+# psycopg to drive the timed workloads, DataFusion and DuckDB to read the Parquet files directly.
+VENV="${STRATA_BENCH_CACHE:-$HOME/.cache/strata-bench}/venv"
+if ! "$VENV/bin/python" -c 'import psycopg, datafusion, duckdb' 2>/dev/null; then
+  python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -q python3-venv >/dev/null; }
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r bench/requirements.txt
+fi
 
-"$STRATA" serve --listen "127.0.0.1:$SPORT" --data-dir "$WORK/strata" >"$WORK/strata.log" 2>&1 &
-SPID=$!
-mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
-runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
-  -o "-p $PPORT -k $WORK -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=off" start >/dev/null
-for _ in $(seq 100); do grep -q "ready to accept connections" "$WORK/strata.log" && break; sleep 0.1; done
-
-# Same durability on both sides: Strata's default writes the WAL without fsync per
-# commit (sync_writes = false), so PostgreSQL runs with synchronous_commit = off.
-setup="CREATE TABLE bench.kv (id BIGINT PRIMARY KEY, v TEXT, n BIGINT);
-INSERT INTO bench.kv SELECT i, 'value-' || i, i FROM generate_series(1, $ROWS) AS s(i);"
-psql -qX -h 127.0.0.1 -p "$SPORT" -U root -d strata -c "CREATE NAMESPACE bench" -c "$setup" >/dev/null
-psql -qX -h 127.0.0.1 -p "$PPORT" -U postgres -d postgres -c "CREATE SCHEMA bench" -c "$setup" >/dev/null
-
-tps() { # host port user db script
-  pgbench -n -M prepared -T "$DURATION" -c "$CLIENTS" -j 2 -h 127.0.0.1 -p "$2" -U "$3" -f "bench/$5" "$4" 2>&1 |
-    awk '/^tps/ {print $3}'
-}
-
-printf '%-14s %14s %14s %8s\n' workload strata_tps postgres_tps ratio
-for w in point_select range_scan insert; do
-  s=$(tps 127.0.0.1 "$SPORT" root strata "$w.sql")
-  p=$(tps 127.0.0.1 "$PPORT" postgres postgres "$w.sql")
-  printf '%-14s %14.0f %14.0f %8.2f\n' "$w" "${s:-0}" "${p:-0}" "$(python3 -c "print(${s:-0}/max(${p:-0},1e-9))")"
-done
-echo "($CLIENTS clients, ${DURATION}s each, $ROWS preloaded rows, Strata $PROFILE build, pgbench -M prepared)"
-
-# Bulk load and export: the same text file through psql's \copy (COPY FROM STDIN / TO STDOUT).
-python3 -c "
-import sys
-w = sys.stdout.write
-for i in range(1, $COPY_ROWS + 1):
-    w(f'{i}\tbody of row {i} with some words in it\t{i * 7}\n')
-" >"$WORK/load.tsv"
-copy_rate() { # port user db direction
-  local sql
-  if [ "$4" = in ]; then sql="\\copy bench.load FROM '$WORK/load.tsv'"; else sql="\\copy bench.load TO '$WORK/out.tsv'"; fi
-  python3 - "$1" "$2" "$3" "$sql" "$COPY_ROWS" <<'PY'
-import subprocess, sys, time
-port, user, db, sql, rows = sys.argv[1:]
-t = time.monotonic()
-subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port, "-U", user, "-d", db, "-c", sql],
-               check=True, stdout=subprocess.DEVNULL)
-print(int(rows) / (time.monotonic() - t))
+out=()
+[ $quick = 0 ] && [ -z "${OUT:-}" ] && OUT=docs
+[ -n "${OUT:-}" ] && out=(--out "$OUT")
+"$VENV/bin/python" bench/bench.py --strata "$STRATA" --pgbin "$PGBIN" "${out[@]}" "$@"
+if [ -n "${OUT:-}" ] && [ -f "$OUT/benchmarks-table.md" ] && [ -f docs/benchmarks.md ] && [ "$OUT" = docs ]; then
+  # The table between the markers in docs/benchmarks.md is the last full run's.
+  python3 - <<'PY'
+import re
+doc = open("docs/benchmarks.md").read()
+table = open("docs/benchmarks-table.md").read()
+doc = re.sub(r"(<!-- bench:begin -->\n).*?(<!-- bench:end -->)", lambda m: m.group(1) + table + m.group(2), doc, flags=re.S)
+open("docs/benchmarks.md", "w").write(doc)
 PY
-}
-load="CREATE TABLE bench.load (id BIGINT PRIMARY KEY, body TEXT, n BIGINT)"
-psql -qX -h 127.0.0.1 -p "$SPORT" -U root -d strata -c "$load" >/dev/null
-psql -qX -h 127.0.0.1 -p "$PPORT" -U postgres -d postgres -c "$load" >/dev/null
-printf '%-14s %14s %14s %8s\n' copy strata_rows/s postgres_rows/s ratio
-for d in in out; do
-  s=$(copy_rate "$SPORT" root strata "$d")
-  p=$(copy_rate "$PPORT" postgres postgres "$d")
-  printf '%-14s %14.0f %14.0f %8.2f\n' "copy_$d" "$s" "$p" "$(python3 -c "print($s/max($p,1e-9))")"
-done
-echo "($COPY_ROWS rows of (BIGINT key, ~40-byte TEXT, BIGINT) through psql \\copy, one COPY each way)"
+  rm docs/benchmarks-table.md
+fi

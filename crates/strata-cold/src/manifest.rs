@@ -57,6 +57,11 @@ pub struct FileMeta {
     pub seq_max: u64,
     pub created_at: i64,
     pub columns: Vec<ColumnStats>,
+    /// While a flush commits the file piece by piece, the rows committed so
+    /// far (a prefix of the file, which is in key order); rows at or past it
+    /// are still hot and no reader sees them here. None: all `rows`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_rows: Option<u64>,
 }
 
 fn local_storage() -> String {
@@ -71,8 +76,18 @@ pub struct LiveFile {
 }
 
 impl LiveFile {
+    /// Rows committed to the file (see `FileMeta::visible_rows`).
+    pub fn visible_rows(&self) -> u64 {
+        self.meta
+            .visible_rows
+            .map_or(self.meta.rows, |v| v.min(self.meta.rows))
+    }
+
+    /// Visible rows no deletion vector hides (deletion vectors only ever
+    /// mark visible rows).
     pub fn live_rows(&self) -> u64 {
-        self.meta.rows.saturating_sub(self.deleted.len() as u64)
+        self.visible_rows()
+            .saturating_sub(self.deleted.len() as u64)
     }
 }
 
@@ -298,6 +313,32 @@ pub fn delete_row(
     k.extend_from_slice(&loc.position.to_be_bytes());
     batch.put_cf(store.cf(CF_COLD)?, k, []);
     Ok(())
+}
+
+/// Ends a file a flush left partly committed (`visible_rows` short of its
+/// rows: the flush was cancelled, its table altered, or the server stopped
+/// between pieces). The rows past the committed prefix are still hot, so
+/// here they are marked deleted and the file becomes an ordinary one that
+/// compaction can merge.
+pub fn seal_file(store: &Store, table_id: u32, meta: &FileMeta) -> Result<()> {
+    let Some(visible) = meta.visible_rows else {
+        return Ok(());
+    };
+    let mut batch = Batch::default();
+    for position in visible.min(meta.rows)..meta.rows {
+        let loc = Location {
+            file_id: meta.file_id,
+            position: u32::try_from(position)
+                .map_err(|_| StrataError::Storage("file position out of range".into()))?,
+        };
+        delete_row(store, &mut batch, table_id, &meta.user, loc)?;
+    }
+    let sealed = FileMeta {
+        visible_rows: None,
+        ..meta.clone()
+    };
+    put_file(store, &mut batch, table_id, &sealed)?;
+    store.write(batch)
 }
 
 /// Where the live cold version of `row_key` is, if any.

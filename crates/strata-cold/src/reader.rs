@@ -52,49 +52,76 @@ pub struct ScanSpec {
     pub predicate: Option<Arc<PruningPredicate>>,
 }
 
-/// Positions to read, in ascending order, grouped into row groups.
-fn selected_positions(
+/// Half-open runs `[from, to)` of file positions.
+type Runs = Vec<(u64, u64)>;
+
+/// The live rows to read, as runs of positions grouped into row groups: a
+/// whole row group with no deleted row is one run, so a plain scan costs the
+/// Parquet reader nothing per row.
+fn selected_runs(
     file: &LiveFile,
     rg_rows: &[(usize, u64, u64)],
     wanted: Option<&[u32]>,
-) -> Vec<(usize, Vec<u32>)> {
+) -> Vec<(usize, Runs)> {
+    let deleted = &file.deleted;
+    let visible = file.visible_rows();
     let mut out = vec![];
     for &(rg, start, len) in rg_rows {
-        let end = start + len;
-        let candidates: Vec<u32> = match wanted {
-            Some(w) => w
-                .iter()
-                .copied()
-                .filter(|&p| (p as u64) >= start && (p as u64) < end)
-                .collect(),
-            None => (start as u32..end as u32).collect(),
-        };
-        let live: Vec<u32> = candidates
-            .into_iter()
-            .filter(|p| file.deleted.binary_search(p).is_err())
-            .collect();
-        if !live.is_empty() {
-            out.push((rg, live));
+        let end = (start + len).min(visible);
+        let mut runs: Runs = vec![];
+        match wanted {
+            Some(w) => {
+                for p in w.iter().map(|&p| p as u64) {
+                    let live = p >= start
+                        && p < end
+                        && deleted.binary_search(&(p as u32)).is_err()
+                        && runs.last().is_none_or(|r| r.1 <= p);
+                    match runs.last_mut() {
+                        _ if !live => {}
+                        Some(r) if r.1 == p => r.1 = p + 1,
+                        _ => runs.push((p, p + 1)),
+                    }
+                }
+            }
+            None => {
+                // The deleted positions inside the group split it into runs.
+                let first = deleted.partition_point(|&d| (d as u64) < start);
+                let mut next = start;
+                for d in deleted[first..].iter().map(|&d| d as u64) {
+                    if d >= end {
+                        break;
+                    }
+                    if d > next {
+                        runs.push((next, d));
+                    }
+                    next = d + 1;
+                }
+                if next < end {
+                    runs.push((next, end));
+                }
+            }
+        }
+        if !runs.is_empty() {
+            out.push((rg, runs));
         }
     }
     out
 }
 
 /// A selection over the concatenated rows of the chosen row groups.
-fn selection(groups: &[(usize, Vec<u32>)], rg_rows: &[(usize, u64, u64)]) -> RowSelection {
+fn selection(groups: &[(usize, Runs)], rg_rows: &[(usize, u64, u64)]) -> RowSelection {
     let mut selectors = vec![];
-    for (rg, positions) in groups {
+    for (rg, runs) in groups {
         let Some(&(_, start, len)) = rg_rows.iter().find(|(i, _, _)| i == rg) else {
             continue;
         };
         let mut next = start;
-        for &p in positions {
-            let p = p as u64;
-            if p > next {
-                selectors.push(RowSelector::skip((p - next) as usize));
+        for &(from, to) in runs {
+            if from > next {
+                selectors.push(RowSelector::skip((from - next) as usize));
             }
-            selectors.push(RowSelector::select(1));
-            next = p + 1;
+            selectors.push(RowSelector::select((to - from) as usize));
+            next = to;
         }
         if start + len > next {
             selectors.push(RowSelector::skip((start + len - next) as usize));
@@ -136,7 +163,7 @@ pub async fn scan_file(
             rg_rows.retain(|_| k.next().unwrap_or(true));
         }
     }
-    let groups = selected_positions(file, &rg_rows, positions);
+    let groups = selected_runs(file, &rg_rows, positions);
     if groups.is_empty() {
         return Ok(futures::stream::empty().boxed());
     }
@@ -151,7 +178,10 @@ pub async fn scan_file(
         .iter()
         .any(|c| matches!(c, OutColumn::Position));
     let all_positions: Vec<u32> = if need_positions {
-        groups.iter().flat_map(|g| g.1.iter().copied()).collect()
+        groups
+            .iter()
+            .flat_map(|g| g.1.iter().flat_map(|&(from, to)| from as u32..to as u32))
+            .collect()
     } else {
         vec![]
     };
@@ -264,6 +294,7 @@ mod tests {
                 seq_max: 0,
                 created_at: 0,
                 columns: vec![],
+                visible_rows: None,
             },
             deleted,
         }
@@ -273,11 +304,35 @@ mod tests {
     fn deletion_vector_becomes_a_row_selection() {
         let f = file(10, vec![1, 2, 7]);
         let rgs = [(0usize, 0u64, 6u64), (1, 6, 4)];
-        let groups = selected_positions(&f, &rgs, None);
-        assert_eq!(groups, vec![(0, vec![0, 3, 4, 5]), (1, vec![6, 8, 9])]);
+        let groups = selected_runs(&f, &rgs, None);
+        assert_eq!(
+            groups,
+            vec![(0, vec![(0, 1), (3, 6)]), (1, vec![(6, 7), (8, 10)])]
+        );
         let sel = selection(&groups, &rgs);
         assert_eq!(sel.row_count(), 7);
-        let wanted = selected_positions(&f, &rgs, Some(&[2, 8]));
-        assert_eq!(wanted, vec![(1, vec![8])]);
+        let wanted = selected_runs(&f, &rgs, Some(&[2, 8, 9]));
+        assert_eq!(wanted, vec![(1, vec![(8, 10)])]);
+        // Repeated positions are read once.
+        let wanted = selected_runs(&f, &rgs, Some(&[3, 3, 4]));
+        assert_eq!(wanted, vec![(0, vec![(3, 5)])]);
+    }
+
+    #[test]
+    fn a_whole_row_group_is_one_run_and_the_uncommitted_tail_is_never_read() {
+        let f = file(10, vec![]);
+        let rgs = [(0usize, 0u64, 6u64), (1, 6, 4)];
+        assert_eq!(
+            selected_runs(&f, &rgs, None),
+            vec![(0, vec![(0, 6)]), (1, vec![(6, 10)])]
+        );
+        let mut partial = file(10, vec![2]);
+        partial.meta.visible_rows = Some(7);
+        assert_eq!(
+            selected_runs(&partial, &rgs, None),
+            vec![(0, vec![(0, 2), (3, 6)]), (1, vec![(6, 7)])]
+        );
+        assert_eq!(partial.live_rows(), 6);
+        assert_eq!(selected_runs(&partial, &rgs, Some(&[8])), vec![]);
     }
 }

@@ -394,6 +394,7 @@ mod tests {
             seq_max: 0,
             created_at: 0,
             columns: vec![],
+            visible_rows: None,
         };
         let err = cold.footer(&meta).await.unwrap_err();
         let text = err.to_string();

@@ -295,6 +295,7 @@ impl FileWriter {
             seq_max: self.seq_max,
             created_at,
             columns,
+            visible_rows: None,
         })
     }
 }

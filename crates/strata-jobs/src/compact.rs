@@ -132,7 +132,10 @@ async fn compact_partition(
     let tiers = mgr.tiers.clone();
     let store = tiers.store.clone();
     for attempt in 0..MAX_ATTEMPTS {
-        let files = store.with_snapshot(|snap| manifest::load_partition(snap, table.id, user))?;
+        let mut files =
+            store.with_snapshot(|snap| manifest::load_partition(snap, table.id, user))?;
+        // A file a flush is still committing piece by piece is not merged yet.
+        files.retain(|f| f.meta.visible_rows.is_none());
         let needs_work = files.len() > 1 || files.iter().any(|f| !f.deleted.is_empty());
         if !needs_work {
             return Ok(Outcome {
@@ -166,10 +169,13 @@ async fn compact_partition(
                 }
             };
         // Only a compaction removes files, and one runs per table, but DROP USER
-        // purges a partition: then the inputs are gone and so is the work.
+        // purges a partition: then the inputs are gone and so is the work. An
+        // input's entry must also be the one merged (a sealed file is not).
         let inputs_present = store.with_snapshot(|snap| -> Result<bool> {
             for f in &files {
-                if manifest::load_file(snap, table.id, user, f.meta.file_id)?.is_none() {
+                if manifest::load_file(snap, table.id, user, f.meta.file_id)?.as_ref()
+                    != Some(&f.meta)
+                {
                     return Ok(false);
                 }
             }

@@ -10,6 +10,7 @@
 //! | name | effect on jobs of the (unqualified) table name |
 //! |---|---|
 //! | `pause_flush`, `pause_compact` | sleep `millis` after reading the definition, before reading rows or files |
+//! | `pause_flush_piece` | sleep `millis` after each piece of a flush commit but the last (lock released, file partly committed) |
 //! | `pause_evict` | sleep `millis` between finding expired rows and taking the lock to delete them |
 //! | `busy_flush` | block the job's runtime thread for `millis` (a CPU-bound job) |
 //! | `panic_flush` | panic in the flush job's async part |

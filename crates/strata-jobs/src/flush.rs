@@ -6,18 +6,24 @@
 //!    hot rows (in key order, so the file comes out sorted) through Arrow
 //!    batches into a Parquet file written through object_store; memory is
 //!    bounded by one row group.
-//! 3. Commit in one WriteBatch, under the table's write lock: if the
-//!    definition changed since step 1 (see `definition`), discard the file and
-//!    go back to 2 with the new one. Else add the file to the manifest; for each
-//!    flushed row, if its hot version is still the one flushed, delete it from
-//!    the hot tier and point the primary-key index at its new position; if a
-//!    writer replaced or deleted it meanwhile, mark the flushed copy deleted in
-//!    the file's deletion vector instead.
+//! 3. Commit in pieces of [`COMMIT_PIECE_ROWS`] rows, each one WriteBatch
+//!    under the table's write lock, so writers wait for one piece at most,
+//!    never for the whole file. Before each piece: if the definition changed
+//!    since step 1 (see `definition`), stop (before the first piece: discard
+//!    the file) and go back to 2 with the new one for the rows still hot. A
+//!    piece moves the file's `visible_rows` past its rows (readers never see a
+//!    row of the file beyond it, see `FileMeta::visible_rows`) and, for each of
+//!    its rows, if the hot version is still the one flushed, deletes it from
+//!    the hot tier and points the primary-key index at its new position; if a
+//!    writer replaced or deleted it meanwhile, marks the flushed copy deleted
+//!    in the file's deletion vector instead. Each piece is atomic, so a reader
+//!    sees every row once: hot before its piece, cold after.
 //! 4. Publish `manifest.json`.
 //!
-//! A crash before step 3 leaves an unreferenced object (removed at startup) and
-//! the hot rows untouched; after it, the new state is complete. No acknowledged
-//! row is lost and none is visible twice.
+//! A crash before the first piece leaves an unreferenced object (removed at
+//! startup) and the hot rows untouched; between pieces, a file whose
+//! committed prefix is complete and consistent (startup seals it: the rest is
+//! still hot). No acknowledged row is lost and none is visible twice.
 
 use crate::definition::{self, AtCommit, MAX_ATTEMPTS};
 use crate::manager::{JobHandle, JobManager};
@@ -40,6 +46,10 @@ use tokio::runtime::Handle;
 
 /// Rows per batch handed to the Parquet writer.
 const CHUNK_ROWS: usize = 8192;
+
+/// Rows per piece of a commit: the most a writer of the table waits for is one
+/// piece's reads and batch (a few milliseconds), whatever the file's size.
+pub(crate) const COMMIT_PIECE_ROWS: usize = 4096;
 
 /// What flushing one partition did.
 struct Flushed {
@@ -143,29 +153,48 @@ async fn flush_partition(
                     continue;
                 }
             };
-        let commit_result = commit(&tiers, &current, user, &file);
-        drop(guard);
-        let live = match commit_result {
-            Ok(live) => live,
-            Err(e) => {
-                discard(&tiers, &object).await;
-                return Err(e);
-            }
-        };
-        if live == 0 {
-            // Writers replaced every row meanwhile: nothing was committed.
-            discard(&tiers, &object).await;
-        } else {
+        let mut commit = Commit::new(&file);
+        let outcome = commit.pieces(mgr, guard, current, user, handle).await;
+        if commit.in_manifest {
             committed(&tiers, &file.meta);
+            if commit.visible < file.rows.len() {
+                seal(&tiers, &commit.meta, table.id).await;
+            }
             handle.set_progress(95.0);
-            mirror::publish(mgr, &current, user).await;
+            let published = match &outcome {
+                Ok(Stop::Done(t)) | Ok(Stop::Changed(t)) => t.clone(),
+                Err(_) => table.clone(),
+            };
+            mirror::publish(mgr, &published, user).await;
+        } else {
+            // Nothing referenced the file: writers replaced every row, or the
+            // first piece never committed.
+            discard(&tiers, &object).await;
         }
-        return Ok(Flushed {
-            rows: live,
-            bytes: if live > 0 { file.meta.size_bytes } else { 0 },
-            retries: attempt,
-            table: current,
-        });
+        let live = commit.live;
+        match outcome? {
+            Stop::Done(current) => {
+                return Ok(Flushed {
+                    rows: live,
+                    bytes: if commit.in_manifest {
+                        file.meta.size_bytes
+                    } else {
+                        0
+                    },
+                    retries: attempt,
+                    table: current,
+                });
+            }
+            // The rest of the rows are still hot: flush them by the new definition.
+            Stop::Changed(newer) => {
+                tracing::info!(
+                    table = %newer.qualified_name(),
+                    committed = commit.visible,
+                    "the definition changed between the pieces of a flush commit; flushing the rest again"
+                );
+                table = newer;
+            }
+        }
     }
     Err(definition::kept_changing(&table))
 }
@@ -267,36 +296,155 @@ impl FileBuilder<'_> {
     }
 }
 
-/// Commits a new file (the caller holds the table's write lock); returns how
-/// many of its rows are live. A file none of whose rows is still current is not
-/// committed at all.
-fn commit(tiers: &Tiers, table: &TableDef, user: &str, file: &NewFile) -> Result<u64> {
-    let store = &tiers.store;
-    let mut batch = Batch::default();
-    let data = store.cf(CF_DATA)?;
-    let index = store.cf(CF_PK_INDEX)?;
-    let mut live = 0u64;
-    for (pos, (key, seq)) in file.rows.iter().enumerate() {
-        let loc = Location {
-            file_id: file.meta.file_id,
-            position: pos as u32,
-        };
-        let unchanged = match store.get(CF_DATA, key)? {
-            Some(v) => decode_header(&v)?.0 == *seq,
-            None => false,
-        };
-        if unchanged {
-            batch.delete_cf(data, key);
-            batch.put_cf(index, key, loc.encode());
-            live += 1;
-        } else {
-            manifest::delete_row(store, &mut batch, table.id, user, loc)?;
+/// Hides for good the rows of a file past what a stopped commit reached
+/// (they are still hot), under the table's write lock so that a DROP TABLE
+/// or DROP USER that removed the file's entry meanwhile is not undone.
+async fn seal(tiers: &Tiers, meta: &FileMeta, table_id: u32) {
+    let _lock = tiers.write_lock(table_id).lock_owned().await;
+    let present = tiers.catalog.table_by_id(table_id).is_some()
+        && tiers
+            .store
+            .with_snapshot(|snap| manifest::load_file(snap, table_id, &meta.user, meta.file_id))
+            .is_ok_and(|m| m.is_some());
+    if present && let Err(e) = manifest::seal_file(&tiers.store, table_id, meta) {
+        tracing::warn!(error = %e, path = %meta.path, "cannot seal a partly committed file; startup will");
+    }
+}
+
+/// Why a piecewise commit stopped.
+enum Stop {
+    /// Every row of the file was committed (by this definition).
+    Done(Arc<TableDef>),
+    /// The definition changed between pieces: the rows after the committed
+    /// prefix are still hot.
+    Changed(Arc<TableDef>),
+}
+
+/// A new file's commit, piece by piece.
+struct Commit<'a> {
+    file: &'a NewFile,
+    /// The file's entry as last committed (or about to be).
+    meta: FileMeta,
+    /// Rows committed so far (the file's `visible_rows`).
+    visible: usize,
+    /// Of those, the ones now live in the file.
+    live: u64,
+    /// Whether the manifest names the file: from the first piece with a live
+    /// row on (a file none of whose rows is still current is never added).
+    in_manifest: bool,
+    /// Positions of superseded rows before the file was in the manifest,
+    /// marked deleted when it is added.
+    dead: Vec<u32>,
+}
+
+impl<'a> Commit<'a> {
+    fn new(file: &'a NewFile) -> Self {
+        Commit {
+            file,
+            meta: file.meta.clone(),
+            visible: 0,
+            live: 0,
+            in_manifest: false,
+            dead: vec![],
         }
     }
-    if live == 0 {
-        return Ok(0);
+
+    /// Commits every piece, taking the table's write lock for each (the first
+    /// under `guard`, taken by `lock_for_commit`) and checking before each
+    /// that the table is still what the file was written by.
+    async fn pieces(
+        &mut self,
+        mgr: &JobManager,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        mut current: Arc<TableDef>,
+        user: &str,
+        handle: &JobHandle,
+    ) -> Result<Stop> {
+        let tiers = &mgr.tiers;
+        let mut guard = Some(guard);
+        loop {
+            let held = match guard.take() {
+                Some(g) => g,
+                None => {
+                    let g = tiers.write_lock(current.id).lock_owned().await;
+                    handle.check()?;
+                    match tiers.catalog.table_by_id(current.id) {
+                        None => {
+                            return Err(strata_common::StrataError::UndefinedTable(format!(
+                                "{} (dropped while its job ran)",
+                                current.qualified_name()
+                            )));
+                        }
+                        Some(now) if definition::same_layout(&current, &now) => current = now,
+                        Some(now) => return Ok(Stop::Changed(now)),
+                    }
+                    g
+                }
+            };
+            self.piece(tiers, &current, user)?;
+            drop(held);
+            if self.visible >= self.file.rows.len() {
+                return Ok(Stop::Done(current));
+            }
+            failpoint::pause("pause_flush_piece", &current.name).await;
+        }
     }
-    manifest::put_file(store, &mut batch, table.id, &file.meta)?;
-    store.write(batch)?;
-    Ok(live)
+
+    /// Commits the next piece (the caller holds the table's write lock).
+    fn piece(&mut self, tiers: &Tiers, table: &TableDef, user: &str) -> Result<()> {
+        let store = &tiers.store;
+        let data = store.cf(CF_DATA)?;
+        let index = store.cf(CF_PK_INDEX)?;
+        let from = self.visible;
+        let to = (from + COMMIT_PIECE_ROWS).min(self.file.rows.len());
+        let mut batch = Batch::default();
+        let mut live = 0u64;
+        let mut dead = vec![];
+        for (pos, (key, seq)) in self.file.rows.iter().enumerate().take(to).skip(from) {
+            let unchanged = match store.get(CF_DATA, key)? {
+                Some(v) => decode_header(&v)?.0 == *seq,
+                None => false,
+            };
+            if unchanged {
+                let loc = Location {
+                    file_id: self.file.meta.file_id,
+                    position: pos as u32,
+                };
+                batch.delete_cf(data, key);
+                batch.put_cf(index, key, loc.encode());
+                live += 1;
+            } else {
+                dead.push(pos as u32);
+            }
+        }
+        if !self.in_manifest && live == 0 {
+            // Nothing of the file is current yet: nothing to commit.
+            self.dead.extend(dead);
+            self.visible = to;
+            return Ok(());
+        }
+        let mut meta = self.file.meta.clone();
+        meta.visible_rows = (to < self.file.rows.len()).then_some(to as u64);
+        let newly = if self.in_manifest {
+            dead
+        } else {
+            let mut all = std::mem::take(&mut self.dead);
+            all.extend(dead);
+            all
+        };
+        for position in newly {
+            let loc = Location {
+                file_id: self.file.meta.file_id,
+                position,
+            };
+            manifest::delete_row(store, &mut batch, table.id, user, loc)?;
+        }
+        manifest::put_file(store, &mut batch, table.id, &meta)?;
+        store.write(batch)?;
+        self.meta = meta;
+        self.in_manifest = true;
+        self.visible = to;
+        self.live += live;
+        Ok(())
+    }
 }

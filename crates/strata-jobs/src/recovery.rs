@@ -55,6 +55,16 @@ pub(crate) async fn recover(mgr: &JobManager) {
         mgr.mark_unavailable(*table_id, why);
     }
     remove_orphans(&tiers, &entries).await;
+    // A flush stopped between the pieces of its commit: the committed prefix
+    // stays, the rest of its rows are still hot.
+    for (table_id, meta) in &entries.partial {
+        match strata_cold::manifest::seal_file(&tiers.store, *table_id, meta) {
+            Ok(()) => tracing::info!(path = %meta.path, "sealed a partly committed flush file"),
+            Err(e) => {
+                tracing::warn!(path = %meta.path, error = %e, "cannot seal a partly committed flush file")
+            }
+        }
+    }
     for table in tiers.catalog.tables() {
         match strata_tiers::scan::count_hot_rows(tiers.store.as_ref(), &table) {
             Ok(hot) => tiers.counter(table.id).add(hot),
@@ -111,6 +121,8 @@ pub(crate) struct FileEntries {
     /// An entry whose key is too short to name its file: then no object can
     /// be proven unreferenced.
     unattributable: bool,
+    /// Files a flush left partly committed (table id, entry).
+    partial: Vec<(u32, FileMeta)>,
 }
 
 fn scan_file_entries(tiers: &Tiers) -> Result<FileEntries> {
@@ -121,6 +133,11 @@ fn scan_file_entries(tiers: &Tiers) -> Result<FileEntries> {
             match serde_json::from_slice::<FileMeta>(v) {
                 Ok(meta) => {
                     out.referenced.insert(StoredObject::of(&meta));
+                    if meta.visible_rows.is_some()
+                        && let Some((table, _)) = entry_ids(k)
+                    {
+                        out.partial.push((table, meta));
+                    }
                 }
                 Err(e) => {
                     let ids = entry_ids(k);

@@ -14,6 +14,7 @@ use crate::context::QueryContext;
 use crate::output::QueryOutput;
 use crate::output::batch_output;
 use crate::prepared::*;
+use crate::value_expr::ValueExpr;
 use crate::values::{coerce, snowflake_id};
 use crate::write::{duplicate_key, visible_row, visible_row_exists, write_rows};
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
@@ -91,9 +92,9 @@ fn value_src(e: &ast::Expr) -> ValueSrc {
             ast::Value::Null => ValueSrc::Const(ScalarValue::Null),
             ast::Value::Placeholder(p) => match p.trim_start_matches('$').parse::<usize>() {
                 Ok(i) if i >= 1 => ValueSrc::Param(i - 1),
-                _ => ValueSrc::Expr(Box::new(e.clone())),
+                _ => ValueSrc::Expr(Box::new(ValueExpr::new(e.clone()))),
             },
-            _ => ValueSrc::Expr(Box::new(e.clone())),
+            _ => ValueSrc::Expr(Box::new(ValueExpr::new(e.clone()))),
         },
         ast::Expr::UnaryOp {
             op: ast::UnaryOperator::Minus,
@@ -105,14 +106,14 @@ fn value_src(e: &ast::Expr) -> ValueSrc {
             ValueSrc::Const(ScalarValue::Utf8(Some(s))) if s.parse::<f64>().is_ok() => {
                 ValueSrc::Const(ScalarValue::Utf8(Some(format!("-{s}"))))
             }
-            _ => ValueSrc::Expr(Box::new(e.clone())),
+            _ => ValueSrc::Expr(Box::new(ValueExpr::new(e.clone()))),
         },
         ast::Expr::Identifier(id)
             if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") =>
         {
             ValueSrc::Default
         }
-        _ => ValueSrc::Expr(Box::new(e.clone())),
+        _ => ValueSrc::Expr(Box::new(ValueExpr::new(e.clone()))),
     }
 }
 
@@ -685,9 +686,7 @@ async fn insert_rows(
                         ValueSrc::Const(v) => Some(v.clone()),
                         ValueSrc::Param(i) => Some(coerce(col, param(params, *i)?)?),
                         ValueSrc::Default => None,
-                        ValueSrc::Expr(e) => {
-                            Some(coerce(col, eval_expr(session, e, params).await?)?)
-                        }
+                        ValueSrc::Expr(e) => Some(coerce(col, e.eval(session, params).await?)?),
                     });
                 }
                 out.push(vals);

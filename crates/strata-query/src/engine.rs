@@ -53,9 +53,16 @@ impl Drop for QueryRuntime {
     }
 }
 
-/// Aborts the query task when the consumer of its stream goes away
-/// (cancellation, a closed connection, a satisfied LIMIT).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a query's task (or a cold file's decode task) when the consumer of
+/// its stream goes away (cancellation, a closed connection, a satisfied LIMIT).
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Waits for the task to end (a panic comes back as the JoinError).
+    pub(crate) async fn finish(mut self) -> std::result::Result<(), tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -37,6 +37,7 @@ pub use strata_tiers::tiers;
 pub mod txn;
 mod user_data;
 pub mod users;
+pub mod value_expr;
 pub mod values;
 pub mod write;
 

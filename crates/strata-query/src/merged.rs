@@ -204,7 +204,7 @@ impl ExecutionPlan for MergedScanExec {
     fn execute(
         &self,
         _partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
         let (cold_tx, cold_rx) = tokio::sync::oneshot::channel::<Result<ColdPlan>>();
         let (tx, rx) = tokio::sync::mpsc::channel::<DfResult<RecordBatch>>(2);
@@ -242,21 +242,17 @@ impl ExecutionPlan for MergedScanExec {
         };
         let tiers = self.tiers.clone();
         let table = self.table.clone();
+        let parallel = context.session_config().target_partitions().max(1);
         let cold_stream = futures::stream::once(async move {
             let plan = cold_rx
                 .await
                 .map_err(|_| StrataError::internal("scan task ended early"))??;
-            let files = futures::stream::iter(plan).then(move |(file, positions)| {
-                let tiers = tiers.clone();
-                let table = table.clone();
-                let spec = spec.clone();
-                async move {
-                    // Each file is read from the storage its entry names.
-                    let cold = tiers.storage(&file.meta.storage)?;
-                    scan_file(&cold, &table, &file, positions.as_deref(), &spec).await
-                }
+            // Files decode side by side, each in a task of its own (a
+            // partition's rows come in no particular order anyway).
+            let files = futures::stream::iter(plan).map(move |(file, positions)| {
+                decode_file(tiers.clone(), table.clone(), spec.clone(), file, positions)
             });
-            Ok::<_, StrataError>(files.try_flatten())
+            Ok::<_, StrataError>(files.flatten_unordered(parallel))
         })
         .try_flatten()
         .map_err(df_err);
@@ -267,6 +263,48 @@ impl ExecutionPlan for MergedScanExec {
             cold_stream.chain(hot_stream),
         )))
     }
+}
+
+/// One cold file's batches, decoded by a task of its own that runs ahead of
+/// the reader by a couple of batches. The task stops when the reader goes
+/// away; a panic in it is an error at the end of the stream, never a file
+/// that silently ends early.
+fn decode_file(
+    tiers: Arc<Tiers>,
+    table: Arc<TableDef>,
+    spec: ScanSpec,
+    file: LiveFile,
+    positions: Option<Vec<u32>>,
+) -> futures::stream::BoxStream<'static, Result<RecordBatch>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+    let task = tokio::spawn(async move {
+        let read = async {
+            // Each file is read from the storage its entry names.
+            let cold = tiers.storage(&file.meta.storage)?;
+            let mut batches = scan_file(&cold, &table, &file, positions.as_deref(), &spec).await?;
+            while let Some(batch) = batches.try_next().await? {
+                if tx.send(Ok(batch)).await.is_err() {
+                    break; // the reader is gone
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = read.await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    // Aborted when the stream is dropped, so no file decodes for nobody.
+    let task = crate::engine::AbortOnDrop(task);
+    let rows =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let end = futures::stream::once(async move {
+        match task.finish().await {
+            Err(e) if e.is_panic() => Some(Err(crate::panics::panic_error(e.into_panic()))),
+            _ => None,
+        }
+    })
+    .filter_map(futures::future::ready);
+    rows.chain(end).boxed()
 }
 
 /// Sends a partition's hot rows as batches until done or the receiver hangs up.

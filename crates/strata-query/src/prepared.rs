@@ -20,8 +20,8 @@ pub enum ValueSrc {
     /// Zero-based parameter index.
     Param(usize),
     Default,
-    /// Anything else, evaluated by DataFusion at execution.
-    Expr(Box<ast::Expr>),
+    /// Anything else, evaluated at execution (see `value_expr`).
+    Expr(Box<crate::value_expr::ValueExpr>),
 }
 
 #[derive(Debug, Clone)]

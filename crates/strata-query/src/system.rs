@@ -1,5 +1,7 @@
 //! The `system` schema: read-only tables describing the server, built from the
-//! catalog when a query names them.
+//! catalog and the server's state at every scan (not when a query is planned: a
+//! prepared statement, which drivers make of any query they run often, must see
+//! `system.jobs` as it is now).
 
 use crate::tiers::Tiers;
 use async_trait::async_trait;
@@ -7,9 +9,13 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     UInt64Array,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
+use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
 use strata_catalog::Catalog;
 
@@ -24,7 +30,7 @@ const TABLES: &[&str] = &[
     "live_queries",
 ];
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SystemSchema {
     tiers: Arc<Tiers>,
     catalog: Arc<Catalog>,
@@ -81,8 +87,8 @@ fn hot_rows(catalog: &Catalog, table: &strata_catalog::TableDef) -> u64 {
 }
 
 impl SystemSchema {
-    fn build(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let batch = match name {
+    fn batch(&self, name: &str) -> DfResult<Option<RecordBatch>> {
+        Ok(Some(match name {
             "namespaces" => {
                 let tables = self.catalog.tables();
                 let ns = self.catalog.namespaces();
@@ -290,12 +296,42 @@ impl SystemSchema {
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
             "stats" => crate::system_stats::batch()?,
             _ => return Ok(None),
-        };
-        let schema = batch.schema();
-        Ok(Some(Arc::new(MemTable::try_new(
-            schema,
-            vec![vec![batch]],
-        )?)))
+        }))
+    }
+}
+
+/// One system table: its schema from a first build, its rows built again at
+/// every scan.
+#[derive(Debug)]
+struct SystemTable {
+    source: SystemSchema,
+    name: &'static str,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for SystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let batch = self.source.batch(self.name)?.ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!("system.{} vanished", self.name))
+        })?;
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
     }
 }
 
@@ -306,7 +342,17 @@ impl SchemaProvider for SystemSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        self.build(name)
+        let Some(name) = TABLES.iter().copied().find(|t| *t == name) else {
+            return Ok(None);
+        };
+        let Some(first) = self.batch(name)? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(SystemTable {
+            source: self.clone(),
+            name,
+            schema: first.schema(),
+        })))
     }
 
     fn table_exist(&self, name: &str) -> bool {

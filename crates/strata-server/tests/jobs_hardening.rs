@@ -1019,3 +1019,161 @@ async fn writers_jobs_and_ddl_at_once_keep_every_acknowledged_write() {
     })
     .await;
 }
+
+/// Drivers prepare the queries they run often (psycopg and pgjdbc after five
+/// executions): a prepared poll of `system.jobs` must see a job finish, and
+/// `system.stats` count statements after it was prepared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_queries_of_system_tables_see_the_current_state() {
+    timed("prepared system tables", TEST_TIMEOUT, async {
+        let server = TestServer::start().await;
+        let c = server.client().await;
+        exec(
+            &c,
+            "CREATE TABLE pj (id BIGINT PRIMARY KEY, v TEXT); INSERT INTO pj VALUES (1, 'a')",
+        )
+        .await;
+        let status = c
+            .prepare("SELECT status FROM system.jobs WHERE job_id = $1")
+            .await
+            .unwrap();
+        let jobs = c.prepare("SELECT count(*) FROM system.jobs").await.unwrap();
+        let before: i64 = c.query_one(&jobs, &[]).await.unwrap().get(0);
+        let id = one(&c, "FLUSH TABLE pj").await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = c.query(&status, &[&id]).await.unwrap();
+            if rows.first().map(|r| r.get::<_, String>(0)).as_deref() == Some("completed") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the prepared poll never saw {id} complete: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after: i64 = c.query_one(&jobs, &[]).await.unwrap().get(0);
+        assert_eq!(after, before + 1);
+        let stats = c
+            .prepare("SELECT metric_value FROM system.stats WHERE metric_name = 'queries_total'")
+            .await
+            .unwrap();
+        let first: f64 = c.query_one(&stats, &[]).await.unwrap().get(0);
+        let second: f64 = c.query_one(&stats, &[]).await.unwrap().get(0);
+        assert!(
+            second > first,
+            "queries_total did not move: {first} then {second}"
+        );
+    })
+    .await;
+}
+
+/// (hot_rows, cold_rows) of a table, from system.tables.
+async fn tiers_of(c: &Client, table: &str) -> (i64, i64) {
+    let r = text_rows(
+        c,
+        &format!("SELECT hot_rows, cold_rows FROM system.tables WHERE table_name = '{table}'"),
+    )
+    .await;
+    let num = |s: &String| s.parse::<i64>().unwrap_or(-1);
+    (num(&r[0][0]), num(&r[0][1]))
+}
+
+/// Waits until a flush of `table` has committed its first piece (and not
+/// yet its last).
+async fn first_piece_committed(c: &Client, table: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (hot, cold) = tiers_of(c, table).await;
+        if cold > 0 && hot > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no piece of the flush of {table} committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A flush commits a large file in pieces, releasing the table's write lock
+/// between them: readers see every row exactly once throughout (hot before its
+/// piece, cold after), writes to rows on both sides of the committed prefix
+/// survive, and a crash between pieces loses and duplicates nothing (startup
+/// seals the partly committed file, which compaction then merges).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_commits_in_pieces_and_every_row_is_seen_once() {
+    timed("flush pieces", TEST_TIMEOUT, async {
+        let mut server =
+            TestServer::start_with(with_failpoints("pause_flush_piece=pc:700", "")).await;
+        let c = server.client().await;
+        // 10,000 rows: three pieces of at most 4,096.
+        exec(
+            &c,
+            "CREATE TABLE pc (id BIGINT PRIMARY KEY, v BIGINT) FLUSH ROWS 1000000 INTERVAL 86400;
+             INSERT INTO pc SELECT i, i FROM generate_series(1, 10000) AS g(i);",
+        )
+        .await;
+        let mut sum: i64 = 10000 * 10001 / 2;
+        let totals = "SELECT count(*), sum(v), count(DISTINCT id) FROM pc";
+        let job = one(&c, "FLUSH TABLE pc").await;
+        first_piece_committed(&c, "pc").await;
+        assert_eq!(
+            text_rows(&c, totals).await[0],
+            ["10000".to_string(), sum.to_string(), "10000".to_string()]
+        );
+        // Row 1 is cold by now, 9999 and 5000 still hot in the flush's file.
+        exec(
+            &c,
+            "UPDATE pc SET v = -1 WHERE id IN (1, 9999); DELETE FROM pc WHERE id = 5000;
+             INSERT INTO pc VALUES (20001, 7);",
+        )
+        .await;
+        sum += -2 - 10000 - 5000 + 7;
+        let expect = ["10000".to_string(), sum.to_string(), "10000".to_string()];
+        assert_eq!(text_rows(&c, totals).await[0], expect);
+        let result = wait_job(&c, &job).await;
+        assert_eq!(result["rows_flushed"], 9998, "{result}");
+        assert_eq!(text_rows(&c, totals).await[0], expect);
+        for (id, v) in [
+            (1, Some("-1")),
+            (9999, Some("-1")),
+            (5000, None),
+            (20001, Some("7")),
+        ] {
+            let r = text_rows(&c, &format!("SELECT v FROM pc WHERE id = {id}")).await;
+            assert_eq!(r.first().map(|r| r[0].as_str()), v, "id {id}");
+        }
+
+        // A crash between pieces.
+        exec(
+            &c,
+            "INSERT INTO pc SELECT i, i FROM generate_series(30001, 40000) AS g(i)",
+        )
+        .await;
+        sum += (30001..=40000).sum::<i64>();
+        let expect = ["20000".to_string(), sum.to_string(), "20000".to_string()];
+        one(&c, "FLUSH TABLE pc").await;
+        first_piece_committed(&c, "pc").await;
+        drop(c);
+        server.kill9().await;
+        server.restart().await;
+        let c = server.client().await;
+        assert_eq!(text_rows(&c, totals).await[0], expect);
+        let (hot, cold) = tiers_of(&c, "pc").await;
+        assert_eq!(hot + cold, 20000, "hot {hot} + cold {cold}");
+        let f = one(&c, "FLUSH TABLE pc").await;
+        wait_job(&c, &f).await;
+        let f = one(&c, "COMPACT TABLE pc").await;
+        wait_job(&c, &f).await;
+        assert_eq!(text_rows(&c, totals).await[0], expect);
+        assert_eq!(tiers_of(&c, "pc").await, (0, 20000));
+        let r = text_rows(
+            &c,
+            "SELECT cold_files FROM system.tables WHERE table_name = 'pc'",
+        )
+        .await;
+        assert_eq!(r[0][0], "1");
+    })
+    .await;
+}

@@ -1,2 +1,0 @@
-\set id random(1, 10000)
-SELECT id, v, n FROM bench.kv WHERE id = :id;
