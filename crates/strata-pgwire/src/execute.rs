@@ -9,6 +9,10 @@
 //! next Execute. The ReadyForQuery at Sync then reports the session's own
 //! transaction status (see `simple_query.rs`).
 //!
+//! Responses are fed to the connection's buffer, not flushed: the write to
+//! the socket happens at Sync or Flush (or when the buffer fills), as Postgres
+//! does, so a pipelined Bind/Execute/Sync costs one `sendto`, not four.
+//!
 //! A suspended portal keeps its query running, so a connection may hold at
 //! most [`MAX_SUSPENDED_PORTALS`] of them (54000 for an Execute with a row
 //! limit past that; closing portals or running them to the end frees room).
@@ -113,7 +117,7 @@ where
         // Executed to its end already: no more rows.
         PortalExecutionState::Finished => {
             client
-                .send(PgWireBackendMessage::CommandComplete(
+                .feed(PgWireBackendMessage::CommandComplete(
                     Tag::new("SELECT").with_rows(0).into(),
                 ))
                 .await?;
@@ -156,7 +160,7 @@ where
             None => {
                 let tag = Tag::new(&rows.command_tag).with_rows(sent);
                 client
-                    .send(PgWireBackendMessage::CommandComplete(
+                    .feed(PgWireBackendMessage::CommandComplete(
                         CommandComplete::from(tag),
                     ))
                     .await?;
@@ -165,7 +169,7 @@ where
         }
     }
     client
-        .send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+        .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
         .await?;
     Ok(true)
 }
@@ -197,7 +201,7 @@ where
         }
         Response::Error(e) => {
             client
-                .send(PgWireBackendMessage::ErrorResponse((*e).into()))
+                .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                 .await?;
         }
         Response::CopyIn(result) => {

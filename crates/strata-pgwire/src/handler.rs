@@ -15,8 +15,10 @@ use futures::{Sink, SinkExt};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_describe_response};
-use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldInfo, Response,
+};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
@@ -26,7 +28,7 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
     Bind, Describe, Execute, Parse, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
@@ -264,6 +266,35 @@ impl Handler {
     }
 }
 
+/// pgwire's `send_describe_response`, fed instead of sent.
+async fn feed_describe_response<C, DR>(client: &mut C, response: &DR) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    DR: DescribeResponse,
+{
+    if let Some(types) = response.parameters() {
+        let oids = types.iter().map(|t| t.oid()).collect();
+        client
+            .feed(PgWireBackendMessage::ParameterDescription(
+                ParameterDescription::new(oids),
+            ))
+            .await?;
+    }
+    if response.is_no_data() {
+        client.feed(PgWireBackendMessage::NoData(NoData::new())).await?;
+    } else {
+        let fields = response.fields().iter().map(Into::into).collect();
+        client
+            .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+                fields,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
 /// One statement's cancel signal, watched first while it executes and then
 /// while its rows are computed and sent.
 type SharedCancel = futures::future::Shared<CancelSignal>;
@@ -486,12 +517,12 @@ impl ExtendedQueryHandler for Handler {
                     })
                     .collect();
                 client
-                    .send(PgWireBackendMessage::ParameterDescription(
+                    .feed(PgWireBackendMessage::ParameterDescription(
                         ParameterDescription::new(oids),
                     ))
                     .await?;
                 client
-                    .send(PgWireBackendMessage::NoData(NoData::new()))
+                    .feed(PgWireBackendMessage::NoData(NoData::new()))
                     .await?;
                 return Ok(());
             }
@@ -504,10 +535,35 @@ impl ExtendedQueryHandler for Handler {
             && let Some(schema) = session_of(client)?.cursor_columns(name)
         {
             let fields = pg_fields(&schema, &Format::UnifiedText)?;
-            send_describe_response(client, &DescribePortalResponse::new(fields)).await?;
+            feed_describe_response(client, &DescribePortalResponse::new(fields)).await?;
             return Ok(());
         }
-        self._on_describe(client, message).await
+        // pgwire's own Describe, but fed rather than flushed (see `execute.rs`):
+        // the answer goes out with the rest at Sync or Flush.
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+                Some(Entry::Value(stmt)) => {
+                    let response = self.do_describe_statement(client, &stmt).await?;
+                    feed_describe_response(client, &response).await
+                }
+                Some(Entry::Empty) => {
+                    feed_describe_response(client, &DescribeStatementResponse::no_data()).await
+                }
+                None => Err(PgWireError::StatementNotFound(name.to_owned())),
+            },
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(Entry::Value(portal)) => {
+                    let response = self.do_describe_portal(client, &portal).await?;
+                    feed_describe_response(client, &response).await
+                }
+                Some(Entry::Empty) => {
+                    feed_describe_response(client, &DescribePortalResponse::no_data()).await
+                }
+                None => Err(PgWireError::PortalNotFound(name.to_owned())),
+            },
+            other => Err(PgWireError::InvalidTargetType(other)),
+        }
     }
 
     async fn do_query<C>(

@@ -93,7 +93,7 @@ where
         None => client.portal_store().put_empty_statement(&name),
     }
     client
-        .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+        .feed(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
         .await?;
     Ok(())
 }
@@ -143,7 +143,7 @@ where
         None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
     }
     client
-        .send(PgWireBackendMessage::BindComplete(BindComplete::new()))
+        .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
         .await?;
     Ok(())
 }
