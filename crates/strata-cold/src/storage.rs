@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 #[allow(deprecated)] // see reader.rs
 use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::file::metadata::PageIndexPolicy;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -283,7 +284,10 @@ impl ColdStore {
         let mut reader = ParquetObjectReader::new(self.object_store.clone(), path)
             .with_file_size(meta.size_bytes)
             .with_footer_size_hint(FOOTER_PREFETCH_BYTES);
-        let footer = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        // With the page index, a read of a few rows (a primary-key lookup
+        // through the index) fetches and decodes only the pages holding them.
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let footer = ArrowReaderMetadata::load_async(&mut reader, options)
             .await
             .map_err(|e| self.redactor.error("cannot read", &meta.path, e))?;
         let mut cache = self.footers.lock();

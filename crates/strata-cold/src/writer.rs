@@ -28,6 +28,12 @@ use strata_common::Result;
 /// Rows per row group: the unit of statistics pruning and of writer memory.
 pub const ROW_GROUP_ROWS: usize = 65_536;
 
+/// Rows per data page at most: what a point read decodes of each column.
+pub const PAGE_ROWS: usize = 4096;
+
+/// The most a column's dictionary page may hold before the column is written plain.
+pub const DICTIONARY_BYTES: usize = 32 * 1024;
+
 /// The schema of a cold file: the table's columns (each tagged with its stable
 /// column id as the Parquet field id) followed by `_seq`.
 pub fn file_schema(table: &TableDef) -> SchemaRef {
@@ -139,6 +145,14 @@ impl FileWriter {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
+            // Small pages: a point read decodes one page per column, not a
+            // megabyte of values (see `storage::footer`: the page index).
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            // A point read decodes the column's dictionary page too: keep it
+            // small, so columns of mostly distinct values (keys, text) fall
+            // back to plain pages early while low-cardinality ones keep
+            // their dictionary.
+            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
             .set_column_bloom_filter_enabled(pk.clone(), true)
             .set_column_bloom_filter_max_ndv(pk, row_group_rows as u64)
             .set_sorting_columns(Some(vec![SortingColumn {

@@ -283,7 +283,9 @@ where
             .await?;
     }
     if response.is_no_data() {
-        client.feed(PgWireBackendMessage::NoData(NoData::new())).await?;
+        client
+            .feed(PgWireBackendMessage::NoData(NoData::new()))
+            .await?;
     } else {
         let fields = response.fields().iter().map(Into::into).collect();
         client

@@ -73,7 +73,7 @@ pub(crate) fn writable_table(
 }
 
 /// A literal, placeholder or DEFAULT that needs no planning; else `Expr`.
-fn value_src(e: &ast::Expr) -> ValueSrc {
+pub(crate) fn value_src(e: &ast::Expr) -> ValueSrc {
     match e {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::Number(n, _) => match n.parse::<i64>() {
@@ -409,7 +409,7 @@ fn scratch_context() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
-fn rows_to_columns(table: &TableDef, rows: &[Vec<ScalarValue>]) -> Result<RecordBatch> {
+pub(crate) fn rows_to_columns(table: &TableDef, rows: &[Vec<ScalarValue>]) -> Result<RecordBatch> {
     let schema = table.arrow_schema(false);
     let arrays: Vec<ArrayRef> = (0..table.columns.len())
         .map(|i| {
@@ -976,11 +976,13 @@ pub async fn prepare_update(
     let select = plan_matching_rows(session, &table, alias, &extra, &upd.selection).await?;
     merge_param_types(&mut param_types, &select)?;
     let schema = returning_schema(&table, &upd.returning).await?;
+    let point = crate::point_write::point_key(&table, alias, &upd.selection)?;
     let plan = UpdatePlan {
         table,
         select: Box::new(select),
         assigned,
         returning: upd.returning,
+        point,
     };
     let mut prepared = Prepared {
         sql: sql.into(),
@@ -1014,11 +1016,22 @@ fn row_values(b: &RecordBatch, r: usize, n: usize) -> Result<Vec<ScalarValue>> {
         .collect()
 }
 
+/// The rows an UPDATE or DELETE acts on (its columns, then any new values):
+/// read by key for `WHERE pk = …`, else by running `plan`.
 async fn matching_rows(
     session: &QueryContext,
+    table: &Arc<TableDef>,
+    partition: &str,
+    point: Option<&ValueSrc>,
     plan: &datafusion::logical_expr::LogicalPlan,
     params: Vec<ScalarValue>,
 ) -> Result<Vec<RecordBatch>> {
+    if let Some(key) = point
+        && let Some(rows) =
+            crate::point_write::point_rows(session, table, partition, key, plan, &params).await?
+    {
+        return Ok(rows);
+    }
     let plan = bind_params(plan.clone(), &params)?;
     let df = session.ctx.execute_logical_plan(plan).await?;
     Ok(session.engine.execute(df).try_collect().await?)
@@ -1038,7 +1051,7 @@ pub async fn execute_update(
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     check_still_current(session, table)?;
-    let batches = matching_rows(session, &p.select, params).await?;
+    let batches = matching_rows(session, table, &user, p.point.as_ref(), &p.select, params).await?;
     let mut puts: Vec<(Vec<u8>, Vec<ScalarValue>)> = vec![];
     let mut deletes: Vec<Vec<u8>> = vec![];
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -1109,10 +1122,12 @@ pub async fn prepare_delete(
     let mut param_types = vec![];
     merge_param_types(&mut param_types, &select)?;
     let schema = returning_schema(&table, &del.returning).await?;
+    let point = crate::point_write::point_key(&table, alias, &del.selection)?;
     let plan = DeletePlan {
         table,
         select: Box::new(select),
         returning: del.returning,
+        point,
     };
     Ok(Prepared {
         sql: sql.into(),
@@ -1139,7 +1154,7 @@ pub async fn execute_delete(
     let lock = session.engine.write_lock(table.id);
     let _guard = lock.lock().await;
     check_still_current(session, table)?;
-    let batches = matching_rows(session, &p.select, params).await?;
+    let batches = matching_rows(session, table, &user, p.point.as_ref(), &p.select, params).await?;
     let mut deletes = vec![];
     let mut rows = vec![];
     for b in &batches {

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod output;
 mod overlay;
 pub mod panics;
+mod point_write;
 pub mod prepared;
 pub mod privileges;
 mod provider;

@@ -72,6 +72,8 @@ pub struct UpdatePlan {
     /// Table column index of each new value, in select order after the columns.
     pub assigned: Vec<usize>,
     pub returning: Option<Vec<ast::SelectItem>>,
+    /// `WHERE pk = <literal | $n>`: the row is read by key (see `point_write`).
+    pub point: Option<ValueSrc>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +82,8 @@ pub struct DeletePlan {
     /// `SELECT <all columns> FROM t WHERE ...`
     pub select: Box<LogicalPlan>,
     pub returning: Option<Vec<ast::SelectItem>>,
+    /// `WHERE pk = <literal | $n>`: the row is read by key (see `point_write`).
+    pub point: Option<ValueSrc>,
 }
 
 #[derive(Debug, Clone)]
