@@ -311,6 +311,34 @@ async fn seal(tiers: &Tiers, meta: &FileMeta, table_id: u32) {
     }
 }
 
+/// Which of a piece's rows (in key order) still have the flushed version
+/// hot, and whether the hot tier holds other keys within the piece's range
+/// (rows written since the file was), read with one iterator over the range.
+fn current_rows(store: &strata_store::Store, rows: &[(Vec<u8>, u64)]) -> Result<(Vec<bool>, bool)> {
+    let mut unchanged = vec![false; rows.len()];
+    let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else {
+        return Ok((unchanged, false));
+    };
+    let mut end = last.clone();
+    end.push(0);
+    let mut others = false;
+    let mut i = 0usize;
+    store.scan(CF_DATA, first, &end, |key, value| {
+        while i < rows.len() && rows[i].0.as_slice() < key {
+            i += 1;
+        }
+        match rows.get(i) {
+            Some((k, seq)) if k.as_slice() == key => {
+                unchanged[i] = decode_header(value)?.0 == *seq;
+                i += 1;
+            }
+            _ => others = true,
+        }
+        Ok(true)
+    })?;
+    Ok((unchanged, others))
+}
+
 /// Why a piecewise commit stopped.
 enum Stop {
     /// Every row of the file was committed (by this definition).
@@ -397,24 +425,39 @@ impl<'a> Commit<'a> {
         let index = store.cf(CF_PK_INDEX)?;
         let from = self.visible;
         let to = (from + COMMIT_PIECE_ROWS).min(self.file.rows.len());
+        let rows = &self.file.rows[from..to];
+        let (unchanged, others) = current_rows(store, rows)?;
         let mut batch = Batch::default();
         let mut live = 0u64;
         let mut dead = vec![];
-        for (pos, (key, seq)) in self.file.rows.iter().enumerate().take(to).skip(from) {
-            let unchanged = match store.get(CF_DATA, key)? {
-                Some(v) => decode_header(&v)?.0 == *seq,
-                None => false,
-            };
-            if unchanged {
+        for (i, (key, _)) in rows.iter().enumerate() {
+            let position = (from + i) as u32;
+            if unchanged[i] {
                 let loc = Location {
                     file_id: self.file.meta.file_id,
-                    position: pos as u32,
+                    position,
                 };
-                batch.delete_cf(data, key);
                 batch.put_cf(index, key, loc.encode());
                 live += 1;
             } else {
-                dead.push(pos as u32);
+                dead.push(position);
+            }
+        }
+        match rows {
+            // Every hot row of the piece's key range is one it moves: one range
+            // delete instead of a tombstone per key, so a scan right after the
+            // flush does not walk thousands of them.
+            [(first, _), .., (last, _)] if !others && dead.is_empty() => {
+                let mut end = last.clone();
+                end.push(0);
+                batch.delete_range_cf(data, first, &end);
+            }
+            _ => {
+                for (i, (key, _)) in rows.iter().enumerate() {
+                    if unchanged[i] {
+                        batch.delete_cf(data, key);
+                    }
+                }
             }
         }
         if !self.in_manifest && live == 0 {

@@ -522,6 +522,17 @@ pub async fn prepare_insert(
                             param_types[i] = Some(col.ty.arrow_type());
                             ValueSrc::Param(i)
                         }
+                        ValueSrc::Expr(v) => {
+                            // Its parameters count too (`'v-' || $2`): Describe
+                            // must announce them, with the type planning gives.
+                            let text = format!("SELECT {}", v.ast);
+                            if let Ok(Some(Statement::Sql(stmt))) = strata_sql::parse_one(&text)
+                                && let Ok(plan) = session.plan(*stmt, &text).await
+                            {
+                                merge_param_types(&mut param_types, &plan)?;
+                            }
+                            ValueSrc::Expr(v)
+                        }
                         other => other,
                     };
                     out.push(src);

@@ -428,6 +428,10 @@ pub(crate) async fn live_row(
         Found::None => return Ok(None),
         Found::Cold(f, p) => (f, p),
     };
+    let cached = (table.id, table.version, file.meta.file_id, position);
+    if let Some(row) = tiers.cold_rows.get(&cached) {
+        return Ok(Some(row.as_ref().clone()));
+    }
     let projection: Vec<usize> = (0..table.columns.len()).collect();
     let spec = ScanSpec {
         schema: table.arrow_schema(false),
@@ -446,6 +450,7 @@ pub(crate) async fn live_row(
                     )?)
                 })
                 .collect::<Result<Vec<_>>>()?;
+            tiers.cold_rows.insert(cached, Arc::new(values.clone()));
             return Ok(Some(values));
         }
     }

@@ -137,7 +137,10 @@ fn eval_planned(plan: &LogicalPlan, params: &[ScalarValue]) -> Result<ScalarValu
         .unalias();
     let schema = DFSchema::empty();
     let props = ExecutionProps::new();
-    let folded = ExprSimplifier::new(SimplifyContext::default()).simplify(expr)?;
+    let simplifier = ExprSimplifier::new(SimplifyContext::default());
+    // The plan is not analyzed: coerce the types (`Int64 + Int32`) first.
+    let coerced = simplifier.coerce(expr, &schema)?;
+    let folded = simplifier.simplify(coerced)?;
     if let Expr::Literal(v, _) = &folded {
         return Ok(v.clone());
     }

@@ -10,6 +10,7 @@ pub mod change_log;
 pub mod changes;
 pub mod codec;
 pub mod notify;
+pub mod row_cache;
 pub mod scan;
 pub mod tiers;
 

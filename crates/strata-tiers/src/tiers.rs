@@ -81,6 +81,8 @@ pub struct Tiers {
     pub change_log: crate::change_log::ChangeLog,
     /// LISTEN/NOTIFY channels.
     pub notifier: crate::notify::Notifier,
+    /// Cold rows decoded for primary-key reads.
+    pub cold_rows: crate::row_cache::RowCache,
     jobs: OnceLock<Arc<dyn JobControl>>,
     counters: Mutex<HashMap<u32, Arc<WriteCounter>>>,
     /// One async lock per table: a DML statement holds it from reading the
@@ -102,6 +104,7 @@ impl Tiers {
         Arc::new(Tiers {
             change_log,
             notifier: Default::default(),
+            cold_rows: Default::default(),
             store,
             catalog,
             storages: Storages::new(local),
