@@ -176,14 +176,19 @@ def pct(values, q):
     return v[min(len(v) - 1, int(q / 100 * len(v)))]
 
 
-def timed(conn, sql, runs=3):
-    """Best wall time (s) of `runs` executions of a query, rows fetched."""
+def best_of(run, runs=3):
+    """Best wall time (s) of `runs` calls of `run`."""
     best = float("inf")
     for _ in range(runs):
         t = time.perf_counter()
-        conn.execute(sql).fetchall()
+        run()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def timed(conn, sql):
+    """Best wall time (s) of a query through a connection, rows fetched."""
+    return best_of(lambda: conn.execute(sql).fetchall())
 
 
 def copy_file(server, table, path, direction):
@@ -380,14 +385,7 @@ def direct_scans(files, query, filtered):
         ctx = datafusion.SessionContext()
         ctx.register_listing_table("facts", os.path.dirname(files[0]), file_extension=".parquet")
 
-        def df(q):
-            best = float("inf")
-            for _ in range(3):
-                t = time.perf_counter()
-                ctx.sql(q).collect()
-                best = min(best, time.perf_counter() - t)
-            return best
-        out["DataFusion"] = (df(query), df(filtered))
+        out["DataFusion"] = tuple(best_of(lambda q=q: ctx.sql(q).collect()) for q in (query, filtered))
     except ImportError:
         log("  (python datafusion not installed: no direct DataFusion scan)")
     try:
@@ -395,14 +393,7 @@ def direct_scans(files, query, filtered):
         con = duckdb.connect()
         con.execute(f"CREATE VIEW facts AS SELECT * FROM read_parquet({json.dumps(files)})")
 
-        def dk(q):
-            best = float("inf")
-            for _ in range(3):
-                t = time.perf_counter()
-                con.execute(q).fetchall()
-                best = min(best, time.perf_counter() - t)
-            return best
-        out["DuckDB"] = (dk(query), dk(filtered))
+        out["DuckDB"] = tuple(best_of(lambda q=q: con.execute(q).fetchall()) for q in (query, filtered))
     except ImportError:
         log("  (duckdb not installed: no DuckDB scan)")
     return out
