@@ -561,12 +561,31 @@ def main():
         if os.environ.get(k.upper()):
             cfg[k] = int(os.environ[k.upper()])
     sync = a.durability == "sync"
-    groups = (a.only or "scan,tx,users,flush,copy,rss").split(",")
+    groups = (a.only or "scan,tx,flush,copy,rss,users").split(",")
+    if os.environ.get("USERS"):
+        cfg["users"] = tuple(int(u) for u in os.environ["USERS"].split(","))
     work = tempfile.mkdtemp(prefix="strata-bench-")
     os.chmod(work, 0o1777)
     report = Report()
     strata = pg = None
     started = time.time()
+
+    def emit():
+        """Writes what has been measured so far (a long run stopped midway keeps it)."""
+        if not a.out:
+            return
+        meta = dict(mode="quick" if a.quick else "full", durability=a.durability, sizes=cfg,
+                    seconds=round(time.time() - started),
+                    date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    machine=f"{os.cpu_count()} cores", command="bench/run.sh " + " ".join(sys.argv[1:]))
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "benchmarks.json"), "w") as f:
+            json.dump(dict(meta=meta, results=report.rows), f, indent=1)
+        with open(os.path.join(a.out, "benchmarks.svg"), "w") as f:
+            f.write(svg_chart(report, f"Strata vs PostgreSQL 15 ({meta['mode']} mode, {cfg['clients']} clients, "
+                                      f"{os.cpu_count()} cores; right of 1× is Strata ahead)"))
+        with open(os.path.join(a.out, "benchmarks-table.md"), "w") as f:
+            f.write(report.table())
     try:
         strata = start_strata(a.strata, work, "strata", sync)
         pg = start_postgres(a.pgbin, work, sync)
@@ -577,43 +596,39 @@ def main():
             strata.psql("CREATE NAMESPACE scan")
             pg.psql("CREATE SCHEMA scan")
             cold_scan(strata, pg, report, cfg, work)
+            emit()
         for s in (strata, pg):
             setup_kv(s, cfg["rows"], True)
         if "tx" in groups:
             log("transactions (pgbench -M prepared)")
             transactions([strata, pg], report, cfg, work)
-        if "users" in groups:
-            log("USER tables")
-            user_tables(strata, pg, report, cfg, work)
+            emit()
         if "flush" in groups:
             log("flush under writers")
             flush_under_writers(strata, pg, report, cfg, work)
+            emit()
         if "copy" in groups:
             log("COPY in and out")
             copy_in_out(strata, pg, report, cfg, work)
+            emit()
         if "rss" in groups:
             log("INSERT ingest")
             insert_ingest_rss(a.strata, work, report, cfg, sync)
+            emit()
+        # Last: with 100,000 users it is the longest.
+        if "users" in groups:
+            log("USER tables")
+            user_tables(strata, pg, report, cfg, work)
+            emit()
     finally:
         if strata:
             stop_strata(strata)
         if pg:
             pg.stop()
-    meta = dict(mode="quick" if a.quick else "full", durability=a.durability, sizes=cfg,
-                seconds=round(time.time() - started), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                machine=f"{os.cpu_count()} cores", strata=a.strata)
+    emit()
     print(report.table())
-    print(f"({meta['mode']} mode, {cfg['clients']} clients, {cfg['duration']} s per pgbench run, durability "
-          f"{a.durability}, {meta['seconds']} s in all)")
-    if a.out:
-        os.makedirs(a.out, exist_ok=True)
-        with open(os.path.join(a.out, "benchmarks.json"), "w") as f:
-            json.dump(dict(meta=meta, results=report.rows), f, indent=1)
-        with open(os.path.join(a.out, "benchmarks.svg"), "w") as f:
-            f.write(svg_chart(report, f"Strata vs PostgreSQL 15 ({meta['mode']} mode, {cfg['clients']} clients, "
-                                      f"{os.cpu_count()} cores; right of 1× is Strata ahead)"))
-        with open(os.path.join(a.out, "benchmarks-table.md"), "w") as f:
-            f.write(report.table())
+    print(f"({'quick' if a.quick else 'full'} mode, {cfg['clients']} clients, {cfg['duration']} s per pgbench run, "
+          f"durability {a.durability}, {round(time.time() - started)} s in all)")
     shutil.rmtree(work, ignore_errors=True)
 
 
