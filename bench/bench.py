@@ -247,7 +247,8 @@ class Report:
         for r in self.rows:
             ratio = f"{r['ratio']:.2f}×" if r["ratio"] is not None else ""
             note = f" ({r['note']})" if r["note"] else ""
-            lines.append(f"| {r['workload']}{note} | {r['unit']} | {fmt(r['strata'])} | {fmt(r['postgres'])} "
+            name = f"{r['workload']}{note}".replace("|", "\\|")
+            lines.append(f"| {name} | {r['unit']} | {fmt(r['strata'])} | {fmt(r['postgres'])} "
                          f"| {ratio} | {r['target'] or ''} |")
         return head + "\n".join(lines) + "\n"
 

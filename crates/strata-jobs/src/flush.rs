@@ -51,6 +51,11 @@ const CHUNK_ROWS: usize = 8192;
 /// piece's reads and batch (a few milliseconds), whatever the file's size.
 pub(crate) const COMMIT_PIECE_ROWS: usize = 4096;
 
+/// The fewest rows a piece removes with one range delete. Every read builds
+/// the memtable's range tombstones into its own list, so they must stay few:
+/// a flush of 100,000 users' handfuls of rows must not leave 100,000 of them.
+const RANGE_DELETE_ROWS: usize = 1024;
+
 /// What flushing one partition did.
 struct Flushed {
     rows: u64,
@@ -447,7 +452,9 @@ impl<'a> Commit<'a> {
             // Every hot row of the piece's key range is one it moves: one range
             // delete instead of a tombstone per key, so a scan right after the
             // flush does not walk thousands of them.
-            [(first, _), .., (last, _)] if !others && dead.is_empty() => {
+            [(first, _), .., (last, _)]
+                if !others && dead.is_empty() && rows.len() >= RANGE_DELETE_ROWS =>
+            {
                 let mut end = last.clone();
                 end.push(0);
                 batch.delete_range_cf(data, first, &end);
