@@ -117,7 +117,7 @@ pub(crate) fn value_src(e: &ast::Expr) -> ValueSrc {
     }
 }
 
-fn param(params: &[ScalarValue], i: usize) -> Result<ScalarValue> {
+pub(crate) fn param(params: &[ScalarValue], i: usize) -> Result<ScalarValue> {
     params
         .get(i)
         .cloned()

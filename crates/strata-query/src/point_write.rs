@@ -83,12 +83,7 @@ pub(crate) async fn point_rows(
 ) -> Result<Option<Vec<RecordBatch>>> {
     let key = match key {
         ValueSrc::Const(v) => v.clone(),
-        ValueSrc::Param(i) => coerce(
-            table.pk(),
-            params.get(*i).cloned().ok_or_else(|| {
-                StrataError::ProtocolViolation(format!("there is no parameter ${}", i + 1))
-            })?,
-        )?,
+        ValueSrc::Param(i) => coerce(table.pk(), crate::dml::param(params, *i)?)?,
         _ => return Ok(None),
     };
     if key.is_null() {
@@ -108,7 +103,10 @@ pub(crate) async fn point_rows(
     };
     let base = crate::dml::rows_to_columns(table, &[row])?;
     let schema = DFSchema::try_from(base.schema().as_ref().clone())?;
-    let state = session.ctx.state();
+    // Borrowed, not `ctx.state()`: that clones the whole session state (its
+    // function registries) on every execution.
+    let state = session.ctx.state_ref();
+    let state = state.read();
     let mut fields: Vec<Field> = base
         .schema()
         .fields()
