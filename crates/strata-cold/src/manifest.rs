@@ -338,6 +338,9 @@ pub fn seal_file(store: &Store, table_id: u32, meta: &FileMeta) -> Result<()> {
         ..meta.clone()
     };
     put_file(store, &mut batch, table_id, &sealed)?;
+    // The deletion vector changed: the partition's manifest.json is rewritten
+    // (at the latest by startup's repair of dirty mirrors).
+    mark_mirror_dirty_in(store, &mut batch, table_id, &meta.user)?;
     store.write(batch)
 }
 
@@ -623,7 +626,17 @@ pub fn manifest_json(table: &TableDef, user: &str, files: &[LiveFile]) -> serde_
             let mut v = serde_json::to_value(&f.meta).unwrap_or(serde_json::Value::Null);
             if let Some(o) = v.as_object_mut() {
                 o.insert("live_rows".into(), f.live_rows().into());
-                o.insert("deleted_positions".into(), f.deleted.clone().into());
+                // A file a flush is still committing piece by piece: the rows
+                // past its committed prefix are still hot, so a reader of this
+                // listing must skip them like deleted ones.
+                let pending = f.visible_rows()..f.meta.rows;
+                let deleted: Vec<u64> = f
+                    .deleted
+                    .iter()
+                    .map(|&p| u64::from(p))
+                    .chain(pending)
+                    .collect();
+                o.insert("deleted_positions".into(), deleted.into());
             }
             v
         })

@@ -160,7 +160,10 @@ async fn flush_partition(
             };
         let mut commit = Commit::new(&file);
         let outcome = commit.pieces(mgr, guard, current, user, handle).await;
-        if commit.in_manifest {
+        if matches!(outcome, Ok(Stop::Removed)) {
+            // Whoever removed the file queued its object for deletion.
+            committed(&tiers, &file.meta);
+        } else if commit.in_manifest {
             committed(&tiers, &file.meta);
             if commit.visible < file.rows.len() {
                 seal(&tiers, &commit.meta, table.id).await;
@@ -168,7 +171,7 @@ async fn flush_partition(
             handle.set_progress(95.0);
             let published = match &outcome {
                 Ok(Stop::Done(t)) | Ok(Stop::Changed(t)) => t.clone(),
-                Err(_) => table.clone(),
+                Ok(Stop::Removed) | Err(_) => table.clone(),
             };
             mirror::publish(mgr, &published, user).await;
         } else {
@@ -188,6 +191,14 @@ async fn flush_partition(
                     },
                     retries: attempt,
                     table: current,
+                });
+            }
+            Stop::Removed => {
+                return Ok(Flushed {
+                    rows: commit.live,
+                    bytes: 0,
+                    retries: attempt,
+                    table,
                 });
             }
             // The rest of the rows are still hot: flush them by the new definition.
@@ -351,6 +362,9 @@ enum Stop {
     /// The definition changed between pieces: the rows after the committed
     /// prefix are still hot.
     Changed(Arc<TableDef>),
+    /// The file left the manifest between pieces (its partition was purged):
+    /// nothing more is committed or published.
+    Removed,
 }
 
 /// A new file's commit, piece by piece.
@@ -410,6 +424,18 @@ impl<'a> Commit<'a> {
                         }
                         Some(now) if definition::same_layout(&current, &now) => current = now,
                         Some(now) => return Ok(Stop::Changed(now)),
+                    }
+                    // Between pieces the partition may have been purged (DROP
+                    // USER removes the file with the rest of the user's data):
+                    // writing the next piece would bring the file back.
+                    if self.in_manifest {
+                        let file_id = self.meta.file_id;
+                        let entry = tiers.store.with_snapshot(|snap| {
+                            manifest::load_file(snap, current.id, user, file_id)
+                        })?;
+                        if entry.as_ref() != Some(&self.meta) {
+                            return Ok(Stop::Removed);
+                        }
                     }
                     g
                 }

@@ -32,6 +32,11 @@ pub(crate) async fn publish(mgr: &JobManager, table: &TableDef, user: &str) {
     let lock = mgr.publish_lock(table.id);
     let _guard = lock.lock().await;
     let tiers = &mgr.tiers;
+    if tiers.catalog.table_by_id(table.id).is_none() {
+        // Dropped while the job ran: DROP removed its listings, and a
+        // listing written now would outlive the table.
+        return;
+    }
     // Cleared before the records are read: a change after this marks again.
     let cleared = manifest::clear_mirror_dirty(&tiers.store, table.id, user);
     let res = match (cleared, expected(tiers, table, user)) {

@@ -338,7 +338,12 @@ pub fn point_select(
         return Ok(None);
     };
     let key = match value_src(key_expr) {
-        ValueSrc::Const(v) => ValueSrc::Const(coerce(&table.columns[pk], v)?),
+        // A literal no key equals exactly (or that does not convert) is left
+        // to the planned query, which answers or fails as Postgres does.
+        ValueSrc::Const(v) => match crate::values::exact_key(&table.columns[pk], v) {
+            Ok(Some(k)) => ValueSrc::Const(k),
+            _ => return Ok(None),
+        },
         ValueSrc::Param(i) => ValueSrc::Param(i),
         _ => return Ok(None),
     };
@@ -380,12 +385,13 @@ pub async fn execute_point_select(
     )?;
     let pk_col = p.table.pk();
     let key = match &p.key {
-        ValueSrc::Const(v) => v.clone(),
-        ValueSrc::Param(i) => coerce(pk_col, param(params, *i)?)?,
+        ValueSrc::Const(v) => Some(v.clone()),
+        // A parameter no key equals (1.9 for an INT key) matches no row.
+        ValueSrc::Param(i) => crate::values::exact_key(pk_col, param(params, *i)?)?,
         _ => return Err(StrataError::internal("point select key")),
     };
     let mut rows = vec![];
-    if !key.is_null() {
+    if let Some(key) = key.filter(|k| !k.is_null()) {
         let user = partition(session, &p.table);
         let k = keys::row_key(p.table.id, &user, &key)?;
         if let Some(values) = visible_row(session, &p.table, &user, &k).await? {

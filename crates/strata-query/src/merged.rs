@@ -299,8 +299,11 @@ fn decode_file(
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
     let end = futures::stream::once(async move {
         match task.finish().await {
+            Ok(()) => None,
             Err(e) if e.is_panic() => Some(Err(crate::panics::panic_error(e.into_panic()))),
-            _ => None,
+            // Cancelled (the runtime shutting down): the file's rows were not
+            // all sent, and a short scan must not pass for a complete one.
+            Err(_) => Some(Err(StrataError::QueryCanceled)),
         }
     })
     .filter_map(futures::future::ready);

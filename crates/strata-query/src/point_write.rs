@@ -12,13 +12,15 @@
 
 use crate::context::QueryContext;
 use crate::prepared::{ValueSrc, bind_params};
-use crate::values::coerce;
+use crate::values::exact_key;
 use crate::write::visible_row;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::scalar::ScalarValue;
 use std::sync::Arc;
 use strata_catalog::TableDef;
@@ -64,7 +66,10 @@ pub(crate) fn point_key(
         return Ok(None);
     };
     Ok(match crate::dml::value_src(value) {
-        ValueSrc::Const(v) => Some(ValueSrc::Const(coerce(table.pk(), v)?)),
+        // A literal that names no key exactly (1.5 for an INT key) or does
+        // not convert is left to the planned query, which compares as
+        // Postgres does: a lookup by a rounded key would change another row.
+        ValueSrc::Const(v) => exact_key(table.pk(), v).ok().flatten().map(ValueSrc::Const),
         ValueSrc::Param(i) => Some(ValueSrc::Param(i)),
         _ => None,
     })
@@ -83,7 +88,13 @@ pub(crate) async fn point_rows(
 ) -> Result<Option<Vec<RecordBatch>>> {
     let key = match key {
         ValueSrc::Const(v) => v.clone(),
-        ValueSrc::Param(i) => coerce(table.pk(), crate::dml::param(params, *i)?)?,
+        ValueSrc::Param(i) => match exact_key(table.pk(), crate::dml::param(params, *i)?) {
+            Ok(Some(k)) => k,
+            // A value no key equals ('abcd' for a VARCHAR(3) key).
+            Ok(None) => return Ok(Some(vec![])),
+            // The planned query reports it as it would.
+            Err(_) => return Ok(None),
+        },
         _ => return Ok(None),
     };
     if key.is_null() {
@@ -114,12 +125,32 @@ pub(crate) async fn point_rows(
         .map(|f| f.as_ref().clone())
         .collect();
     let mut columns = base.columns().to_vec();
+    // The planned query's optimizer would simplify the expressions first, and
+    // some functions run only simplified (`now()` becomes the statement's
+    // start time, `coalesce` a CASE): so here too, with one start time for
+    // the statement. Anything that still will not plan or evaluate here is
+    // left to the planned query, which reports its own errors.
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(Arc::new(schema.clone()))
+            .with_config_options(state.config_options().clone())
+            .with_current_time()
+            .build(),
+    );
     for (i, e) in extra.iter().enumerate() {
         let e = unqualified(e.clone().unalias())?;
+        let Ok(e) = simplifier
+            .coerce(e, &schema)
+            .and_then(|e| simplifier.simplify(e))
+        else {
+            return Ok(None);
+        };
         let Ok(physical) = state.create_physical_expr(e, &schema) else {
             return Ok(None);
         };
-        let value = physical.evaluate(&base)?.into_array(1)?;
+        let Ok(value) = physical.evaluate(&base).and_then(|v| v.into_array(1)) else {
+            return Ok(None);
+        };
         fields.push(Field::new(
             format!("__v{i}"),
             value.data_type().clone(),

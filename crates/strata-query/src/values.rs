@@ -47,6 +47,55 @@ pub fn coerce(col: &ColumnDef, v: ScalarValue) -> Result<ScalarValue> {
     }
 }
 
+/// The key a value names in a key column, for a lookup by key (`WHERE pk =
+/// v`): the value compared, not stored, so it must convert exactly. None
+/// when no key can equal it — 1.5 or 3e9 for an INT key, 'abcd' for a
+/// VARCHAR(3) one — where a conversion would round, wrap or fail (what is an
+/// error on INSERT is no match here, as in Postgres). A string that does not
+/// parse as the key's type is still 22P02.
+pub fn exact_key(col: &ColumnDef, v: ScalarValue) -> Result<Option<ScalarValue>> {
+    let source = v.data_type();
+    let from_string = matches!(
+        source,
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+    );
+    // Text converts to a decimal key by rounding ('1.555' to 1.56).
+    if let (ScalarValue::Utf8(Some(text)), DataType::Decimal128(_, scale)) =
+        (&v, col.ty.arrow_type())
+        && fraction_digits(text).is_some_and(|d| d > i64::from(scale))
+    {
+        return Ok(None);
+    }
+    match coerce(col, v.clone()) {
+        Err(StrataError::StringTooLong(_)) => Ok(None),
+        Err(e) if from_string => Err(e),
+        Err(_) => Ok(None),
+        Ok(k) if from_string || k.is_null() || k.data_type() == source => Ok(Some(k)),
+        // Converted back, the key must be the value itself (1.0 names key 1;
+        // 1.9 names none, where a cast would truncate it to 1).
+        Ok(k) => Ok(match k.cast_to(&source) {
+            Ok(back) if back.partial_cmp(&v) == Some(std::cmp::Ordering::Equal) => Some(k),
+            _ => None,
+        }),
+    }
+}
+
+/// The digits a number's text needs after the point (`1.50` one, `15e-3`
+/// three, `1e2` none); None when the text is not a plain number.
+fn fraction_digits(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i64>().ok()?),
+        None => (t, 0),
+    };
+    let frac = mantissa.split_once('.').map_or("", |(_, f)| f);
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = i64::try_from(frac.trim_end_matches('0').len()).ok()?;
+    Some(digits.saturating_sub(exp).max(0))
+}
+
 fn cast(v: ScalarValue, target: &DataType, col: &ColumnDef) -> Result<ScalarValue> {
     let shown = v.to_string();
     // BYTEA text input is Postgres' hex format (`\x0a1b`) or its escape format
@@ -243,5 +292,45 @@ mod tests {
         let a = snowflake_id();
         let b = snowflake_id();
         assert!(b > a);
+    }
+    #[test]
+    fn a_key_is_named_only_exactly() {
+        let int = col(ColumnType::Int);
+        let key = |c: &ColumnDef, v: ScalarValue| exact_key(c, v).unwrap();
+        assert_eq!(
+            key(&int, ScalarValue::Float64(Some(7.0))),
+            Some(ScalarValue::Int32(Some(7)))
+        );
+        for v in [7.9, 3e9, f64::NAN, f64::INFINITY] {
+            assert_eq!(key(&int, ScalarValue::Float64(Some(v))), None, "{v}");
+        }
+        assert_eq!(key(&int, ScalarValue::Int64(Some(1 << 40))), None);
+        assert_eq!(
+            key(&int, ScalarValue::Utf8(Some("007".into()))),
+            Some(ScalarValue::Int32(Some(7)))
+        );
+        assert!(exact_key(&int, ScalarValue::Utf8(Some("x".into()))).is_err());
+        let money = col(ColumnType::Numeric {
+            precision: 10,
+            scale: 2,
+        });
+        for text in ["1.555", "1.5551", "155.5e-2", "1.001"] {
+            assert_eq!(
+                key(&money, ScalarValue::Utf8(Some(text.into()))),
+                None,
+                "{text}"
+            );
+        }
+        for text in ["1.56", "1.5600", "2"] {
+            assert!(
+                key(&money, ScalarValue::Utf8(Some(text.into()))).is_some(),
+                "{text}"
+            );
+        }
+        let code = col(ColumnType::Varchar(Some(3)));
+        assert_eq!(key(&code, ScalarValue::Utf8(Some("abcd".into()))), None);
+        assert!(key(&code, ScalarValue::Utf8(Some("abc".into()))).is_some());
+        assert_eq!(fraction_digits("1.2.3"), None);
+        assert_eq!(fraction_digits("1e99999999999999999999"), None);
     }
 }

@@ -1068,6 +1068,71 @@ async fn prepared_queries_of_system_tables_see_the_current_state() {
     .await;
 }
 
+/// DROP USER between the pieces of a flush of the user's partition: the
+/// purge removes the partly committed file with the rest of the user's data,
+/// and the flush must not bring it back (its next piece, its manifest.json).
+/// A user created again under the name starts empty, can write the old keys,
+/// and the partition reads after a restart (whose garbage collection deletes
+/// the purged file's object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_user_between_flush_pieces_leaves_nothing_behind() {
+    timed("drop user mid-flush", TEST_TIMEOUT, async {
+        let mut server =
+            TestServer::start_with(with_failpoints("pause_flush_piece=pu:700", "")).await;
+        let c = server.client().await;
+        exec(
+            &c,
+            "CREATE USER alice;
+             CREATE USER TABLE pu (id BIGINT PRIMARY KEY, v BIGINT) FLUSH ROWS 1000000 INTERVAL 86400;
+             EXECUTE AS USER 'alice' (INSERT INTO pu SELECT i, i FROM generate_series(1, 10000) AS g(i));",
+        )
+        .await;
+        let job = one(&c, "FLUSH TABLE pu").await;
+        first_piece_committed(&c, "pu").await;
+        exec(&c, "DROP USER alice").await;
+        // The job ends (completed: the rows it had committed went with the user).
+        wait_job(&c, &job).await;
+        assert_eq!(tiers_of(&c, "pu").await, (0, 0));
+        let listings: Vec<_> = walk(server.data_dir())
+            .into_iter()
+            .filter(|p| p.ends_with("manifest.json") && p.to_string_lossy().contains("alice"))
+            .collect();
+        assert!(listings.is_empty(), "a purged partition is listed: {listings:?}");
+        exec(&c, "CREATE USER alice").await;
+        let count = "EXECUTE AS USER 'alice' (SELECT count(*) FROM pu)";
+        assert_eq!(one(&c, count).await, "0");
+        exec(&c, "EXECUTE AS USER 'alice' (INSERT INTO pu VALUES (1, -1))").await;
+        drop(c);
+        server.restart().await;
+        let c = server.client().await;
+        assert_eq!(one(&c, count).await, "1");
+        let f = one(&c, "FLUSH TABLE pu").await;
+        wait_job(&c, &f).await;
+        assert_eq!(
+            one(&c, "EXECUTE AS USER 'alice' (SELECT sum(v) FROM pu)").await,
+            "-1"
+        );
+    })
+    .await;
+}
+
+/// Every file under a directory.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
 /// (hot_rows, cold_rows) of a table, from system.tables.
 async fn tiers_of(c: &Client, table: &str) -> (i64, i64) {
     let r = text_rows(

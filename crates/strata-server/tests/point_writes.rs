@@ -174,3 +174,71 @@ async fn update_and_delete_by_key_on_hot_cold_and_staged_rows() {
             .is_empty()
     );
 }
+
+/// A key parameter of another type than the key (JDBC's `setDouble`, a
+/// float8 the client declares) converts only exactly, as its text form
+/// would: 7.0 is key 7; 7.9, 3e9 and NaN for an INT key are 22P02 (never
+/// truncated to 7, which would read, update or delete another row). And
+/// the new values of an UPDATE by key may use the functions DataFusion runs
+/// only simplified: now(), current_date, coalesce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_parameters_of_other_types_and_simplified_functions() {
+    use tokio_postgres::types::Type;
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    exec(
+        &c,
+        "CREATE TABLE kp (id INT PRIMARY KEY, n INT, at TIMESTAMPTZ, d DATE);
+         INSERT INTO kp (id, n) SELECT i, i FROM generate_series(1, 10) AS g(i);",
+    )
+    .await;
+    let sel = c
+        .prepare_typed("SELECT n FROM kp WHERE id = $1", &[Type::FLOAT8])
+        .await
+        .unwrap();
+    let upd = c
+        .prepare_typed(
+            "UPDATE kp SET n = COALESCE(n, 0) + 100, at = now(), d = current_date WHERE id = $1",
+            &[Type::FLOAT8],
+        )
+        .await
+        .unwrap();
+    let del = c
+        .prepare_typed("DELETE FROM kp WHERE id = $1", &[Type::FLOAT8])
+        .await
+        .unwrap();
+    for round in ["hot", "cold"] {
+        let (a, b) = if round == "hot" {
+            (7.0, 8.0)
+        } else {
+            (5.0, 6.0)
+        };
+        assert_eq!(c.query(&sel, &[&a]).await.unwrap().len(), 1, "{round}");
+        let inexact = c.query(&sel, &[&(a + 0.9)]).await.unwrap_err();
+        assert_eq!(sqlstate(&inexact).as_deref(), Some("22P02"), "{inexact}");
+        for bad in [a + 0.9, 3e9, f64::NAN] {
+            let e = c.execute(&upd, &[&bad]).await.unwrap_err();
+            assert_eq!(sqlstate(&e).as_deref(), Some("22P02"), "{round} {bad}: {e}");
+        }
+        assert_eq!(c.execute(&upd, &[&a]).await.unwrap(), 1, "{round}");
+        let e = c.execute(&del, &[&(b + 0.5)]).await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some("22P02"), "{round}: {e}");
+        assert_eq!(c.execute(&del, &[&b]).await.unwrap(), 1, "{round}");
+        let f = common::text_rows(&c, "FLUSH TABLE kp").await[0][0].clone();
+        wait_job(&c, &f).await;
+    }
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT id, n, at IS NOT NULL AND at <= now(), d = current_date FROM kp \
+             WHERE id BETWEEN 4 AND 9 ORDER BY id"
+        )
+        .await,
+        vec![
+            vec!["4", "4", "f", "NULL"],
+            vec!["5", "105", "t", "t"],
+            vec!["7", "107", "t", "t"],
+            vec!["9", "9", "f", "NULL"],
+        ]
+    );
+}

@@ -929,12 +929,23 @@ fn coerce_params(p: &Prepared, params: Vec<ScalarValue>) -> Result<Vec<ScalarVal
         .map(|(i, v)| match p.param_types.get(i) {
             Some(Some(ty)) if &v.data_type() != ty => {
                 let shown = v.to_string();
-                v.cast_to(ty).map_err(|_| {
+                let invalid = || {
                     StrataError::InvalidText(format!(
                         "invalid input syntax for type {ty}: \"{shown}\" (parameter ${})",
                         i + 1
                     ))
-                })
+                };
+                let cast = v.cast_to(ty).map_err(|_| invalid())?;
+                // A number sent in binary converts only exactly, as its text
+                // form would: 7.9 for an integer parameter is an error, never
+                // 7 (a truncated key would select, update or delete another row).
+                if v.data_type().is_numeric() && ty.is_numeric() && !cast.is_null() {
+                    let back = cast.cast_to(&v.data_type()).map_err(|_| invalid())?;
+                    if back.partial_cmp(&v) != Some(std::cmp::Ordering::Equal) {
+                        return Err(invalid());
+                    }
+                }
+                Ok(cast)
             }
             _ => Ok(v),
         })

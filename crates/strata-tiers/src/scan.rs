@@ -31,8 +31,15 @@ impl KeySelection {
         let mut hi: Bound<ScalarValue> = Bound::Unbounded;
         let mut points: Option<Vec<ScalarValue>> = None;
         let is_pk = |e: &Expr| matches!(e, Expr::Column(c) if c.name == pk.name);
+        // Only a literal that converts to the key's type exactly narrows the
+        // keys: a rounded bound (`id < 1.5` as `id < 1`) would drop rows that
+        // DataFusion's own filter, applied after, can no longer bring back.
         let lit = |e: &Expr| match e {
-            Expr::Literal(v, _) if !v.is_null() => v.cast_to(&pk_type).ok(),
+            Expr::Literal(v, _) if !v.is_null() => {
+                let k = v.cast_to(&pk_type).ok()?;
+                let back = k.cast_to(&v.data_type()).ok()?;
+                (back.partial_cmp(v) == Some(std::cmp::Ordering::Equal)).then_some(k)
+            }
             _ => None,
         };
         for f in filters.iter().flat_map(split_and) {
