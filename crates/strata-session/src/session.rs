@@ -936,10 +936,11 @@ fn coerce_params(p: &Prepared, params: Vec<ScalarValue>) -> Result<Vec<ScalarVal
                     ))
                 };
                 let cast = v.cast_to(ty).map_err(|_| invalid())?;
-                // A number sent in binary converts only exactly, as its text
-                // form would: 7.9 for an integer parameter is an error, never
-                // 7 (a truncated key would select, update or delete another row).
-                if v.data_type().is_numeric() && ty.is_numeric() && !cast.is_null() {
+                // A number sent in binary converts to an integer only exactly,
+                // as its text form would: 7.9 is an error, never 7 (a truncated
+                // key would select, update or delete another row). Decimal and
+                // float parameters round, as Postgres' assignment does.
+                if v.data_type().is_numeric() && ty.is_integer() && !cast.is_null() {
                     let back = cast.cast_to(&v.data_type()).map_err(|_| invalid())?;
                     if back.partial_cmp(&v) != Some(std::cmp::Ordering::Equal) {
                         return Err(invalid());
