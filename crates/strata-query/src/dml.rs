@@ -653,6 +653,7 @@ pub async fn prepare_insert(
         schema,
         catalog_version,
         source: None,
+        optimized: Default::default(),
     };
     for (i, ty) in notes {
         note_param(&mut prepared, i, &ty);
@@ -1009,6 +1010,7 @@ pub async fn prepare_update(
         schema,
         catalog_version,
         source: None,
+        optimized: Default::default(),
     };
     for (i, ty) in notes {
         note_param(&mut prepared, i, &ty);
@@ -1154,6 +1156,7 @@ pub async fn prepare_delete(
         schema,
         catalog_version,
         source: None,
+        optimized: Default::default(),
     })
 }
 

@@ -14,6 +14,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
 use futures::{FutureExt, StreamExt};
@@ -226,12 +227,40 @@ impl Engine {
     /// Runs a DataFrame on the query runtime and streams its batches back.
     pub fn execute(&self, df: DataFrame) -> SendableRecordBatchStream {
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        self.spawn_stream(schema, df.execute_stream())
+    }
+
+    /// Runs a logical plan that is already analyzed and optimized (see
+    /// `plan_cache`): physical planning and execution only.
+    pub fn execute_optimized(
+        &self,
+        state: SessionState,
+        plan: LogicalPlan,
+    ) -> SendableRecordBatchStream {
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        self.spawn_stream(schema, async move {
+            let physical = state
+                .query_planner()
+                .create_physical_plan(&plan, &state)
+                .await?;
+            datafusion::physical_plan::execute_stream(physical, state.task_ctx())
+        })
+    }
+
+    /// Starts `start` (which plans and starts a query) on the query runtime
+    /// and streams the query's batches back.
+    fn spawn_stream<F>(&self, schema: SchemaRef, start: F) -> SendableRecordBatchStream
+    where
+        F: std::future::Future<Output = datafusion::error::Result<SendableRecordBatchStream>>
+            + Send
+            + 'static,
+    {
         let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
         let task = async move {
             // A panic while computing rows must reach the client as an error:
             // were the task just to die, the stream would end as if complete.
             let run = async {
-                let mut stream = match df.execute_stream().await {
+                let mut stream = match start.await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod output;
 mod overlay;
 pub mod panics;
+pub mod plan_cache;
 mod point_write;
 pub mod prepared;
 pub mod privileges;

@@ -130,6 +130,8 @@ pub struct Prepared {
     /// The statement this was planned from, to plan it again (`sql` may hold
     /// a whole simple-query string of several statements).
     pub source: Option<Statement>,
+    /// A query's plan optimized once, for every execution (see `plan_cache`).
+    pub optimized: crate::plan_cache::OptimizedPlan,
 }
 
 /// A plan with its `$n` placeholders bound to `params` (as is when there are none).

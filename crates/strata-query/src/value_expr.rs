@@ -19,11 +19,10 @@ use datafusion::common::{DFSchema, ParamValues};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::logical_expr::{ColumnarValue, Expr, LogicalPlan, Volatility};
+use datafusion::logical_expr::{ColumnarValue, Expr, LogicalPlan};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::scalar::ScalarValue;
-use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use strata_common::Result;
 use strata_sql::sqlparser::ast;
@@ -88,13 +87,6 @@ fn projected(plan: &LogicalPlan) -> Option<&Expr> {
 /// Whether an expression is made only of literals, parameters, casts,
 /// operators and DataFusion's built-in immutable functions.
 fn deterministic(e: &Expr) -> bool {
-    static BUILT_IN: OnceLock<HashSet<String>> = OnceLock::new();
-    let built_in = BUILT_IN.get_or_init(|| {
-        datafusion::functions::all_default_functions()
-            .iter()
-            .map(|f| f.name().to_string())
-            .collect()
-    });
     let mut ok = true;
     let _ = e.apply(|e| {
         ok &= match e {
@@ -111,10 +103,7 @@ fn deterministic(e: &Expr) -> bool {
             | Expr::Like(_)
             | Expr::Between(_)
             | Expr::Alias(_) => true,
-            Expr::ScalarFunction(f) => {
-                built_in.contains(f.name())
-                    && f.func.signature().volatility == Volatility::Immutable
-            }
+            Expr::ScalarFunction(f) => crate::plan_cache::builtin_immutable(f.func.as_ref()),
             _ => false,
         };
         Ok(if ok {

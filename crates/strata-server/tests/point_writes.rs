@@ -242,3 +242,81 @@ async fn key_parameters_of_other_types_and_simplified_functions() {
         ]
     );
 }
+
+/// A prepared query keeps its optimized plan across executions (see
+/// `plan_cache`): each execution still sees its own parameters, the rows of
+/// that moment (hot, cold, staged in a block), and functions that must not
+/// be fixed at the first execution (now(), random()) are evaluated afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_queries_reuse_their_plan_and_see_each_execution() {
+    let server = TestServer::start().await;
+    let c = server.client().await;
+    exec(
+        &c,
+        "CREATE TABLE pq (id BIGINT PRIMARY KEY, n BIGINT, at TIMESTAMPTZ);
+         INSERT INTO pq (id, n) SELECT i, i FROM generate_series(1, 100) AS g(i);",
+    )
+    .await;
+    let agg = c
+        .prepare("SELECT count(*), sum(n) FROM pq WHERE id BETWEEN $1 AND $2")
+        .await
+        .unwrap();
+    let sums = |lo: i64, hi: i64| (hi - lo + 1, (lo..=hi).sum::<i64>());
+    for (lo, hi) in [(1i64, 10i64), (50, 59), (95, 200), (7, 7)] {
+        let r = c.query_one(&agg, &[&lo, &hi]).await.unwrap();
+        let (n, s) = sums(lo, hi.min(100));
+        assert_eq!(
+            (r.get::<_, i64>(0), r.get::<_, i64>(1)),
+            (n, s),
+            "{lo}..{hi}"
+        );
+    }
+    let empty = c.query_one(&agg, &[&500i64, &600i64]).await.unwrap();
+    assert_eq!(empty.get::<_, i64>(0), 0);
+    // Rows change between executions: cold after a flush, new ones hot,
+    // staged ones in a block.
+    let f = common::text_rows(&c, "FLUSH TABLE pq").await[0][0].clone();
+    wait_job(&c, &f).await;
+    exec(&c, "INSERT INTO pq (id, n) VALUES (101, 1000)").await;
+    let r = c.query_one(&agg, &[&100i64, &101i64]).await.unwrap();
+    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (2, 1100));
+    exec(
+        &c,
+        "BEGIN; INSERT INTO pq (id, n) VALUES (102, 5); DELETE FROM pq WHERE id = 100",
+    )
+    .await;
+    let r = c.query_one(&agg, &[&100i64, &102i64]).await.unwrap();
+    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (2, 1005));
+    exec(&c, "ROLLBACK").await;
+    let r = c.query_one(&agg, &[&100i64, &102i64]).await.unwrap();
+    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (2, 1100));
+    // A subquery beside the parameters.
+    let sub = c
+        .prepare(
+            "SELECT count(*) FROM pq WHERE n > (SELECT avg(n) FROM pq WHERE id <= $1) AND id <= $1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c.query_one(&sub, &[&10i64]).await.unwrap().get::<_, i64>(0),
+        5
+    );
+    assert_eq!(
+        c.query_one(&sub, &[&20i64]).await.unwrap().get::<_, i64>(0),
+        10
+    );
+    // now() and random() are not fixed by the first execution.
+    let clock = c
+        .prepare("SELECT now(), random() FROM pq WHERE id = $1 OR id = $1 + 1 LIMIT 1")
+        .await
+        .unwrap();
+    let first = c.query_one(&clock, &[&1i64]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = c.query_one(&clock, &[&1i64]).await.unwrap();
+    let t = |r: &tokio_postgres::Row| r.get::<_, std::time::SystemTime>(0);
+    assert!(
+        t(&second) > t(&first),
+        "now() was fixed at the first execution"
+    );
+    assert_ne!(first.get::<_, f64>(1), second.get::<_, f64>(1));
+}

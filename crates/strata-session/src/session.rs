@@ -205,6 +205,7 @@ impl Session {
             schema: None,
             catalog_version,
             source: None,
+            optimized: Default::default(),
         };
         if let Statement::ExecuteAs {
             user,
@@ -261,6 +262,7 @@ impl Session {
                         schema: Some(schema),
                         catalog_version,
                         source: None,
+                        optimized: Default::default(),
                     }
                 } else {
                     let names = postgres_column_names(&q);
@@ -523,6 +525,9 @@ impl Session {
         let params = coerce_params(prepared, params)?;
         match &prepared.kind {
             PlanKind::Query(plan) => {
+                if let Some(output) = self.execute_optimized(prepared, plan, &params) {
+                    return Ok(output);
+                }
                 let plan = bind_params((**plan).clone(), &params)?;
                 let df = self.df().execute_logical_plan(plan).await?;
                 // The prepared schema carries the names Postgres would give;
@@ -561,6 +566,32 @@ impl Session {
             }
             PlanKind::Command(stmt) => self.execute_command(stmt).await,
         }
+    }
+
+    /// A prepared query run from its plan optimized once (see
+    /// `strata_query::plan_cache`); None when it does not qualify or the
+    /// values do not bind, and the query is planned as usual.
+    fn execute_optimized(
+        &self,
+        prepared: &Prepared,
+        plan: &LogicalPlan,
+        params: &[ScalarValue],
+    ) -> Option<QueryOutput> {
+        let state = self.df().state();
+        let typed = prepared.param_types.iter().all(Option::is_some);
+        let optimized = prepared.optimized.get(plan, &state, typed)?;
+        let bound = bind_params(optimized.clone(), params).ok()?;
+        let rows = bound.schema().as_arrow().clone();
+        let schema: SchemaRef = match &prepared.schema {
+            Some(s) if s.fields().len() == rows.fields().len() => retype(s, &rows),
+            _ => Arc::new(rows),
+        };
+        let stream = self.engine().execute_optimized(state, bound);
+        Some(QueryOutput::Rows {
+            schema,
+            stream,
+            tag: "SELECT".into(),
+        })
     }
 
     /// Runs a simple-query string: every statement in turn, stopping at the
@@ -911,6 +942,7 @@ fn query_prepared(sql: &str, plan: LogicalPlan, catalog_version: u64) -> Result<
         schema: Some(schema),
         catalog_version,
         source: None,
+        optimized: Default::default(),
     })
 }
 
