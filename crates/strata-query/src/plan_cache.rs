@@ -67,23 +67,32 @@ fn qualifies(plan: &LogicalPlan) -> bool {
         );
         if ok {
             let _ = node.apply_expressions(|e| {
-                e.apply(|e| {
-                    ok &= immutable(e);
-                    Ok(if ok {
-                        TreeNodeRecursion::Continue
-                    } else {
-                        TreeNodeRecursion::Stop
-                    })
-                })
+                ok &= every(e, immutable);
+                Ok(go_on(ok))
             });
         }
-        Ok(if ok {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
+        Ok(go_on(ok))
     });
     ok
+}
+
+/// Whether `pred` holds for `e` and every expression inside it.
+pub(crate) fn every(e: &Expr, mut pred: impl FnMut(&Expr) -> bool) -> bool {
+    let mut ok = true;
+    let _ = e.apply(|e| {
+        ok = pred(e);
+        Ok(go_on(ok))
+    });
+    ok
+}
+
+/// A walk goes on while its test holds.
+fn go_on(ok: bool) -> TreeNodeRecursion {
+    if ok {
+        TreeNodeRecursion::Continue
+    } else {
+        TreeNodeRecursion::Stop
+    }
 }
 
 fn immutable(e: &Expr) -> bool {

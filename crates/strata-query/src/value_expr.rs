@@ -14,7 +14,6 @@
 use crate::context::QueryContext;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::Schema;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ParamValues};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -87,32 +86,23 @@ fn projected(plan: &LogicalPlan) -> Option<&Expr> {
 /// Whether an expression is made only of literals, parameters, casts,
 /// operators and DataFusion's built-in immutable functions.
 fn deterministic(e: &Expr) -> bool {
-    let mut ok = true;
-    let _ = e.apply(|e| {
-        ok &= match e {
-            Expr::Literal(..)
-            | Expr::Placeholder(_)
-            | Expr::BinaryExpr(_)
-            | Expr::Cast(_)
-            | Expr::TryCast(_)
-            | Expr::Not(_)
-            | Expr::Negative(_)
-            | Expr::IsNull(_)
-            | Expr::IsNotNull(_)
-            | Expr::Case(_)
-            | Expr::Like(_)
-            | Expr::Between(_)
-            | Expr::Alias(_) => true,
-            Expr::ScalarFunction(f) => crate::plan_cache::builtin_immutable(f.func.as_ref()),
-            _ => false,
-        };
-        Ok(if ok {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
-    });
-    ok
+    crate::plan_cache::every(e, |e| match e {
+        Expr::Literal(..)
+        | Expr::Placeholder(_)
+        | Expr::BinaryExpr(_)
+        | Expr::Cast(_)
+        | Expr::TryCast(_)
+        | Expr::Not(_)
+        | Expr::Negative(_)
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::Case(_)
+        | Expr::Like(_)
+        | Expr::Between(_)
+        | Expr::Alias(_) => true,
+        Expr::ScalarFunction(f) => crate::plan_cache::builtin_immutable(f.func.as_ref()),
+        _ => false,
+    })
 }
 
 /// Binds the parameters, folds constants and evaluates what is left.
