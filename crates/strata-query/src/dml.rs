@@ -270,30 +270,8 @@ pub fn point_select(
     let Some(table) = session.engine.catalog.table(&ns, &tname) else {
         return Ok(None);
     };
-    let qualifier_ok = |parts: &[ast::Ident]| -> Option<String> {
-        let names: Vec<String> = parts.iter().map(normalize_ident).collect();
-        match names.as_slice() {
-            [c] => Some(c.clone()),
-            [q, c]
-                if alias
-                    .as_ref()
-                    .map(|a| normalize_ident(&a.name))
-                    .unwrap_or_else(|| tname.clone())
-                    == *q =>
-            {
-                Some(c.clone())
-            }
-            _ => None,
-        }
-    };
-    let column_of = |e: &ast::Expr| -> Option<usize> {
-        let name = match e {
-            ast::Expr::Identifier(id) => qualifier_ok(std::slice::from_ref(id))?,
-            ast::Expr::CompoundIdentifier(parts) => qualifier_ok(parts)?,
-            _ => return None,
-        };
-        table.column_index(&name)
-    };
+    let alias = alias.as_ref();
+    let column_of = |e: &ast::Expr| crate::point_write::column_of(&table, alias, e);
     let mut projection = vec![];
     let mut names = vec![];
     for item in &sel.projection {
@@ -321,32 +299,10 @@ pub fn point_select(
             _ => return Ok(None),
         }
     }
-    let Some(ast::Expr::BinaryOp {
-        left,
-        op: ast::BinaryOperator::Eq,
-        right,
-    }) = &sel.selection
-    else {
+    let Some(key) = crate::point_write::point_key(&table, alias, &sel.selection)? else {
         return Ok(None);
     };
     let pk = table.pk_index();
-    let key_expr = if column_of(left) == Some(pk) {
-        right
-    } else if column_of(right) == Some(pk) {
-        left
-    } else {
-        return Ok(None);
-    };
-    let key = match value_src(key_expr) {
-        // A literal no key equals exactly (or that does not convert) is left
-        // to the planned query, which answers or fails as Postgres does.
-        ValueSrc::Const(v) => match crate::values::exact_key(&table.columns[pk], v) {
-            Ok(Some(k)) => ValueSrc::Const(k),
-            _ => return Ok(None),
-        },
-        ValueSrc::Param(i) => ValueSrc::Param(i),
-        _ => return Ok(None),
-    };
     let mut param_types = vec![];
     if let ValueSrc::Param(i) = key {
         param_types.resize(i + 1, None);

@@ -42,25 +42,10 @@ pub(crate) fn point_key(
     else {
         return Ok(None);
     };
-    let qualifier = alias
-        .map(|a| strata_sql::normalize_ident(&a.name))
-        .unwrap_or_else(|| table.name.clone());
-    let is_pk = |e: &ast::Expr| -> bool {
-        let name = match e {
-            ast::Expr::Identifier(id) => strata_sql::normalize_ident(id),
-            ast::Expr::CompoundIdentifier(parts) => match parts.as_slice() {
-                [q, c] if strata_sql::normalize_ident(q) == qualifier => {
-                    strata_sql::normalize_ident(c)
-                }
-                _ => return false,
-            },
-            _ => return false,
-        };
-        table.column_index(&name) == Some(table.pk_index())
-    };
-    let value = if is_pk(left) {
+    let pk = Some(table.pk_index());
+    let value = if column_of(table, alias, left) == pk {
         right
-    } else if is_pk(right) {
+    } else if column_of(table, alias, right) == pk {
         left
     } else {
         return Ok(None);
@@ -73,6 +58,33 @@ pub(crate) fn point_key(
         ValueSrc::Param(i) => Some(ValueSrc::Param(i)),
         _ => None,
     })
+}
+
+/// The table column an expression names: bare, or qualified by the table's
+/// name or by its alias when it has one.
+pub(crate) fn column_of(
+    table: &TableDef,
+    alias: Option<&ast::TableAlias>,
+    e: &ast::Expr,
+) -> Option<usize> {
+    let name = match e {
+        ast::Expr::Identifier(id) => strata_sql::normalize_ident(id),
+        ast::Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [c] => strata_sql::normalize_ident(c),
+            [q, c] => {
+                let qualifier = alias
+                    .map(|a| strata_sql::normalize_ident(&a.name))
+                    .unwrap_or_else(|| table.name.clone());
+                if strata_sql::normalize_ident(q) != qualifier {
+                    return None;
+                }
+                strata_sql::normalize_ident(c)
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    table.column_index(&name)
 }
 
 /// The rows `select` (`SELECT <columns>, <extra values> FROM t WHERE pk = …`)
