@@ -160,7 +160,7 @@ async fn flush_partition(
             };
         let mut commit = Commit::new(&file);
         let outcome = commit.pieces(mgr, guard, current, user, handle).await;
-        if matches!(outcome, Ok(Stop::Removed)) {
+        if let Ok(Stop::Removed) = outcome {
             // Whoever removed the file queued its object for deletion.
             committed(&tiers, &file.meta);
         } else if commit.in_manifest {
@@ -170,10 +170,10 @@ async fn flush_partition(
             }
             handle.set_progress(95.0);
             let published = match &outcome {
-                Ok(Stop::Done(t)) | Ok(Stop::Changed(t)) => t.clone(),
-                Ok(Stop::Removed) | Err(_) => table.clone(),
+                Ok(Stop::Done(t)) | Ok(Stop::Changed(t)) => t,
+                _ => &table,
             };
-            mirror::publish(mgr, &published, user).await;
+            mirror::publish(mgr, published, user).await;
         } else {
             // Nothing referenced the file: writers replaced every row, or the
             // first piece never committed.
@@ -335,11 +335,9 @@ fn current_rows(store: &strata_store::Store, rows: &[(Vec<u8>, u64)]) -> Result<
     let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else {
         return Ok((unchanged, false));
     };
-    let mut end = last.clone();
-    end.push(0);
     let mut others = false;
     let mut i = 0usize;
-    store.scan(CF_DATA, first, &end, |key, value| {
+    store.scan(CF_DATA, first, &just_after(last), |key, value| {
         while i < rows.len() && rows[i].0.as_slice() < key {
             i += 1;
         }
@@ -353,6 +351,13 @@ fn current_rows(store: &strata_store::Store, rows: &[(Vec<u8>, u64)]) -> Result<
         Ok(true)
     })?;
     Ok((unchanged, others))
+}
+
+/// The first key after `key` (a range's exclusive end that includes `key`).
+fn just_after(key: &[u8]) -> Vec<u8> {
+    let mut end = key.to_vec();
+    end.push(0);
+    end
 }
 
 /// Why a piecewise commit stopped.
@@ -481,9 +486,7 @@ impl<'a> Commit<'a> {
             [(first, _), .., (last, _)]
                 if !others && dead.is_empty() && rows.len() >= RANGE_DELETE_ROWS =>
             {
-                let mut end = last.clone();
-                end.push(0);
-                batch.delete_range_cf(data, first, &end);
+                batch.delete_range_cf(data, first, &just_after(last));
             }
             _ => {
                 for (i, (key, _)) in rows.iter().enumerate() {

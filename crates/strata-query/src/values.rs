@@ -71,12 +71,9 @@ pub fn exact_key(col: &ColumnDef, v: ScalarValue) -> Result<Option<ScalarValue>>
         Err(e) if from_string => Err(e),
         Err(_) => Ok(None),
         Ok(k) if from_string || k.is_null() || k.data_type() == source => Ok(Some(k)),
-        // Converted back, the key must be the value itself (1.0 names key 1;
-        // 1.9 names none, where a cast would truncate it to 1).
-        Ok(k) => Ok(match k.cast_to(&source) {
-            Ok(back) if back.partial_cmp(&v) == Some(std::cmp::Ordering::Equal) => Some(k),
-            _ => None,
-        }),
+        // The key must be the value itself (1.0 names key 1; 1.9 names none,
+        // where a cast would truncate it to 1).
+        Ok(k) => Ok(strata_common::exact::keeps_value(&k, &v).then_some(k)),
     }
 }
 

@@ -530,14 +530,7 @@ impl Session {
                 }
                 let plan = bind_params((**plan).clone(), &params)?;
                 let df = self.df().execute_logical_plan(plan).await?;
-                // The prepared schema carries the names Postgres would give;
-                // the types are the ones the rows will have.
-                let schema: SchemaRef = match &prepared.schema {
-                    Some(s) if s.fields().len() == df.schema().fields().len() => {
-                        retype(s, df.schema().as_arrow())
-                    }
-                    _ => Arc::new(df.schema().as_arrow().clone()),
-                };
+                let schema = result_schema(prepared, df.schema().as_arrow());
                 let stream = self.engine().execute(df);
                 Ok(QueryOutput::Rows {
                     schema,
@@ -581,11 +574,7 @@ impl Session {
         let typed = prepared.param_types.iter().all(Option::is_some);
         let optimized = prepared.optimized.get(plan, &state, typed)?;
         let bound = bind_params(optimized.clone(), params).ok()?;
-        let rows = bound.schema().as_arrow().clone();
-        let schema: SchemaRef = match &prepared.schema {
-            Some(s) if s.fields().len() == rows.fields().len() => retype(s, &rows),
-            _ => Arc::new(rows),
-        };
+        let schema = result_schema(prepared, bound.schema().as_arrow());
         let stream = self.engine().execute_optimized(state, bound);
         Some(QueryOutput::Rows {
             schema,
@@ -874,6 +863,15 @@ fn rename_fields(schema: SchemaRef, names: Option<Vec<Option<String>>>) -> Schem
 
 /// `named`'s fields (names, metadata) with `typed`'s data types, where the
 /// two have as many fields.
+/// A query's result columns: the names the prepared schema gives (those
+/// Postgres would give), with the types the rows will have.
+fn result_schema(prepared: &Prepared, rows: &Schema) -> SchemaRef {
+    match &prepared.schema {
+        Some(s) if s.fields().len() == rows.fields().len() => retype(s, rows),
+        _ => Arc::new(rows.clone()),
+    }
+}
+
 fn retype(named: &SchemaRef, typed: &Schema) -> SchemaRef {
     let fields = named.fields();
     if fields.len() != typed.fields().len()
@@ -972,11 +970,12 @@ fn coerce_params(p: &Prepared, params: Vec<ScalarValue>) -> Result<Vec<ScalarVal
                 // as its text form would: 7.9 is an error, never 7 (a truncated
                 // key would select, update or delete another row). Decimal and
                 // float parameters round, as Postgres' assignment does.
-                if v.data_type().is_numeric() && ty.is_integer() && !cast.is_null() {
-                    let back = cast.cast_to(&v.data_type()).map_err(|_| invalid())?;
-                    if back.partial_cmp(&v) != Some(std::cmp::Ordering::Equal) {
-                        return Err(invalid());
-                    }
+                if v.data_type().is_numeric()
+                    && ty.is_integer()
+                    && !cast.is_null()
+                    && !strata_common::exact::keeps_value(&cast, &v)
+                {
+                    return Err(invalid());
                 }
                 Ok(cast)
             }

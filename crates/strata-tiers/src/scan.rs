@@ -37,8 +37,7 @@ impl KeySelection {
         let lit = |e: &Expr| match e {
             Expr::Literal(v, _) if !v.is_null() => {
                 let k = v.cast_to(&pk_type).ok()?;
-                let back = k.cast_to(&v.data_type()).ok()?;
-                (back.partial_cmp(v) == Some(std::cmp::Ordering::Equal)).then_some(k)
+                strata_common::exact::keeps_value(&k, v).then_some(k)
             }
             _ => None,
         };
